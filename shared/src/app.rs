@@ -1,0 +1,49 @@
+//! The application context every function builds once, at init: configuration plus one client
+//! per port. Tests build it with `App::new` from fixed values and a loopback endpoint.
+
+use std::sync::Arc;
+
+use crate::config::{Config, DbConfig, Destination};
+use crate::db::DbSource;
+use crate::error::Result;
+use crate::notify::{LogNotifier, Notifier, SnsNotifier};
+use crate::secrets::SecretsManager;
+use crate::store::{LocalStore, ObjectStore, S3Store};
+
+/// Configuration and the adapters built from it.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn ObjectStore>,
+    pub notifier: Arc<dyn Notifier>,
+    pub db: DbSource,
+}
+
+impl App {
+    /// Reads the environment and the SDK's own settings (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+    /// credentials). `default_destination` applies when `BACKSTOP_BUCKET` is unset.
+    pub async fn from_env(default_destination: Option<Destination>) -> Result<Self> {
+        App::with_config(Config::from_env(default_destination)?).await
+    }
+
+    /// Builds the clients for `config` with the SDK's settings from the environment.
+    pub async fn with_config(config: Config) -> Result<Self> {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        App::new(&sdk, config)
+    }
+
+    /// Builds every client once from an SDK config and a [`Config`].
+    pub fn new(sdk: &aws_config::SdkConfig, config: Config) -> Result<Self> {
+        let store: Arc<dyn ObjectStore> = match &config.destination {
+            Destination::S3 { bucket } => Arc::new(S3Store::new(sdk, bucket, &config.s3)),
+            Destination::Local { root } => Arc::new(LocalStore::new(root)),
+        };
+        let notifier: Arc<dyn Notifier> = match &config.sns_topic_arn {
+            Some(arn) => Arc::new(SnsNotifier::new(sdk, arn)),
+            None => Arc::new(LogNotifier),
+        };
+        let secrets = matches!(config.db, DbConfig::Secret { .. }).then(|| Arc::new(SecretsManager::new(sdk)) as _);
+        let db = DbSource::new(&config.db, secrets)?;
+        Ok(App { config, store, notifier, db })
+    }
+}

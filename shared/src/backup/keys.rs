@@ -1,0 +1,53 @@
+//! Object naming: `{prefix}db/{database}/{YYYY}/{MM}/{DD}/{database}_{env}_{stamp}.sql.zst`,
+//! and `{key}.manifest.json` beside it. Pure functions of their inputs, pinned by tests.
+
+use jiff::Timestamp;
+
+/// A database name made safe for a key segment: characters outside `[A-Za-z0-9._-]` are
+/// percent-encoded, so the mapping stays reversible and two names never collide.
+pub fn key_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') || (b == b'.' && !out.is_empty()) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The dump object's key.
+pub fn dump_key(prefix: &str, database: &str, env: &str, at: &Timestamp, extension: &str) -> String {
+    let db = key_segment(database);
+    format!("{prefix}db/{db}/{}/{db}_{env}_{}.sql.{extension}", at.strftime("%Y/%m/%d"), at.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// The manifest's key: written last, it is what makes a backup exist.
+pub fn manifest_key(dump_key: &str) -> String {
+    format!("{dump_key}.manifest.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case("shop", "shop")]
+    #[case("my db/x", "my%20db%2Fx")]
+    #[case("..", "%2E.")]
+    #[case("café", "caf%C3%A9")]
+    fn segments(#[case] name: &str, #[case] expected: &str) {
+        assert_eq!(key_segment(name), expected);
+    }
+
+    #[test]
+    fn dump_and_manifest_keys() {
+        let at: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
+        let key = dump_key("backstop/", "shop", "production", &at, "zst");
+        assert_eq!(key, "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z.sql.zst");
+        assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
+    }
+}

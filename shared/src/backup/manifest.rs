@@ -1,0 +1,65 @@
+//! The manifest: written after every object of a backup is stored and checked, it is the
+//! backup's commit marker. A dump without a manifest is an incomplete upload, not a backup.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::options::Compression;
+use crate::db::TableInfo;
+
+/// Current manifest format. Readers refuse newer formats rather than guess.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub database: String,
+    pub env: String,
+    pub run_id: String,
+    pub tag: Option<String>,
+    pub engine: EngineInfo,
+    pub compression: CompressionInfo,
+    pub server_version: String,
+    /// `single`: one object holding the whole dump.
+    pub layout: String,
+    /// The stored objects, in restore order.
+    pub objects: Vec<ObjectEntry>,
+    /// Stored (compressed) bytes, all objects.
+    pub bytes: u64,
+    /// Bytes of SQL before compression.
+    pub uncompressed_bytes: u64,
+    pub started: Timestamp,
+    pub finished: Timestamp,
+    pub duration_ms: u64,
+    pub schema_only: bool,
+    pub include_tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    /// The dumped tables with the catalog's row estimates at backup time.
+    pub tables: Vec<TableInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressionInfo {
+    pub algorithm: Compression,
+    pub level: i32,
+}
+
+/// One stored object of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub key: String,
+    /// `dump` for a single-object backup.
+    pub kind: String,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    /// SHA-256 of the stored (compressed) bytes, hex.
+    pub sha256: String,
+    /// Multipart parts the object was uploaded in.
+    pub parts: u32,
+}

@@ -1,0 +1,166 @@
+//! db-backup's options, as a payload or CLI flags give them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Compression of the stored dump.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Gzip,
+}
+
+impl Compression {
+    /// The file extension after `.sql`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Zstd => "zst",
+            Compression::Gzip => "gz",
+        }
+    }
+
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Zstd => 3,
+            Compression::Gzip => 6,
+        }
+    }
+
+    pub fn levels(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Compression::Zstd => 1..=19,
+            Compression::Gzip => 1..=9,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Compression::Zstd => "application/zstd",
+            Compression::Gzip => "application/gzip",
+        }
+    }
+}
+
+/// How the dump is produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Engine {
+    /// The `pg_dump` binary, plain format.
+    #[default]
+    #[serde(rename = "pg_dump")]
+    PgDump,
+}
+
+/// The options of one db-backup run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupOptions {
+    /// Databases to back up; default: the secret's or URL's database.
+    pub databases: Vec<String>,
+    pub compression: Compression,
+    /// zstd 1–19 (default 3), gzip 1–9 (default 6).
+    pub compression_level: Option<i32>,
+    pub engine: Engine,
+    /// pg_dump `-t` patterns: only matching tables.
+    pub include_tables: Vec<String>,
+    /// pg_dump `-T` patterns: tables left out.
+    pub exclude_tables: Vec<String>,
+    pub schema_only: bool,
+    /// Plan and check connectivity; write nothing.
+    pub dry_run: bool,
+    /// A free label recorded in the manifest (e.g. `manual`, `pre-migration`).
+    pub tag: Option<String>,
+}
+
+impl BackupOptions {
+    /// Checks what serde cannot: value ranges and patterns.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(level) = self.compression_level
+            && !self.compression.levels().contains(&level)
+        {
+            let r = self.compression.levels();
+            return Err(Error::Payload(format!(
+                "compression_level: {level} is outside {}..={} for {:?}",
+                r.start(),
+                r.end(),
+                self.compression
+            )));
+        }
+        for (field, list) in [("databases", &self.databases), ("include_tables", &self.include_tables), ("exclude_tables", &self.exclude_tables)] {
+            for (i, v) in list.iter().enumerate() {
+                if v.is_empty() || v.len() > 255 || v.chars().any(|c| c.is_control()) {
+                    return Err(Error::Payload(format!("{field}[{i}]: {v:?} must be 1-255 characters without control characters")));
+                }
+            }
+        }
+        if let Some(tag) = &self.tag
+            && (tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_control()))
+        {
+            return Err(Error::Payload(format!("tag: {tag:?} must be 1-64 characters without control characters")));
+        }
+        Ok(())
+    }
+
+    pub fn level(&self) -> i32 {
+        self.compression_level.unwrap_or(self.compression.default_level())
+    }
+}
+
+/// Does `table` (schema, name) match a pg_dump-style pattern (`*`, `?`; `schema.table` or
+/// `table`)? Used to filter the manifest's table list the way pg_dump filters the dump.
+pub fn pattern_matches(pattern: &str, schema: &str, table: &str) -> bool {
+    match pattern.split_once('.') {
+        Some((sp, tp)) => glob(sp, schema) && glob(tp, table),
+        None => glob(pattern, table),
+    }
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case("orders", "public", "orders", true)]
+    #[case("order*", "public", "orders_2024", true)]
+    #[case("public.o?ders", "public", "orders", true)]
+    #[case("audit.*", "public", "orders", false)]
+    #[case("*", "x", "y", true)]
+    #[case("a*b", "s", "acb_", false)]
+    fn patterns(#[case] pattern: &str, #[case] schema: &str, #[case] table: &str, #[case] expected: bool) {
+        assert_eq!(pattern_matches(pattern, schema, table), expected);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let o = BackupOptions { compression: Compression::Gzip, compression_level: Some(12), ..Default::default() };
+        assert!(o.validate().unwrap_err().to_string().contains("compression_level"));
+        let o = BackupOptions { exclude_tables: vec!["a\nb".into()], ..Default::default() };
+        assert!(o.validate().unwrap_err().to_string().contains("exclude_tables[0]"));
+    }
+}

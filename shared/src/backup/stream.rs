@@ -1,0 +1,105 @@
+//! Stream plumbing for dumps: a reader that counts bytes and keeps the stream's tail (to check
+//! the dump ended where it should), and the compressors.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use async_compression::Level;
+use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
+use tokio::io::{AsyncRead, BufReader, ReadBuf};
+
+use super::options::Compression;
+
+/// Bytes of the tail kept for the end-of-dump check.
+const TAIL: usize = 256;
+
+/// Counts what passes through and remembers the last bytes.
+#[derive(Debug)]
+pub struct Tap<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+    tail: Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl<R> Tap<R> {
+    pub fn new(inner: R) -> Self {
+        Tap { inner, count: Arc::default(), tail: Arc::default() }
+    }
+
+    /// Shared counter of bytes read.
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        self.count.clone()
+    }
+
+    /// Shared view of the last bytes read.
+    pub fn tail(&self) -> Arc<std::sync::Mutex<Vec<u8>>> {
+        self.tail.clone()
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        if !new.is_empty() {
+            self.count.fetch_add(new.len() as u64, Ordering::Relaxed);
+            let mut tail = self.tail.lock().expect("tail lock");
+            tail.extend_from_slice(&new[new.len().saturating_sub(TAIL)..]);
+            let excess = tail.len().saturating_sub(TAIL);
+            tail.drain(..excess);
+        }
+        poll
+    }
+}
+
+/// Wraps `reader` in the chosen compressor.
+pub fn compress<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    compression: Compression,
+    level: i32,
+) -> Box<dyn AsyncRead + Unpin + Send> {
+    let buffered = BufReader::with_capacity(256 * 1024, reader);
+    match compression {
+        Compression::Zstd => Box::new(ZstdEncoder::with_quality(buffered, Level::Precise(level))),
+        Compression::Gzip => Box::new(GzipEncoder::with_quality(buffered, Level::Precise(level))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tap_counts_and_keeps_the_tail() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut tap = Tap::new(&data[..]);
+        let (count, tail) = (tap.counter(), tap.tail());
+        let mut out = Vec::new();
+        tap.read_to_end(&mut out).await.unwrap();
+        assert_eq!(count.load(Ordering::Relaxed), 10_000);
+        assert_eq!(&tail.lock().unwrap()[..], &data[10_000 - TAIL..]);
+    }
+
+    #[tokio::test]
+    async fn compressors_round_trip() {
+        let data = b"COPY t FROM stdin;\n1\tx\n\\.\n".repeat(1000);
+        for c in [Compression::Zstd, Compression::Gzip] {
+            let mut out = Vec::new();
+            compress(std::io::Cursor::new(data.clone()), c, c.default_level()).read_to_end(&mut out).await.unwrap();
+            let mut back = Vec::new();
+            let cursor = BufReader::new(&out[..]);
+            match c {
+                Compression::Zstd => async_compression::tokio::bufread::ZstdDecoder::new(cursor).read_to_end(&mut back).await,
+                Compression::Gzip => async_compression::tokio::bufread::GzipDecoder::new(cursor).read_to_end(&mut back).await,
+            }
+            .unwrap();
+            assert_eq!(back, data);
+            assert!(out.len() < data.len() / 10);
+        }
+    }
+}

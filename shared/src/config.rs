@@ -1,0 +1,309 @@
+//! Configuration read from the environment in one place (what Terraform sets on each function),
+//! split from construction: `Config::from_lookup` is pure and tested; `App::new` builds clients.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// Where backups, manifests and run records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An S3 (or S3-compatible) bucket.
+    S3 { bucket: String },
+    /// A local directory (`file:///path`), the CLI's default.
+    Local { root: PathBuf },
+}
+
+impl Destination {
+    /// Parses `BACKSTOP_BUCKET`: `file:///abs/path`, `file://relative/path`, `s3://bucket` or a
+    /// bare bucket name.
+    pub fn parse(value: &str) -> Result<Self> {
+        let value = value.trim();
+        if let Some(path) = value.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(Error::config("BACKSTOP_BUCKET", "file:// needs a directory path"));
+            }
+            return Ok(Destination::Local { root: PathBuf::from(path) });
+        }
+        let bucket = value.strip_prefix("s3://").unwrap_or(value).trim_end_matches('/');
+        validate_bucket(bucket)?;
+        Ok(Destination::S3 { bucket: bucket.to_owned() })
+    }
+
+    /// How a key in this destination reads in messages (`s3://b/k`, `/path/k`).
+    pub fn locate(&self, key: &str) -> String {
+        match self {
+            Destination::S3 { bucket } => format!("s3://{bucket}/{key}"),
+            Destination::Local { root } => root.join(key).display().to_string(),
+        }
+    }
+}
+
+fn validate_bucket(bucket: &str) -> Result<()> {
+    let ok_chars = bucket
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if (3..=63).contains(&bucket.len()) && ok_chars {
+        Ok(())
+    } else {
+        Err(Error::config(
+            "BACKSTOP_BUCKET",
+            format!(
+                "{bucket:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.') nor a file:// path"
+            ),
+        ))
+    }
+}
+
+/// Where the database credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbConfig {
+    /// A Secrets Manager secret holding the RDS secret JSON.
+    Secret { secret_id: String },
+    /// A `postgres://` URL (local runs). Kept whole; never logged.
+    Url(String),
+    /// Neither was set: jobs that need a database fail with a message saying so.
+    Unset,
+}
+
+/// The SDK's request checksum behaviour, for stores that reject the default checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestChecksum {
+    WhenSupported,
+    WhenRequired,
+}
+
+/// S3 tuning: what S3-compatible stores need differently from AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Path-style addressing (`endpoint/bucket/key`): MinIO and most local endpoints need it.
+    pub force_path_style: bool,
+    /// The SDK's request checksum mode (`BACKSTOP_S3_REQUEST_CHECKSUM`).
+    pub request_checksum: RequestChecksum,
+    /// Send a SHA-256 checksum with every part so the store verifies what it received.
+    pub part_checksum: bool,
+    /// First (and, with `equal_parts`, every) multipart part size in bytes.
+    pub part_size: usize,
+    /// Keep all parts the same size (Cloudflare R2 requires it); the size is then chosen up
+    /// front from the database size so that the object fits in 10,000 parts.
+    pub equal_parts: bool,
+    /// Parts uploaded at once. Memory is about `(upload_concurrency + 1) × part_size`.
+    pub upload_concurrency: usize,
+}
+
+/// S3's smallest allowed part (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            force_path_style: false,
+            request_checksum: RequestChecksum::WhenSupported,
+            part_checksum: true,
+            part_size: 8 * 1024 * 1024,
+            equal_parts: false,
+            upload_concurrency: 2,
+        }
+    }
+}
+
+/// Everything a Backstop function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub destination: Destination,
+    /// Key prefix, empty or ending in `/`.
+    pub prefix: String,
+    /// Label used in object names and messages (`production`, `staging`).
+    pub env: String,
+    pub db: DbConfig,
+    pub sns_topic_arn: Option<String>,
+    pub s3: S3Settings,
+    /// The `pg_dump` binary for the `pg_dump` engine.
+    pub pg_dump: PathBuf,
+    /// Default notification-cleanup rules (JSON), from `BACKSTOP_CLEANUP_RULES`.
+    pub cleanup_rules: Option<String>,
+}
+
+impl Config {
+    /// Reads the process environment. `default_destination` is used when `BACKSTOP_BUCKET` is
+    /// unset (the CLI passes a local directory; the functions pass `None`, making it required).
+    pub fn from_env(default_destination: Option<Destination>) -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok(), default_destination)
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass fixed values.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        default_destination: Option<Destination>,
+    ) -> Result<Self> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let destination = match (get("BACKSTOP_BUCKET"), default_destination) {
+            (Some(v), _) => Destination::parse(&v)?,
+            (None, Some(d)) => d,
+            (None, None) => {
+                return Err(Error::config("BACKSTOP_BUCKET", "is required (a bucket name)"));
+            }
+        };
+        let prefix = normalize_prefix(&get("BACKSTOP_PREFIX").unwrap_or_else(|| "backstop/".into()));
+        let env = get("BACKSTOP_ENV").unwrap_or_else(|| "production".into());
+        if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(Error::config(
+                "BACKSTOP_ENV",
+                format!("{env:?} must be letters, digits, '-' or '_' (it is part of object names)"),
+            ));
+        }
+        let db = match (get("BACKSTOP_DB_SECRET_ID"), get("DATABASE_URL")) {
+            (Some(secret_id), _) => DbConfig::Secret { secret_id },
+            (None, Some(url)) => DbConfig::Url(url),
+            (None, None) => DbConfig::Unset,
+        };
+
+        // A custom endpoint (moto, MinIO, R2, …) almost always wants path style.
+        let custom_endpoint = get("AWS_ENDPOINT_URL_S3").or_else(|| get("AWS_ENDPOINT_URL")).is_some();
+        let defaults = S3Settings::default();
+        let s3 = S3Settings {
+            force_path_style: parse_bool(&get, "BACKSTOP_S3_FORCE_PATH_STYLE")?.unwrap_or(custom_endpoint),
+            request_checksum: match get("BACKSTOP_S3_REQUEST_CHECKSUM").as_deref() {
+                None | Some("when_supported") => RequestChecksum::WhenSupported,
+                Some("when_required") => RequestChecksum::WhenRequired,
+                Some(other) => {
+                    return Err(Error::config(
+                        "BACKSTOP_S3_REQUEST_CHECKSUM",
+                        format!("{other:?} is not when_supported or when_required"),
+                    ));
+                }
+            },
+            part_checksum: parse_bool(&get, "BACKSTOP_S3_PART_CHECKSUM")?.unwrap_or(defaults.part_checksum),
+            part_size: match get("BACKSTOP_S3_PART_SIZE_MB") {
+                None => defaults.part_size,
+                Some(v) => {
+                    let mb: usize = v.parse().map_err(|_| {
+                        Error::config("BACKSTOP_S3_PART_SIZE_MB", format!("{v:?} is not a whole number"))
+                    })?;
+                    if !(5..=5120).contains(&mb) {
+                        return Err(Error::config("BACKSTOP_S3_PART_SIZE_MB", "must be 5 to 5120 (S3's limits)"));
+                    }
+                    mb * 1024 * 1024
+                }
+            },
+            equal_parts: parse_bool(&get, "BACKSTOP_S3_EQUAL_PARTS")?.unwrap_or(defaults.equal_parts),
+            upload_concurrency: match get("BACKSTOP_S3_UPLOAD_CONCURRENCY") {
+                None => defaults.upload_concurrency,
+                Some(v) => v.parse().ok().filter(|n| (1..=16).contains(n)).ok_or_else(|| {
+                    Error::config("BACKSTOP_S3_UPLOAD_CONCURRENCY", format!("{v:?} is not 1 to 16"))
+                })?,
+            },
+        };
+
+        Ok(Config {
+            destination,
+            prefix,
+            env,
+            db,
+            sns_topic_arn: get("BACKSTOP_SNS_TOPIC_ARN"),
+            s3,
+            pg_dump: get("BACKSTOP_PG_DUMP").map(PathBuf::from).unwrap_or_else(|| "pg_dump".into()),
+            cleanup_rules: get("BACKSTOP_CLEANUP_RULES"),
+        })
+    }
+}
+
+fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>> {
+    match get(name).as_deref() {
+        None => Ok(None),
+        Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+        Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+        Some(other) => Err(Error::config(name, format!("{other:?} is not true or false"))),
+    }
+}
+
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() { String::new() } else { format!("{trimmed}/") }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rstest::rstest;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned(), None)
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_bucket_is_set() {
+        let c = config(&[("BACKSTOP_BUCKET", "my-backups")]).unwrap();
+        assert_eq!(c.destination, Destination::S3 { bucket: "my-backups".into() });
+        assert_eq!(c.prefix, "backstop/");
+        assert_eq!(c.env, "production");
+        assert_eq!(c.db, DbConfig::Unset);
+        assert!(!c.s3.force_path_style);
+        assert_eq!(c.s3.part_size, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn bucket_is_required_without_a_default() {
+        let err = config(&[]).unwrap_err();
+        assert!(err.to_string().contains("BACKSTOP_BUCKET"), "{err}");
+    }
+
+    #[rstest]
+    #[case("file:///var/backups", Destination::Local { root: "/var/backups".into() })]
+    #[case("file://./backups", Destination::Local { root: "./backups".into() })]
+    #[case("s3://b-1.x/", Destination::S3 { bucket: "b-1.x".into() })]
+    fn destinations_parse(#[case] input: &str, #[case] expected: Destination) {
+        assert_eq!(Destination::parse(input).unwrap(), expected);
+    }
+
+    #[rstest]
+    #[case("Upper")]
+    #[case("ab")]
+    #[case("has space")]
+    fn bad_bucket_names_are_named_in_the_error(#[case] input: &str) {
+        let err = Destination::parse(input).unwrap_err().to_string();
+        assert!(err.contains(input), "{err}");
+    }
+
+    #[rstest]
+    #[case("", "")]
+    #[case("/", "")]
+    #[case("a", "a/")]
+    #[case("/a/b/", "a/b/")]
+    fn prefixes_normalize(#[case] input: &str, #[case] expected: &str) {
+        assert_eq!(normalize_prefix(input), expected);
+    }
+
+    #[test]
+    fn secret_wins_over_url_and_endpoint_implies_path_style() {
+        let c = config(&[
+            ("BACKSTOP_BUCKET", "b-1"),
+            ("BACKSTOP_DB_SECRET_ID", "prod/db"),
+            ("DATABASE_URL", "postgres://x"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("BACKSTOP_S3_REQUEST_CHECKSUM", "when_required"),
+            ("BACKSTOP_S3_PART_SIZE_MB", "16"),
+        ])
+        .unwrap();
+        assert_eq!(c.db, DbConfig::Secret { secret_id: "prod/db".into() });
+        assert!(c.s3.force_path_style);
+        assert_eq!(c.s3.request_checksum, RequestChecksum::WhenRequired);
+        assert_eq!(c.s3.part_size, 16 * 1024 * 1024);
+    }
+
+    #[rstest]
+    #[case("BACKSTOP_S3_PART_SIZE_MB", "4")]
+    #[case("BACKSTOP_S3_EQUAL_PARTS", "maybe")]
+    #[case("BACKSTOP_S3_REQUEST_CHECKSUM", "never")]
+    #[case("BACKSTOP_ENV", "prod env")]
+    fn bad_values_name_the_variable(#[case] name: &str, #[case] value: &str) {
+        let err = config(&[("BACKSTOP_BUCKET", "b-1"), (name, value)]).unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+    }
+}

@@ -1,0 +1,36 @@
+//! # Backstop core
+//!
+//! Everything the Lambda functions and the `backstop` CLI share. Functions stay thin: they
+//! build an [`App`] once and hand each invocation to [`lambda::handle`].
+//!
+//! # Layout
+//!
+//! - `config`    — [`Config`] from the environment (pure, tested); S3 compatibility settings.
+//! - `app`       — [`App`]: the config plus one client per port, built once at init.
+//! - `error`     — the [`Error`] enum: context, cause chain, and whether a retry can help.
+//! - `payload`   — invocation payloads: EventBridge scheduled events or option objects.
+//! - `run`       — the [`run::Job`] trait and `execute`: run records, outcome messages.
+//! - `lambda`    — the generic Lambda handler: run record out, or a function error.
+//! - `telemetry` — tracing set-up (JSON in Lambda).
+//! - `db`        — credentials cache, connections, preflight (version, size, tables).
+//! - `secrets`   — the `SecretSource` port, Secrets Manager adapter, RDS secret format.
+//! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
+//! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
+//! - `backup`    — the db-backup job: options, naming, manifest, pg_dump engine.
+
+pub mod app;
+pub mod backup;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod lambda;
+pub mod notify;
+pub mod payload;
+pub mod run;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;
+pub use error::{Error, Result};
