@@ -23,7 +23,10 @@ pub struct DbSource {
 #[derive(Debug)]
 enum Origin {
     Url(String),
-    Secret { secret_id: String, source: Arc<dyn SecretSource> },
+    Secret {
+        secret_id: String,
+        source: Arc<dyn SecretSource>,
+    },
     Unset,
 }
 
@@ -32,13 +35,22 @@ impl DbSource {
     pub fn new(config: &DbConfig, secrets: Option<Arc<dyn SecretSource>>) -> Result<Self> {
         let origin = match (config, secrets) {
             (DbConfig::Url(url), _) => Origin::Url(url.clone()),
-            (DbConfig::Secret { secret_id }, Some(source)) => Origin::Secret { secret_id: secret_id.clone(), source },
+            (DbConfig::Secret { secret_id }, Some(source)) => Origin::Secret {
+                secret_id: secret_id.clone(),
+                source,
+            },
             (DbConfig::Secret { .. }, None) => {
-                return Err(Error::config("BACKSTOP_DB_SECRET_ID", "is set but no secret source was built"));
+                return Err(Error::config(
+                    "BACKSTOP_DB_SECRET_ID",
+                    "is set but no secret source was built",
+                ));
             }
             (DbConfig::Unset, _) => Origin::Unset,
         };
-        Ok(DbSource { origin, cache: Mutex::new(None) })
+        Ok(DbSource {
+            origin,
+            cache: Mutex::new(None),
+        })
     }
 
     /// The credentials, from the cache unless `refresh`.
@@ -65,7 +77,11 @@ impl DbSource {
 
     /// Connects to `database` (the credentials' default when `None`). On an authentication
     /// failure the secret is read again once, for a password rotated since it was cached.
-    pub async fn connect(&self, database: Option<&str>, app_name: &str) -> Result<(Client, DbCredentials)> {
+    pub async fn connect(
+        &self,
+        database: Option<&str>,
+        app_name: &str,
+    ) -> Result<(Client, DbCredentials)> {
         let creds = self.credentials(false).await?;
         match connect(&creds, database, app_name).await {
             Err(Error::Database { source, .. })
@@ -87,12 +103,19 @@ fn is_auth_failure(e: &tokio_postgres::Error) -> bool {
 /// The database a job works on: the requested one, or the credentials' default.
 pub fn database_name<'a>(creds: &'a DbCredentials, requested: Option<&'a str>) -> Result<&'a str> {
     requested.or(creds.dbname.as_deref()).ok_or_else(|| {
-        Error::Payload("no database named: pass `databases` or put `dbname` in the secret / DATABASE_URL".into())
+        Error::Payload(
+            "no database named: pass `databases` or put `dbname` in the secret / DATABASE_URL"
+                .into(),
+        )
     })
 }
 
 /// Opens one connection; its driver task runs until the client is dropped.
-pub async fn connect(creds: &DbCredentials, database: Option<&str>, app_name: &str) -> Result<Client> {
+pub async fn connect(
+    creds: &DbCredentials,
+    database: Option<&str>,
+    app_name: &str,
+) -> Result<Client> {
     let dbname = database_name(creds, database)?;
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&creds.host)
@@ -143,7 +166,11 @@ impl Preflight {
     pub async fn read(client: &Client, target: &str) -> Result<Self> {
         let db_err = |context: &str| {
             let context = context.to_owned();
-            move |source| Error::Database { target: target.to_owned(), context, source }
+            move |source| Error::Database {
+                target: target.to_owned(),
+                context,
+                source,
+            }
         };
         let row = client
             .query_one(
@@ -167,7 +194,12 @@ impl Preflight {
             .await
             .map_err(db_err("list tables"))?
             .into_iter()
-            .map(|r| TableInfo { schema: r.get(0), name: r.get(1), rows_estimate: r.get(2), bytes: r.get(3) })
+            .map(|r| TableInfo {
+                schema: r.get(0),
+                name: r.get(1),
+                rows_estimate: r.get(2),
+                bytes: r.get(3),
+            })
             .collect();
         Ok(Preflight {
             server_version: row.get(0),

@@ -92,21 +92,28 @@ impl Error {
                 let class = &db.code().code()[..2];
                 matches!(class, "08" | "40" | "53" | "55" | "57" | "58")
             }),
-            Error::Dump { .. } | Error::Notify { .. } | Error::Io { .. } | Error::Deadline { .. } => {
-                true
-            }
+            Error::Dump { .. }
+            | Error::Notify { .. }
+            | Error::Io { .. }
+            | Error::Deadline { .. } => true,
             Error::Several { errors, .. } => errors.iter().any(Error::is_retryable),
         }
     }
 
     /// Shorthand for a configuration error.
     pub fn config(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Config { name: name.into(), reason: reason.into() }
+        Error::Config {
+            name: name.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Shorthand for a local I/O error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The error and its whole cause chain on one line, each cause said once.
@@ -131,7 +138,11 @@ pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn join_errors(errors: &[Error]) -> String {
-    errors.iter().map(Error::report).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(Error::report)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -148,6 +159,12 @@ mod tests {
     #[test]
     fn payload_errors_are_not_retryable_but_dump_errors_are() {
         assert!(!Error::Payload("x".into()).is_retryable());
-        assert!(Error::Dump { database: "d".into(), reason: "r".into() }.is_retryable());
+        assert!(
+            Error::Dump {
+                database: "d".into(),
+                reason: "r".into()
+            }
+            .is_retryable()
+        );
     }
 }

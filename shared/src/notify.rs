@@ -43,9 +43,19 @@ impl Notification {
 pub fn sanitize_subject(subject: &str) -> String {
     let clean: String = subject
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
-    if clean.len() <= 100 { clean } else { format!("{}...", &clean[..97]) }
+    if clean.len() <= 100 {
+        clean
+    } else {
+        format!("{}...", &clean[..97])
+    }
 }
 
 /// The port outcomes are published through.
@@ -64,7 +74,10 @@ pub struct SnsNotifier {
 
 impl SnsNotifier {
     pub fn new(sdk: &aws_config::SdkConfig, topic_arn: &str) -> Self {
-        SnsNotifier { client: aws_sdk_sns::Client::new(sdk), topic_arn: topic_arn.to_owned() }
+        SnsNotifier {
+            client: aws_sdk_sns::Client::new(sdk),
+            topic_arn: topic_arn.to_owned(),
+        }
     }
 }
 
@@ -83,7 +96,10 @@ impl Notifier for SnsNotifier {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| Error::Notify { topic: self.topic_arn.clone(), detail: e.to_string() })?;
+                .map_err(|e| Error::Notify {
+                    topic: self.topic_arn.clone(),
+                    detail: e.to_string(),
+                })?;
             req = req.message_attributes(name, attr);
         }
         let out = req.send().await.map_err(|e| Error::Notify {

@@ -21,9 +21,15 @@ pub enum Trigger {
 pub fn parse<O: DeserializeOwned + Default>(payload: &Value) -> Result<(O, Trigger)> {
     if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
         let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone())
-                .map_err(|e| Error::Payload(format!("malformed EventBridge scheduled event: {e}")))?;
-        return Ok((O::default(), Trigger::Schedule { rule: event.resources.and_then(|r| r.into_iter().next()) }));
+            serde_json::from_value(payload.clone()).map_err(|e| {
+                Error::Payload(format!("malformed EventBridge scheduled event: {e}"))
+            })?;
+        return Ok((
+            O::default(),
+            Trigger::Schedule {
+                rule: event.resources.and_then(|r| r.into_iter().next()),
+            },
+        ));
     }
     match payload {
         Value::Null => Ok((O::default(), Trigger::Manual)),
@@ -31,7 +37,11 @@ pub fn parse<O: DeserializeOwned + Default>(payload: &Value) -> Result<(O, Trigg
             let options = serde_path_to_error::deserialize(payload).map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                if path == "." { Error::Payload(inner.to_string()) } else { Error::Payload(format!("{path}: {inner}")) }
+                if path == "." {
+                    Error::Payload(inner.to_string())
+                } else {
+                    Error::Payload(format!("{path}: {inner}"))
+                }
             })?;
             Ok((options, Trigger::Manual))
         }
@@ -71,23 +81,40 @@ mod tests {
         });
         let (opts, trigger) = parse::<Opts>(&event).unwrap();
         assert_eq!(opts, Opts::default());
-        assert_eq!(trigger, Trigger::Schedule { rule: Some("arn:aws:events:eu-west-1:123456789012:rule/nightly".into()) });
+        assert_eq!(
+            trigger,
+            Trigger::Schedule {
+                rule: Some("arn:aws:events:eu-west-1:123456789012:rule/nightly".into())
+            }
+        );
     }
 
     #[test]
     fn options_object_and_null_parse() {
         let (opts, _) = parse::<Opts>(&json!({"databases": ["a"], "dry_run": true})).unwrap();
-        assert_eq!(opts, Opts { databases: vec!["a".into()], dry_run: true });
+        assert_eq!(
+            opts,
+            Opts {
+                databases: vec!["a".into()],
+                dry_run: true
+            }
+        );
         assert_eq!(parse::<Opts>(&Value::Null).unwrap().0, Opts::default());
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = parse::<Opts>(&json!({"databse": ["a"]})).unwrap_err().to_string();
+        let err = parse::<Opts>(&json!({"databse": ["a"]}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("databse"), "{err}");
-        let err = parse::<Opts>(&json!({"dry_run": "yes"})).unwrap_err().to_string();
+        let err = parse::<Opts>(&json!({"dry_run": "yes"}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dry_run"), "{err}");
-        let err = parse::<Opts>(&json!({"databases": [1]})).unwrap_err().to_string();
+        let err = parse::<Opts>(&json!({"databases": [1]}))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("databases[0]"), "{err}");
         assert!(parse::<Opts>(&json!([1])).is_err());
     }

@@ -55,15 +55,27 @@ pub struct RunContext {
     pub started: Timestamp,
     /// When the Lambda will be stopped; `None` for CLI runs.
     pub deadline: Option<Instant>,
+    /// When the run started, on the monotonic clock.
+    pub clock: Instant,
 }
 
-/// How long before the deadline a job gives up, cleaning up what it started.
+/// How long before the deadline a job gives up, cleaning up what it started (aborting an
+/// upload, writing the record, publishing): 20 s, or a quarter of a short timeout.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
 impl RunContext {
+    /// The margin kept before this run's deadline.
+    pub fn margin(&self) -> Duration {
+        let total = self
+            .deadline
+            .map_or(Duration::ZERO, |d| d.saturating_duration_since(self.clock));
+        DEADLINE_MARGIN.min(total / 4)
+    }
+
     /// The instant by which work must have stopped, if there is one.
     pub fn stop_by(&self) -> Option<Instant> {
-        self.deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d))
+        self.deadline
+            .map(|d| d.checked_sub(self.margin()).unwrap_or(d))
     }
 
     /// Resolves when the job must stop; never, without a deadline.
@@ -89,7 +101,12 @@ pub struct JobReport {
 impl JobReport {
     /// A report of a job that failed before it produced anything.
     pub fn failed(what: impl Into<String>, error: Error) -> Self {
-        JobReport { outputs: Value::Null, what: what.into(), detail: None, error: Some(error) }
+        JobReport {
+            outputs: Value::Null,
+            what: what.into(),
+            detail: None,
+            error: Some(error),
+        }
     }
 }
 
@@ -110,14 +127,20 @@ pub async fn execute<J: Job>(app: &App, payload: &Value, deadline: Option<Instan
     let started = Timestamp::now();
     let clock = Instant::now();
     let ctx = RunContext {
-        run_id: format!("{}-{}", started.strftime("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        run_id: format!(
+            "{}-{}",
+            started.strftime("%Y%m%dT%H%M%SZ"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
         started,
         deadline,
+        clock,
     };
     let (report, trigger, dry_run) = match payload::parse::<J::Options>(payload) {
         Ok((options, trigger)) => {
             let dry_run = J::is_dry_run(&options);
-            tracing::info!(job = J::NAME, run_id = %ctx.run_id, ?trigger, dry_run, "run started");
+            let time_left_s = deadline.map(|d| d.saturating_duration_since(clock).as_secs());
+            tracing::info!(job = J::NAME, run_id = %ctx.run_id, ?trigger, dry_run, ?time_left_s, "run started");
             (J::run(app, &options, &ctx).await, trigger, dry_run)
         }
         Err(e) => (
@@ -131,11 +154,30 @@ pub async fn execute<J: Job>(app: &App, payload: &Value, deadline: Option<Instan
     let env = &app.config.env;
     let (status, summary) = match &report.error {
         None => {
-            let detail = report.detail.as_deref().map(|d| format!(", {d}")).unwrap_or_default();
+            let detail = report
+                .detail
+                .as_deref()
+                .map(|d| format!(", {d}"))
+                .unwrap_or_default();
             let took = human_duration(duration);
-            (Status::Succeeded, format!("{} ({env}){detail}{} in {took}", report.what, dry_run_note(dry_run)))
+            (
+                Status::Succeeded,
+                format!(
+                    "{} ({env}){detail}{} in {took}",
+                    report.what,
+                    dry_run_note(dry_run)
+                ),
+            )
         }
-        Some(e) => (Status::Failed, format!("{} ({env}) after {}: {}", report.what, human_duration(duration), e.report())),
+        Some(e) => (
+            Status::Failed,
+            format!(
+                "{} ({env}) after {}: {}",
+                report.what,
+                human_duration(duration),
+                e.report()
+            ),
+        ),
     };
     let mut record = RunRecord {
         job: J::NAME.to_owned(),
@@ -155,8 +197,12 @@ pub async fn execute<J: Job>(app: &App, payload: &Value, deadline: Option<Instan
         published: None,
     };
     match &report.error {
-        None => tracing::info!(job = J::NAME, run_id = %record.run_id, summary = %record.summary, "run succeeded"),
-        Some(e) => tracing::error!(job = J::NAME, run_id = %record.run_id, error = %e.report(), "run failed"),
+        None => {
+            tracing::info!(job = J::NAME, run_id = %record.run_id, summary = %record.summary, "run succeeded")
+        }
+        Some(e) => {
+            tracing::error!(job = J::NAME, run_id = %record.run_id, error = %e.report(), "run failed")
+        }
     }
 
     // Dry runs write nothing to the destination.
@@ -184,7 +230,10 @@ fn dry_run_note(dry_run: bool) -> &'static str {
 
 /// `{prefix}runs/{job}/{YYYY}/{MM}/{DD}/{run_id}.json`
 pub fn record_key(prefix: &str, job: &str, started: &Timestamp, run_id: &str) -> String {
-    format!("{prefix}runs/{job}/{}/{run_id}.json", started.strftime("%Y/%m/%d"))
+    format!(
+        "{prefix}runs/{job}/{}/{run_id}.json",
+        started.strftime("%Y/%m/%d")
+    )
 }
 
 /// Renders the record for people and machines.
@@ -203,19 +252,37 @@ pub fn notification(record: &RunRecord) -> Notification {
         human_duration(Duration::from_millis(record.duration_ms)),
     );
     if let Some(e) = &record.error {
-        body.push_str(&format!("Error:    {e}\nRetry:    {}\n", if record.retryable == Some(true) { "may succeed" } else { "will not help until something changes" }));
+        body.push_str(&format!(
+            "Error:    {e}\nRetry:    {}\n",
+            if record.retryable == Some(true) {
+                "may succeed"
+            } else {
+                "will not help until something changes"
+            }
+        ));
     }
     if let Some(key) = &record.record_key {
         body.push_str(&format!("Record:   {key}\n"));
     }
-    body.push_str(&format!("\nDetails:\n{}\n", serde_json::to_string_pretty(&record.outputs).unwrap_or_default()));
+    body.push_str(&format!(
+        "\nDetails:\n{}\n",
+        serde_json::to_string_pretty(&record.outputs).unwrap_or_default()
+    ));
     Notification {
         subject,
         body,
         record_json: serde_json::to_string(record).expect("run records serialize"),
         attributes: vec![
             ("job".into(), record.job.clone()),
-            ("status".into(), if record.status == Status::Succeeded { "succeeded" } else { "failed" }.into()),
+            (
+                "status".into(),
+                if record.status == Status::Succeeded {
+                    "succeeded"
+                } else {
+                    "failed"
+                }
+                .into(),
+            ),
             ("env".into(), record.env.clone()),
         ],
     }
@@ -241,7 +308,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1000.0;
         unit += 1;
     }
-    if unit == 0 || v >= 100.0 { format!("{v:.0} {}", UNITS[unit]) } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 || v >= 100.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// Turns a list of per-unit failures into one error (or none).
@@ -255,7 +326,12 @@ pub fn combine(total: usize, mut errors: Vec<Error>) -> Option<Error> {
 
 /// The error text for a failed Lambda invocation: what failed and where the record is.
 pub fn failure_message(record: &RunRecord) -> String {
-    let mut msg = format!("{} failed (run {}): {}", record.job, record.run_id, record.error.as_deref().unwrap_or("unknown error"));
+    let mut msg = format!(
+        "{} failed (run {}): {}",
+        record.job,
+        record.run_id,
+        record.error.as_deref().unwrap_or("unknown error")
+    );
     if let Some(key) = &record.record_key {
         msg.push_str(&format!(" [record: {key}]"));
     }
@@ -289,6 +365,9 @@ mod tests {
     #[test]
     fn record_keys_are_dated_by_start() {
         let t: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
-        assert_eq!(record_key("backstop/", "db-backup", &t, "r1"), "backstop/runs/db-backup/2026/11/23/r1.json");
+        assert_eq!(
+            record_key("backstop/", "db-backup", &t, "r1"),
+            "backstop/runs/db-backup/2026/11/23/r1.json"
+        );
     }
 }

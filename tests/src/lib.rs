@@ -1,1 +1,479 @@
+//! Support for Backstop's end-to-end tests: the real PostgreSQL, moto on loopback (S3, SNS,
+//! SQS, Secrets Manager) and the Lambda emulator that `scripts/stack.sh up` starts.
+//!
+//! Each test makes its own database, bucket, topic and queue, so tests run in parallel on one
+//! stack. Set `BACKSTOP_TEST_PG` (admin URL) or `BACKSTOP_TEST_AWS_ENDPOINT` to use others.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use backstop_core::App;
+use backstop_core::config::{Config, DbConfig, Destination};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::{Client, NoTls};
+
+/// The repository root (where `.stack/` lives).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The admin connection URL for creating and dropping test databases.
+pub fn admin_url() -> String {
+    std::env::var("BACKSTOP_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The moto endpoint.
+pub fn aws_endpoint() -> String {
+    std::env::var("BACKSTOP_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".into())
+}
+
+/// The Lambda emulator's endpoint.
+pub fn lambda_endpoint() -> String {
+    std::env::var("BACKSTOP_TEST_LAMBDA_ENDPOINT")
+        .unwrap_or_else(|_| "http://127.0.0.1:9100".into())
+}
+
+/// The environment `scripts/stack.sh` gave the functions.
+pub fn lambda_env() -> Result<HashMap<String, String>> {
+    let path = repo_root().join(".stack/lambda.env");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} missing: run scripts/stack.sh up (scripts/test.sh does)",
+            path.display()
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// Connects to a database by URL.
+pub async fn connect(url: &str) -> Result<Client> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.with_context(|| {
+        format!("cannot connect to PostgreSQL at {url}: is it running? (scripts/stack.sh up)")
+    })?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// A database made for one test and dropped when the test ends, even on panic.
+#[derive(Debug)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create(label: &str) -> Result<Self> {
+        let name = format!(
+            "bk_{label}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let admin = connect(&admin_url()).await?;
+        admin
+            .batch_execute(&format!("create database \"{name}\""))
+            .await?;
+        let base = admin_url();
+        let url = format!(
+            "{}/{name}",
+            &base[..base.rfind('/').expect("admin URL has a database")]
+        );
+        Ok(TestDb { name, url })
+    }
+
+    pub async fn client(&self) -> Result<Client> {
+        connect(&self.url).await
+    }
+
+    /// Runs SQL through psql (as a user restoring would), failing on the first error.
+    pub async fn psql(&self, sql: &[u8]) -> Result<String> {
+        psql(&self.url, sql).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async context; a short-lived runtime on its own thread does the work.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(admin) = connect(&admin_url()).await {
+                    let _ = admin
+                        .batch_execute(&format!("drop database if exists \"{name}\" with (force)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Pipes `sql` into `psql -v ON_ERROR_STOP=1`, returning stderr; an error if psql fails.
+pub async fn psql(url: &str, sql: &[u8]) -> Result<String> {
+    let mut child = tokio::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running psql")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let sql = sql.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&sql).await;
+    });
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut stderr)
+        .await?;
+    let status = child.wait().await?;
+    writer.await?;
+    if !status.success() {
+        bail!("psql failed ({status}): {stderr}");
+    }
+    Ok(stderr)
+}
+
+/// Row count and an order-independent content hash per table of the `public` schema.
+pub async fn fingerprint(client: &Client) -> Result<Vec<(String, i64, String)>> {
+    let tables: Vec<String> = client
+        .query(
+            "select tablename from pg_tables where schemaname = 'public' order by 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        let row = client
+            .query_one(
+                &format!("select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from public.\"{t}\" x"),
+                &[],
+            )
+            .await?;
+        out.push((t, row.get(0), row.get(1)));
+    }
+    Ok(out)
+}
+
+/// The SDK configuration for moto, with fixed test credentials.
+pub async fn sdk() -> Result<SdkConfig> {
+    let endpoint = aws_endpoint();
+    let addr = endpoint.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("moto is not answering at {endpoint}: run scripts/stack.sh up (scripts/test.sh does)"))?;
+    Ok(aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await)
+}
+
+/// A bucket, a topic and an SQS queue subscribed to it, all new for one test.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub sdk: SdkConfig,
+    pub bucket: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Stack {
+    pub async fn new(label: &str) -> Result<Self> {
+        let sdk = sdk().await?;
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let bucket = format!("bk-{label}-{id}");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .context("create bucket")?;
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        let topic_arn = sns
+            .create_topic()
+            .name(format!("bk-{label}-{id}"))
+            .send()
+            .await?
+            .topic_arn
+            .expect("arn");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url =
+            subscribe_queue(&sns, &sqs, &topic_arn, &format!("bk-{label}-{id}")).await?;
+        Ok(Stack {
+            sdk,
+            bucket,
+            topic_arn,
+            queue_url,
+            s3,
+            sqs,
+        })
+    }
+
+    /// A config writing to this stack's bucket and topic, with the given database source.
+    pub fn config(&self, db: DbConfig) -> Config {
+        let mut c = Config::from_lookup(
+            |_| None,
+            Some(Destination::S3 {
+                bucket: self.bucket.clone(),
+            }),
+        )
+        .expect("defaults are valid");
+        c.db = db;
+        c.env = "test".into();
+        c.sns_topic_arn = Some(self.topic_arn.clone());
+        c.s3.force_path_style = true;
+        c
+    }
+
+    pub fn app(&self, config: Config) -> App {
+        App::new(&self.sdk, config).expect("app builds")
+    }
+
+    /// Every key in the bucket.
+    pub async fn keys(&self) -> Result<Vec<String>> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .send()
+            .await?;
+        Ok(out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await?;
+        Ok(out.body.collect().await?.into_bytes().to_vec())
+    }
+
+    /// Multipart uploads that were started and never completed or aborted.
+    pub async fn open_uploads(&self) -> Result<usize> {
+        let out = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .send()
+            .await?;
+        Ok(out.uploads().len())
+    }
+
+    /// The run records (SNS `sqs` messages) that reached the queue, waiting up to `timeout`
+    /// for at least `want`.
+    pub async fn outcomes(&self, want: usize, timeout: Duration) -> Result<Vec<Outcome>> {
+        receive(&self.sqs, &self.queue_url, want, timeout, |_| true).await
+    }
+}
+
+/// One SNS message as an SQS subscriber sees it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub subject: String,
+    pub record: serde_json::Value,
+    pub attributes: serde_json::Value,
+}
+
+/// Creates a queue and subscribes it to the topic; returns the queue URL.
+pub async fn subscribe_queue(
+    sns: &aws_sdk_sns::Client,
+    sqs: &aws_sdk_sqs::Client,
+    topic_arn: &str,
+    name: &str,
+) -> Result<String> {
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await?
+        .queue_url
+        .expect("url");
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?;
+    let queue_arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .expect("arn");
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await?;
+    Ok(queue_url)
+}
+
+/// Reads SNS envelopes from a queue until `want` messages that `keep` accepts have arrived.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    want: usize,
+    timeout: Duration,
+    keep: impl Fn(&Outcome) -> bool,
+) -> Result<Vec<Outcome>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < want && tokio::time::Instant::now() < deadline {
+        let resp = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await?;
+        for m in resp.messages() {
+            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap_or("{}"))?;
+            let record = serde_json::from_str(envelope["Message"].as_str().unwrap_or("null"))?;
+            let outcome = Outcome {
+                subject: envelope["Subject"].as_str().unwrap_or_default().to_owned(),
+                record,
+                attributes: envelope["MessageAttributes"].clone(),
+            };
+            if keep(&outcome) {
+                out.push(outcome);
+            }
+            if let Some(h) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(h)
+                    .send()
+                    .await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A Lambda invocation's answer: HTTP status, whether it is a function error, and the body.
+#[derive(Debug)]
+pub struct Invoked {
+    pub status: u16,
+    pub function_error: bool,
+    pub body: serde_json::Value,
+}
+
+/// Calls the Invoke API of the Lambda emulator directly (the AWS CLI would retry a 500).
+/// AWS answers a failed function with 200 and `X-Amz-Function-Error`; the emulator with 500:
+/// both count as a function error here.
+pub async fn invoke(function: &str, payload: &serde_json::Value) -> Result<Invoked> {
+    let endpoint = lambda_endpoint();
+    let addr = endpoint.trim_start_matches("http://").to_owned();
+    let body = serde_json::to_vec(payload)?;
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .with_context(|| {
+            format!("the Lambda emulator is not answering at {endpoint}: run scripts/stack.sh up")
+        })?;
+    let head = format!(
+        "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(600), stream.read_to_end(&mut raw))
+        .await
+        .context("invoke timed out")??;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .context("no status")?
+        .parse()?;
+    let function_error =
+        status >= 500 || head.to_ascii_lowercase().contains("x-amz-function-error");
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
+    Ok(Invoked {
+        status,
+        function_error,
+        body,
+    })
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Decompresses a stored dump (zstd or gzip by key suffix).
+pub async fn decompress(key: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
+    let mut out = Vec::new();
+    if key.ends_with(".zst") {
+        ZstdDecoder::new(bytes).read_to_end(&mut out).await?;
+    } else if key.ends_with(".gz") {
+        GzipDecoder::new(bytes).read_to_end(&mut out).await?;
+    } else {
+        out = bytes.to_vec();
+    }
+    Ok(out)
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

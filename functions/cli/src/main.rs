@@ -67,7 +67,8 @@ impl BackupArgs {
     /// The flags as the same payload a function would receive.
     fn payload(&self) -> anyhow::Result<Value> {
         if let Some(p) = &self.payload {
-            return serde_json::from_str(p).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
+            return serde_json::from_str(p)
+                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
         }
         let mut m = Map::new();
         let mut set = |k: &str, v: Value| {
@@ -118,7 +119,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
-    let local = Destination::Local { root: cli.to.clone().unwrap_or_else(|| "backups".into()) };
+    let local = Destination::Local {
+        root: cli.to.clone().unwrap_or_else(|| "backups".into()),
+    };
     let mut config = Config::from_env(Some(local.clone()))?;
     if cli.to.is_some() {
         // --to is the more specific request, so it wins over BACKSTOP_BUCKET.
@@ -126,13 +129,18 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let app = App::with_config(config).await?;
     match cli.command {
-        Command::DbBackup(args) => Ok(finish(run::execute::<DbBackup>(&app, &args.payload()?, None).await)),
+        Command::DbBackup(args) => Ok(finish(
+            run::execute::<DbBackup>(&app, &args.payload()?, None).await,
+        )),
     }
 }
 
 /// Prints the run record and maps its status to the exit code.
 fn finish(record: run::RunRecord) -> ExitCode {
-    println!("{}", serde_json::to_string_pretty(&record).expect("run records serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&record).expect("run records serialize")
+    );
     match record.status {
         Status::Succeeded => ExitCode::SUCCESS,
         Status::Failed => {

@@ -88,23 +88,32 @@ impl BackupOptions {
                 self.compression
             )));
         }
-        for (field, list) in [("databases", &self.databases), ("include_tables", &self.include_tables), ("exclude_tables", &self.exclude_tables)] {
+        for (field, list) in [
+            ("databases", &self.databases),
+            ("include_tables", &self.include_tables),
+            ("exclude_tables", &self.exclude_tables),
+        ] {
             for (i, v) in list.iter().enumerate() {
                 if v.is_empty() || v.len() > 255 || v.chars().any(|c| c.is_control()) {
-                    return Err(Error::Payload(format!("{field}[{i}]: {v:?} must be 1-255 characters without control characters")));
+                    return Err(Error::Payload(format!(
+                        "{field}[{i}]: {v:?} must be 1-255 characters without control characters"
+                    )));
                 }
             }
         }
         if let Some(tag) = &self.tag
             && (tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_control()))
         {
-            return Err(Error::Payload(format!("tag: {tag:?} must be 1-64 characters without control characters")));
+            return Err(Error::Payload(format!(
+                "tag: {tag:?} must be 1-64 characters without control characters"
+            )));
         }
         Ok(())
     }
 
     pub fn level(&self) -> i32 {
-        self.compression_level.unwrap_or(self.compression.default_level())
+        self.compression_level
+            .unwrap_or(self.compression.default_level())
     }
 }
 
@@ -152,15 +161,37 @@ mod tests {
     #[case("audit.*", "public", "orders", false)]
     #[case("*", "x", "y", true)]
     #[case("a*b", "s", "acb_", false)]
-    fn patterns(#[case] pattern: &str, #[case] schema: &str, #[case] table: &str, #[case] expected: bool) {
+    fn patterns(
+        #[case] pattern: &str,
+        #[case] schema: &str,
+        #[case] table: &str,
+        #[case] expected: bool,
+    ) {
         assert_eq!(pattern_matches(pattern, schema, table), expected);
     }
 
     #[test]
     fn validation_names_the_field() {
-        let o = BackupOptions { compression: Compression::Gzip, compression_level: Some(12), ..Default::default() };
-        assert!(o.validate().unwrap_err().to_string().contains("compression_level"));
-        let o = BackupOptions { exclude_tables: vec!["a\nb".into()], ..Default::default() };
-        assert!(o.validate().unwrap_err().to_string().contains("exclude_tables[0]"));
+        let o = BackupOptions {
+            compression: Compression::Gzip,
+            compression_level: Some(12),
+            ..Default::default()
+        };
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("compression_level")
+        );
+        let o = BackupOptions {
+            exclude_tables: vec!["a\nb".into()],
+            ..Default::default()
+        };
+        assert!(
+            o.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("exclude_tables[0]")
+        );
     }
 }

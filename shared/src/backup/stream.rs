@@ -25,7 +25,11 @@ pub struct Tap<R> {
 
 impl<R> Tap<R> {
     pub fn new(inner: R) -> Self {
-        Tap { inner, count: Arc::default(), tail: Arc::default() }
+        Tap {
+            inner,
+            count: Arc::default(),
+            tail: Arc::default(),
+        }
     }
 
     /// Shared counter of bytes read.
@@ -40,7 +44,11 @@ impl<R> Tap<R> {
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         let new = &buf.filled()[before..];
@@ -90,12 +98,23 @@ mod tests {
         let data = b"COPY t FROM stdin;\n1\tx\n\\.\n".repeat(1000);
         for c in [Compression::Zstd, Compression::Gzip] {
             let mut out = Vec::new();
-            compress(std::io::Cursor::new(data.clone()), c, c.default_level()).read_to_end(&mut out).await.unwrap();
+            compress(std::io::Cursor::new(data.clone()), c, c.default_level())
+                .read_to_end(&mut out)
+                .await
+                .unwrap();
             let mut back = Vec::new();
             let cursor = BufReader::new(&out[..]);
             match c {
-                Compression::Zstd => async_compression::tokio::bufread::ZstdDecoder::new(cursor).read_to_end(&mut back).await,
-                Compression::Gzip => async_compression::tokio::bufread::GzipDecoder::new(cursor).read_to_end(&mut back).await,
+                Compression::Zstd => {
+                    async_compression::tokio::bufread::ZstdDecoder::new(cursor)
+                        .read_to_end(&mut back)
+                        .await
+                }
+                Compression::Gzip => {
+                    async_compression::tokio::bufread::GzipDecoder::new(cursor)
+                        .read_to_end(&mut back)
+                        .await
+                }
             }
             .unwrap();
             assert_eq!(back, data);

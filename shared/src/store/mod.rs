@@ -73,7 +73,12 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     ) -> Result<CompletedPart>;
 
     /// Makes the object visible from its parts, in number order.
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()>;
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<()>;
 
     /// Discards an upload and its parts.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()>;

@@ -1,8 +1,8 @@
 //! The S3 adapter (AWS S3 and S3-compatible stores: MinIO, R2, moto).
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload};
 use bytes::Bytes;
@@ -22,11 +22,16 @@ pub struct S3Store {
 impl S3Store {
     /// Builds the client once (init phase) from the shared SDK config and the S3 settings.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, settings: &S3Settings) -> Self {
-        let mut conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style);
+        let mut conf =
+            aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style);
         if settings.request_checksum == RequestChecksum::WhenRequired {
             conf = conf
-                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
+                .request_checksum_calculation(
+                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+                )
+                .response_checksum_validation(
+                    aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+                );
         }
         S3Store {
             client: aws_sdk_s3::Client::from_conf(conf.build()),
@@ -70,7 +75,12 @@ impl ObjectStore for S3Store {
     }
 
     async fn check(&self) -> Result<()> {
-        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(|e| self.err("head bucket", "", e))?;
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.err("head bucket", "", e))?;
         Ok(())
     }
 
@@ -88,9 +98,18 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => return Ok(None),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => {
+                return Ok(None);
+            }
             Err(e) => return Err(self.err("get", key, e)),
         };
         let body = out.body.collect().await.map_err(|e| Error::Store {
@@ -104,13 +123,22 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.err("list", prefix, e))?;
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
-                    out.push(ObjectInfo { key: key.to_owned(), size: obj.size().unwrap_or(0).max(0) as u64 });
+                    out.push(ObjectInfo {
+                        key: key.to_owned(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                    });
                 }
             }
         }
@@ -118,16 +146,30 @@ impl ObjectStore for S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(|e| self.err("delete", key, e))?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.err("delete", key, e))?;
         Ok(())
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String> {
-        let mut req = self.client.create_multipart_upload().bucket(&self.bucket).key(key).content_type(content_type);
+        let mut req = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type);
         if self.part_checksum {
             req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
         }
-        let out = req.send().await.map_err(|e| self.err("start upload", key, e))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.err("start upload", key, e))?;
         out.upload_id.ok_or_else(|| Error::Store {
             op: "start upload",
             location: self.locate(key),
@@ -145,7 +187,9 @@ impl ObjectStore for S3Store {
         body: Bytes,
         sha256: [u8; 32],
     ) -> Result<CompletedPart> {
-        let checksum = self.part_checksum.then(|| aws_smithy_types::base64::encode(sha256));
+        let checksum = self
+            .part_checksum
+            .then(|| aws_smithy_types::base64::encode(sha256));
         let out = self
             .client
             .upload_part()
@@ -158,10 +202,19 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| self.err("upload part", key, e))?;
-        Ok(CompletedPart { number, etag: out.e_tag, checksum_sha256: checksum })
+        Ok(CompletedPart {
+            number,
+            etag: out.e_tag,
+            checksum_sha256: checksum,
+        })
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<()> {
         let parts = parts
             .into_iter()
             .map(|p| {
@@ -177,7 +230,11 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| self.err("complete upload", key, e))?;
@@ -212,7 +269,10 @@ impl ObjectStore for S3Store {
                 .map_err(|e| self.err("list uploads", prefix, e))?;
             for u in page.uploads() {
                 if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
-                    out.push(PendingUpload { key: key.to_owned(), upload_id: id.to_owned() });
+                    out.push(PendingUpload {
+                        key: key.to_owned(),
+                        upload_id: id.to_owned(),
+                    });
                 }
             }
             if page.is_truncated() != Some(true) {
