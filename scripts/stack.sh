@@ -65,10 +65,13 @@ wait_port() { # port, what, log
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$@"; }
 
 ensure_postgres() {
+  if ! command -v zstd >/dev/null; then
+    say "installing zstd (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zstd >/dev/null
+  fi
   if ! command -v pg_ctlcluster >/dev/null || ! command -v pg_dump >/dev/null; then
     say "installing PostgreSQL (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq postgresql postgresql-client >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-client >/dev/null
     local ver; ver=$(ls /etc/postgresql | sort -V | tail -n 1)
     # A cluster we just installed: let local tests connect over loopback without a password.
     sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "/etc/postgresql/$ver/main/pg_hba.conf"

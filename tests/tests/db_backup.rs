@@ -1,0 +1,376 @@
+//! db-backup over the real components: PostgreSQL, moto's S3/SNS/SQS/Secrets Manager, pg_dump.
+
+use std::time::Duration;
+
+use backstop_core::backup::{DbBackup, Manifest};
+use backstop_core::config::DbConfig;
+use backstop_core::run::{self, RunRecord, Status};
+use backstop_tests::{Stack, TestDb, decompress, fingerprint, sha256_hex};
+use serde_json::{Value, json};
+
+/// Values that break naive dump or restore code.
+const TRICKY: &str = r#"
+create table "Mixed Case" (id int primary key, "select" text, payload bytea, f float8, n numeric);
+insert into "Mixed Case" values
+  (1, E'tab\there', '\x00ff10', 'NaN', 'NaN'),
+  (2, E'line1\nline2\n\\.\nafter', '\x', 'Infinity', '1e-20'),
+  (3, E'back\\slash and "quotes" and ''single''', null, '-Infinity', null),
+  (4, 'ünïcödé ✓ 日本', decode(repeat('ab', 5000), 'hex'), 0.1, 12345678901234567890.123);
+create table orders (id bigserial primary key, customer text not null, total numeric(12,2), created timestamptz default now());
+insert into orders (customer, total, created)
+  select 'customer ' || g, g * 1.5, '2026-01-01'::timestamptz + g * interval '1 minute' from generate_series(1, 20000) g;
+create view big_orders as select * from orders where total > 1000;
+"#;
+
+async fn backup(stack: &Stack, db: &TestDb, payload: Value) -> RunRecord {
+    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    run::execute::<DbBackup>(&app, &payload, None).await
+}
+
+async fn manifest_of(stack: &Stack, record: &RunRecord) -> (String, Manifest) {
+    let out = &record.outputs["databases"][0];
+    let manifest_key = out["manifest_key"].as_str().expect("a manifest key");
+    let manifest: Manifest =
+        serde_json::from_slice(&stack.get(manifest_key).await.unwrap()).unwrap();
+    (out["key"].as_str().unwrap().to_owned(), manifest)
+}
+
+/// Restores the stored dump into a fresh database and compares table contents.
+async fn assert_restores(stack: &Stack, source: &TestDb, key: &str, manifest: &Manifest) {
+    let stored = stack.get(key).await.unwrap();
+    assert_eq!(
+        stored.len() as u64,
+        manifest.bytes,
+        "stored size matches the manifest"
+    );
+    assert_eq!(
+        sha256_hex(&stored),
+        manifest.objects[0].sha256,
+        "stored bytes match the manifest's SHA-256"
+    );
+    let sql = decompress(key, &stored).await.unwrap();
+    assert_eq!(sql.len() as u64, manifest.uncompressed_bytes);
+
+    let target = TestDb::create("restored").await.unwrap();
+    target
+        .psql(&sql)
+        .await
+        .expect("the dump restores with psql -v ON_ERROR_STOP=1");
+    let (a, b) = (
+        fingerprint(&source.client().await.unwrap()).await.unwrap(),
+        fingerprint(&target.client().await.unwrap()).await.unwrap(),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "restored tables equal the source, row for row");
+}
+
+#[tokio::test]
+async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
+    // GIVEN a database with awkward identifiers and values, and a stack with a subscribed queue
+    let stack = Stack::new("zstd").await.unwrap();
+    let db = TestDb::create("zstd").await.unwrap();
+    db.psql(TRICKY.as_bytes()).await.unwrap();
+
+    // WHEN db-backup runs with a manual payload
+    let record = backup(&stack, &db, json!({ "tag": "manual" })).await;
+
+    // THEN it succeeded, wrote dump, manifest and run record, and the dump restores exactly
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let (key, manifest) = manifest_of(&stack, &record).await;
+    assert!(
+        key.starts_with(&format!("backstop/db/{}/", db.name)) && key.ends_with(".sql.zst"),
+        "{key}"
+    );
+    assert_eq!(manifest.tag.as_deref(), Some("manual"));
+    assert_eq!(manifest.engine.name, "pg_dump");
+    assert!(manifest.tables.iter().any(|t| t.name == "Mixed Case"));
+    let keys = stack.keys().await.unwrap();
+    assert!(keys.contains(&key) && keys.contains(&format!("{key}.manifest.json")));
+    assert!(keys.contains(record.record_key.as_ref().unwrap()));
+    let stored: RunRecord = serde_json::from_slice(
+        &stack
+            .get(record.record_key.as_ref().unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored.run_id, record.run_id);
+    assert_restores(&stack, &db, &key, &manifest).await;
+
+    // AND the outcome reached the SQS queue subscribed to the topic, filterable by attributes
+    let outcomes = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let o = &outcomes[0];
+    assert!(
+        o.subject.starts_with(&format!(
+            "[Backstop] db-backup succeeded: {} (test), ",
+            db.name
+        )),
+        "{}",
+        o.subject
+    );
+    assert_eq!(o.record["run_id"], record.run_id);
+    assert_eq!(o.attributes["status"]["Value"], "succeeded");
+    assert_eq!(o.attributes["job"]["Value"], "db-backup");
+    assert_eq!(o.attributes["env"]["Value"], "test");
+}
+
+#[tokio::test]
+async fn gzip_backup_in_several_parts_restores() {
+    // GIVEN ~25 MB of poorly compressible rows and 5 MiB parts, so the upload has several parts
+    let stack = Stack::new("gzip").await.unwrap();
+    let db = TestDb::create("gzip").await.unwrap();
+    db.psql(
+        b"create table blobs (id int primary key, body text);
+              insert into blobs select g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text)
+              from generate_series(1, 250000) g;",
+    )
+    .await
+    .unwrap();
+    let mut config = stack.config(DbConfig::Url(db.url.clone()));
+    config.s3.part_size = 5 * 1024 * 1024;
+    let app = stack.app(config);
+
+    let record = run::execute::<DbBackup>(
+        &app,
+        &json!({ "compression": "gzip", "compression_level": 1 }),
+        None,
+    )
+    .await;
+
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let (key, manifest) = manifest_of(&stack, &record).await;
+    assert!(key.ends_with(".sql.gz"));
+    assert!(
+        manifest.objects[0].parts >= 2,
+        "expected a multipart upload, got {} part(s)",
+        manifest.objects[0].parts
+    );
+    assert_restores(&stack, &db, &key, &manifest).await;
+}
+
+#[tokio::test]
+async fn credentials_come_from_secrets_manager_and_bad_secrets_fail_clearly() {
+    let stack = Stack::new("secret").await.unwrap();
+    let db = TestDb::create("secret").await.unwrap();
+    db.psql(b"create table t (id int primary key); insert into t values (1), (2);")
+        .await
+        .unwrap();
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk);
+    let good = format!("backstop/test/{}", db.name);
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": "postgres",
+                        "password": "s3cr3t-never-shown", "dbname": db.name});
+    sm.create_secret()
+        .name(&good)
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    let broken = format!("backstop/test/{}-broken", db.name);
+    sm.create_secret()
+        .name(&broken)
+        .secret_string(r#"{"username":"postgres","password":"s3cr3t-never-shown"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    // A good secret: the backup of the secret's database succeeds.
+    let app = stack.app(stack.config(DbConfig::Secret { secret_id: good }));
+    let record = run::execute::<DbBackup>(&app, &Value::Null, None).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["databases"][0]["database"], db.name.as_str());
+
+    // A missing secret and a malformed one: failures naming the secret (and the field).
+    for (secret_id, expected) in [
+        (
+            format!("backstop/test/{}-missing", db.name),
+            "does not exist".to_owned(),
+        ),
+        (broken.clone(), "\"host\"".to_owned()),
+    ] {
+        let app = stack.app(stack.config(DbConfig::Secret {
+            secret_id: secret_id.clone(),
+        }));
+        let record = run::execute::<DbBackup>(&app, &Value::Null, None).await;
+        assert_eq!(record.status, Status::Failed);
+        let error = record.error.clone().unwrap();
+        assert!(
+            error.contains(&secret_id) && error.contains(&expected),
+            "{error}"
+        );
+        assert!(
+            !serde_json::to_string(&record).unwrap().contains("s3cr3t"),
+            "secret values never appear"
+        );
+    }
+    let outcomes = stack.outcomes(3, Duration::from_secs(10)).await.unwrap();
+    let failed: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.attributes["status"]["Value"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "both failures were published");
+    assert!(
+        failed
+            .iter()
+            .all(|o| o.subject.contains("db-backup FAILED") && !o.subject.contains("s3cr3t"))
+    );
+}
+
+#[tokio::test]
+async fn bad_payloads_are_rejected_before_any_work() {
+    let stack = Stack::new("payload").await.unwrap();
+    let db = TestDb::create("payload").await.unwrap();
+    let cases = [
+        (json!({ "databse": ["x"] }), "databse"),
+        (json!({ "schema_only": "yes" }), "schema_only"),
+        (json!({ "compression": "lz4" }), "compression"),
+        (
+            json!({ "compression": "gzip", "compression_level": 12 }),
+            "compression_level",
+        ),
+        (json!({ "engine": "native-ish" }), "engine"),
+        (json!(["not", "an", "object"]), "array"),
+    ];
+    for (payload, field) in &cases {
+        let record = backup(&stack, &db, payload.clone()).await;
+        assert_eq!(record.status, Status::Failed, "{payload}");
+        let error = record.error.unwrap();
+        assert!(
+            error.contains(field),
+            "error for {payload} should name {field}: {error}"
+        );
+        assert_eq!(record.retryable, Some(false));
+    }
+    // Nothing but run records was written.
+    let keys = stack.keys().await.unwrap();
+    assert_eq!(keys.len(), cases.len());
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with("backstop/runs/db-backup/")),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_checks_everything_and_writes_nothing() {
+    let stack = Stack::new("dry").await.unwrap();
+    let db = TestDb::create("dry").await.unwrap();
+    db.psql(b"create table t (id int primary key);")
+        .await
+        .unwrap();
+
+    let record = backup(&stack, &db, json!({ "dry_run": true })).await;
+
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert!(record.dry_run && record.record_key.is_none());
+    let planned = record.outputs["databases"][0]["key"].as_str().unwrap();
+    assert!(planned.ends_with(".sql.zst"));
+    assert!(
+        stack.keys().await.unwrap().is_empty(),
+        "a dry run writes nothing"
+    );
+    assert_eq!(
+        stack
+            .outcomes(1, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "but says what it found"
+    );
+}
+
+#[tokio::test]
+async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() {
+    // GIVEN a database large enough that the dump takes a few seconds
+    let stack = Stack::new("kill").await.unwrap();
+    let db = TestDb::create("kill").await.unwrap();
+    db.psql(b"create table big (id int primary key, body text);
+              insert into big select g, repeat(md5(g::text), 8) from generate_series(1, 1500000) g;")
+        .await
+        .unwrap();
+
+    // WHEN another session terminates pg_dump's connection while it streams
+    let killer_db = db.url.clone();
+    let name = db.name.clone();
+    let killer = tokio::spawn(async move {
+        let admin = backstop_tests::connect(&killer_db).await.unwrap();
+        for _ in 0..1500 {
+            let killed: i64 = admin
+                .query_one(
+                    "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+                     where application_name = 'backstop-pg_dump' and datname = $1 and state = 'active'
+                       and query like 'COPY%') k",
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if killed > 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    });
+    let mut config = stack.config(DbConfig::Url(db.url.clone()));
+    config.s3.part_size = 5 * 1024 * 1024;
+    let app = stack.app(config);
+    let record = run::execute::<DbBackup>(&app, &json!({ "compression_level": 1 }), None).await;
+    assert!(
+        killer.await.unwrap(),
+        "the killer found pg_dump's connection"
+    );
+
+    // THEN the run failed, and nothing that looks like a backup remains
+    assert_eq!(
+        record.status,
+        Status::Failed,
+        "a cut dump must never be a success"
+    );
+    let error = record.error.clone().unwrap();
+    assert!(error.contains("pg_dump"), "{error}");
+    let keys = stack.keys().await.unwrap();
+    assert!(
+        keys.iter().all(|k| k.starts_with("backstop/runs/")),
+        "only the run record remains: {keys:?}"
+    );
+    assert_eq!(
+        stack.open_uploads().await.unwrap(),
+        0,
+        "the multipart upload was aborted"
+    );
+    let outcomes = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(outcomes[0].attributes["status"]["Value"], "failed");
+}
+
+#[tokio::test]
+async fn pg_dump_older_than_the_server_is_refused_up_front() {
+    let stack = Stack::new("oldpg").await.unwrap();
+    let db = TestDb::create("oldpg").await.unwrap();
+    // A stand-in binary that only answers --version, as an old pg_dump in a Lambda layer would.
+    let dir = std::env::temp_dir().join(format!("backstop-oldpg-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("pg_dump");
+    std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut config = stack.config(DbConfig::Url(db.url.clone()));
+    config.pg_dump = fake;
+    let record = run::execute::<DbBackup>(&stack.app(config), &Value::Null, None).await;
+
+    assert_eq!(record.status, Status::Failed);
+    let error = record.error.unwrap();
+    assert!(
+        error.contains("pg_dump 9 is older than the server"),
+        "{error}"
+    );
+    assert!(
+        stack
+            .keys()
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.starts_with("backstop/runs/"))
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
