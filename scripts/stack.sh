@@ -130,10 +130,22 @@ ensure_demo_db() {
   fi
 }
 
+FUNCTIONS=(db-backup notification-cleanup)
+
 ensure_lambda() {
+  say "building the functions"
+  (cd "$ROOT" && cargo build -q "${FUNCTIONS[@]/#/-p}")
+  local target; target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  # An emulator started before the last build serves old binaries: restart it.
+  if port_open "$LAMBDA_PORT" && [ -f "$STACK/lambda.pid" ]; then
+    for f in "${FUNCTIONS[@]}"; do
+      if [ "$target/debug/$f" -nt "$STACK/lambda.pid" ]; then
+        say "functions rebuilt: restarting the Lambda emulator"; stop_one lambda; sleep 1; break
+      fi
+    done
+  fi
   if ! port_open "$LAMBDA_PORT"; then
-    say "building the functions and starting cargo lambda watch on 127.0.0.1:$LAMBDA_PORT"
-    (cd "$ROOT" && cargo build -q -p db-backup -p notification-cleanup)
+    say "starting cargo lambda watch on 127.0.0.1:$LAMBDA_PORT"
     lambda_env >"$STACK/lambda.env"
     # Its own session, so `down` can stop it with the functions it started.
     (cd "$ROOT" && PATH="$VENV/bin:$PATH" exec setsid cargo lambda watch --ignore-changes -A 127.0.0.1 \
@@ -143,15 +155,15 @@ ensure_lambda() {
   fi
 }
 
-stop() {
-  for name in lambda moto; do
-    if [ -f "$STACK/$name.pid" ]; then
-      local pid; pid=$(cat "$STACK/$name.pid")
-      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
-      rm -f "$STACK/$name.pid"
-    fi
-  done
+stop_one() {
+  if [ -f "$STACK/$1.pid" ]; then
+    local pid; pid=$(cat "$STACK/$1.pid")
+    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+    rm -f "$STACK/$1.pid"
+  fi
 }
+
+stop() { stop_one lambda; stop_one moto; }
 
 case "${1:-up}" in
   up)

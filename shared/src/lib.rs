@@ -17,9 +17,11 @@
 //! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, pg_dump engine.
+//! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 
 pub mod app;
 pub mod backup;
+pub mod cleanup;
 pub mod config;
 pub mod db;
 pub mod error;

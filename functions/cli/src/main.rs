@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backstop_core::backup::DbBackup;
+use backstop_core::cleanup::NotificationCleanup;
 use backstop_core::config::Destination;
 use backstop_core::run::{self, Status};
 use backstop_core::{App, Config, telemetry};
@@ -28,6 +29,65 @@ struct Cli {
 enum Command {
     /// Dump PostgreSQL databases, compressed, with a manifest.
     DbBackup(BackupArgs),
+    /// Delete old rows by rules, in small batches (rules from --payload or BACKSTOP_CLEANUP_RULES).
+    NotificationCleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+struct CleanupArgs {
+    /// The options as the function's JSON payload (instead of the flags below).
+    #[arg(long, conflicts_with_all = ["rules", "database", "batch_size", "max_rows", "pause_ms", "dry_run"])]
+    payload: Option<String>,
+    /// The rules as JSON (default: BACKSTOP_CLEANUP_RULES).
+    #[arg(long)]
+    rules: Option<String>,
+    /// Database; default: the one in DATABASE_URL or the secret.
+    #[arg(long)]
+    database: Option<String>,
+    /// Rows per batch (default 5000).
+    #[arg(long)]
+    batch_size: Option<u32>,
+    /// Rows per rule in this run at most.
+    #[arg(long)]
+    max_rows: Option<u64>,
+    /// Pause between batches in milliseconds (default 50).
+    #[arg(long)]
+    pause_ms: Option<u64>,
+    /// Count what would be deleted, per rule; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl CleanupArgs {
+    /// The flags as the same payload a function would receive.
+    fn payload(&self) -> anyhow::Result<Value> {
+        if let Some(p) = &self.payload {
+            return serde_json::from_str(p)
+                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
+        }
+        let mut m = Map::new();
+        if let Some(r) = &self.rules {
+            let rules: Value =
+                serde_json::from_str(r).map_err(|e| anyhow::anyhow!("--rules is not JSON: {e}"))?;
+            m.insert("rules".into(), rules);
+        }
+        if let Some(d) = &self.database {
+            m.insert("database".into(), json!(d));
+        }
+        if let Some(b) = self.batch_size {
+            m.insert("batch_size".into(), json!(b));
+        }
+        if let Some(n) = self.max_rows {
+            m.insert("max_rows".into(), json!(n));
+        }
+        if let Some(p) = self.pause_ms {
+            m.insert("pause_ms".into(), json!(p));
+        }
+        if self.dry_run {
+            m.insert("dry_run".into(), json!(true));
+        }
+        Ok(Value::Object(m))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +191,9 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::DbBackup(args) => Ok(finish(
             run::execute::<DbBackup>(&app, &args.payload()?, None).await,
+        )),
+        Command::NotificationCleanup(args) => Ok(finish(
+            run::execute::<NotificationCleanup>(&app, &args.payload()?, None).await,
         )),
     }
 }

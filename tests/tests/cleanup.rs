@@ -1,0 +1,400 @@
+//! notification-cleanup over a real PostgreSQL with a Django-like schema.
+
+use std::time::Duration;
+
+use backstop_core::cleanup::NotificationCleanup;
+use backstop_core::config::DbConfig;
+use backstop_core::run::{self, RunRecord, Status};
+use backstop_tests::{Stack, TestDb, invoke};
+use serde_json::{Value, json};
+
+const SCHEMA: &str = r#"
+create table auth_user (id bigserial primary key, username text not null, date_joined timestamptz not null);
+create table notifications_notification (
+    id bigserial primary key,
+    recipient_id bigint not null references auth_user (id),
+    read boolean not null,
+    verb text not null,
+    created_at timestamptz not null
+);
+create index on notifications_notification (created_at);
+create table django_session (session_key varchar(40) primary key, session_data text, expire_date timestamptz not null);
+create index on django_session (expire_date);
+insert into auth_user (username, date_joined) select 'user' || g, now() - g * interval '1 day' from generate_series(1, 200) g;
+insert into notifications_notification (recipient_id, read, verb, created_at)
+  select 1 + g % 50, g % 3 <> 0, 'verb ' || g || ' ünï ''q''', now() - (g % 200) * interval '1 day' - interval '1 hour'
+  from generate_series(1, 6000) g;
+insert into django_session select md5(g::text), 'data', now() - (g % 10) * interval '1 day' + interval '1 hour'
+  from generate_series(1, 1000) g;
+"#;
+
+fn rules() -> Value {
+    json!([
+        {"table": "notifications_notification", "older_than": "90d", "timestamp_column": "created_at",
+         "filter": [{"column": "read", "op": "=", "value": true}]},
+        {"table": "public.django_session", "older_than": "1d", "timestamp_column": "expire_date"}
+    ])
+}
+
+async fn cleanup(stack: &Stack, db: &TestDb, payload: Value) -> RunRecord {
+    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    run::execute::<NotificationCleanup>(&app, &payload, None).await
+}
+
+/// A content hash of the rows a query returns.
+async fn content(db: &TestDb, query: &str) -> (i64, String) {
+    let c = db.client().await.unwrap();
+    let row = c
+        .query_one(&format!("select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from ({query}) x"), &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn dry_run_counts_what_a_real_run_then_deletes_and_nothing_else_goes() {
+    // GIVEN notifications (read and unread, new and old) and sessions
+    let stack = Stack::new("cleanup").await.unwrap();
+    let db = TestDb::create("cleanup").await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let keep_notifications = "select * from notifications_notification where not (created_at < now() - interval '90 days' and read)";
+    let keep_sessions =
+        "select * from django_session where expire_date >= now() - interval '1 day'";
+    let (expected_n, expected_n_hash) = content(&db, keep_notifications).await;
+    let (expected_s, expected_s_hash) = content(&db, keep_sessions).await;
+    let (total_n, _) = content(&db, "select * from notifications_notification").await;
+    let (total_s, _) = content(&db, "select * from django_session").await;
+
+    // WHEN a dry run, then a real run in batches of 200
+    let dry = cleanup(&stack, &db, json!({ "rules": rules(), "dry_run": true })).await;
+    assert_eq!(dry.status, Status::Succeeded, "{:?}", dry.error);
+    assert_eq!(
+        content(&db, "select * from notifications_notification")
+            .await
+            .0,
+        total_n,
+        "a dry run deletes nothing"
+    );
+    let real = cleanup(
+        &stack,
+        &db,
+        json!({ "rules": rules(), "batch_size": 200, "pause_ms": 0 }),
+    )
+    .await;
+
+    // THEN the dry run's counts are exactly what went, and every kept row is unchanged
+    assert_eq!(real.status, Status::Succeeded, "{:?}", real.error);
+    let (d, r) = (&dry.outputs["rules"], &real.outputs["rules"]);
+    assert_eq!(d[0]["would_delete"].as_i64().unwrap(), total_n - expected_n);
+    assert_eq!(d[1]["would_delete"].as_i64().unwrap(), total_s - expected_s);
+    assert!(d[0]["oldest"].is_string() && d[0]["newest"].is_string());
+    assert_eq!(r[0]["deleted"].as_i64().unwrap(), total_n - expected_n);
+    assert_eq!(r[1]["deleted"].as_i64().unwrap(), total_s - expected_s);
+    assert!(r[0]["batches"].as_u64().unwrap() >= 10, "{}", r[0]);
+    assert_eq!(r[0]["remaining"], 0);
+    assert_eq!(
+        content(&db, "select * from notifications_notification").await,
+        (expected_n, expected_n_hash)
+    );
+    assert_eq!(
+        content(&db, "select * from django_session").await,
+        (expected_s, expected_s_hash)
+    );
+
+    // AND both outcomes were published
+    let outcomes = stack.outcomes(2, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.attributes["job"]["Value"] == "notification-cleanup")
+    );
+    assert!(
+        outcomes.iter().any(|o| o.subject.contains("rows deleted")),
+        "{:?}",
+        outcomes.iter().map(|o| &o.subject).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn max_rows_leaves_the_rest_for_the_next_run() {
+    let stack = Stack::new("cleanmax").await.unwrap();
+    let db = TestDb::create("cleanmax").await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (total_s, _) = content(
+        &db,
+        "select * from django_session where expire_date < now() - interval '1 day'",
+    )
+    .await;
+    let rule =
+        json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
+
+    let first = cleanup(
+        &stack,
+        &db,
+        json!({ "rules": rule, "max_rows": 150, "batch_size": 100, "pause_ms": 0 }),
+    )
+    .await;
+
+    assert_eq!(first.status, Status::Succeeded, "{:?}", first.error);
+    let r = &first.outputs["rules"][0];
+    assert_eq!(r["deleted"], 150);
+    assert_eq!(r["remaining"].as_i64().unwrap(), total_s - 150);
+    assert!(r["stopped"].as_str().unwrap().contains("max_rows"));
+    let second = cleanup(&stack, &db, json!({ "rules": rule })).await;
+    assert_eq!(
+        second.outputs["rules"][0]["deleted"].as_i64().unwrap(),
+        total_s - 150
+    );
+    assert_eq!(second.outputs["rules"][0]["remaining"], 0);
+}
+
+#[tokio::test]
+async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
+    // GIVEN old users, some of whom still have notifications (no cascade)
+    let stack = Stack::new("cleanfk").await.unwrap();
+    let db = TestDb::create("cleanfk").await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (old_users, _) = content(
+        &db,
+        "select * from auth_user where date_joined < now() - interval '30 days'",
+    )
+    .await;
+    let (referenced, _) = content(
+        &db,
+        "select * from auth_user u where date_joined < now() - interval '30 days'
+         and exists (select 1 from notifications_notification n where n.recipient_id = u.id)",
+    )
+    .await;
+    assert!(referenced > 0 && referenced < old_users);
+    let payload = json!({ "batch_size": 50, "pause_ms": 0, "rules": [
+        {"table": "auth_user", "older_than": "30d", "timestamp_column": "date_joined"},
+        {"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}
+    ]});
+
+    let record = cleanup(&stack, &db, payload).await;
+
+    // THEN the run failed, naming the count and the constraint; deletable rows went anyway
+    assert_eq!(record.status, Status::Failed);
+    let users = &record.outputs["rules"][0];
+    assert_eq!(users["blocked"].as_i64().unwrap(), referenced);
+    assert_eq!(users["deleted"].as_i64().unwrap(), old_users - referenced);
+    let error = users["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("{referenced} row(s) could not be deleted"))
+            && error.contains("foreign key"),
+        "{error}"
+    );
+    assert!(
+        record.outputs["rules"][1]["deleted"].as_i64().unwrap() > 0,
+        "the other rule went on"
+    );
+    assert!(record.outputs["rules"][1]["error"].is_null());
+    assert_eq!(
+        content(
+            &db,
+            "select * from auth_user where date_joined < now() - interval '30 days'"
+        )
+        .await
+        .0,
+        referenced
+    );
+}
+
+#[tokio::test]
+async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
+    let stack = Stack::new("cleanhostile").await.unwrap();
+    let db = TestDb::create("cleanhostile").await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    db.psql(b"create table no_pk (created_at timestamptz);")
+        .await
+        .unwrap();
+    let before = content(&db, "select * from notifications_notification").await;
+
+    let refused = [
+        (
+            json!({"table": "auth_user; DROP TABLE auth_user; --", "older_than": "1d", "timestamp_column": "date_joined"}),
+            "does not exist",
+        ),
+        (
+            json!({"table": "auth_user", "older_than": "1d", "timestamp_column": "date_joined\"; DROP TABLE auth_user; --"}),
+            "does not exist",
+        ),
+        (
+            json!({"table": "auth_user", "older_than": "1d", "timestamp_column": "username"}),
+            "not a timestamp",
+        ),
+        (
+            json!({"table": "no_pk", "older_than": "1d", "timestamp_column": "created_at"}),
+            "no primary key",
+        ),
+        (
+            json!({"table": "auth_user", "older_than": "0d", "timestamp_column": "date_joined"}),
+            "older_than",
+        ),
+    ];
+    for (rule, expected) in refused {
+        // A bad rule after a good one: nothing at all may be deleted.
+        let payload = json!({ "rules": [
+            {"table": "notifications_notification", "older_than": "1d", "timestamp_column": "created_at"}, rule
+        ]});
+        let record = cleanup(&stack, &db, payload.clone()).await;
+        assert_eq!(record.status, Status::Failed);
+        let error = record.error.unwrap();
+        assert!(
+            error.contains(expected) && error.contains("rules[1]"),
+            "{payload}: {error}"
+        );
+    }
+    assert_eq!(
+        content(&db, "select * from notifications_notification").await,
+        before,
+        "refused rules delete nothing"
+    );
+    let record = cleanup(&stack, &db, json!({"rules": [{"table": "auth_user", "older_than": "1d", "timestamp_column": "date_joined",
+        "filter": [{"column": "username", "op": "like", "value": "%"}]}]})).await;
+    assert!(
+        record.error.unwrap().contains("op"),
+        "unknown operators are rejected"
+    );
+
+    // Hostile values are data: they match nothing, and the tables are intact.
+    let record = cleanup(
+        &stack,
+        &db,
+        json!({"rules": [{"table": "notifications_notification", "older_than": "1d",
+        "timestamp_column": "created_at", "filter": [
+            {"column": "verb", "op": "=", "value": "x'; DROP TABLE auth_user; --"},
+            {"column": "verb", "op": "in", "value": ["\"); DELETE FROM auth_user; --", "ünï"]}]}]}),
+    )
+    .await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["rules"][0]["deleted"], 0);
+    assert_eq!(content(&db, "select * from auth_user").await.0, 200);
+
+    // A real unicode value with quotes matches exactly its rows.
+    let (n, _) = content(
+        &db,
+        "select * from notifications_notification where verb = 'verb 7 ünï ''q'''",
+    )
+    .await;
+    assert_eq!(n, 1);
+    let record = cleanup(&stack, &db, json!({"rules": [{"table": "notifications_notification", "older_than": "1d",
+        "timestamp_column": "created_at", "filter": [{"column": "verb", "op": "=", "value": "verb 7 ünï 'q'"}]}]})).await;
+    assert_eq!(record.outputs["rules"][0]["deleted"], 1);
+}
+
+#[tokio::test]
+async fn concurrent_inserts_and_updates_succeed_during_cleanup() {
+    let stack = Stack::new("cleanconc").await.unwrap();
+    let db = TestDb::create("cleanconc").await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    db.psql(
+        b"insert into notifications_notification (recipient_id, read, verb, created_at)
+              select 1 + g % 50, true, 'bulk', now() - interval '100 days' - g * interval '1 second'
+              from generate_series(1, 30000) g;",
+    )
+    .await
+    .unwrap();
+    let (old_read, _) = content(&db, "select * from notifications_notification where created_at < now() - interval '90 days' and read").await;
+
+    // WHILE a writer inserts new rows and updates old unread ones
+    let url = db.url.clone();
+    let writer = tokio::spawn(async move {
+        let c = backstop_tests::connect(&url).await.unwrap();
+        let mut inserted = 0;
+        for i in 0..300 {
+            c.execute("insert into notifications_notification (recipient_id, read, verb, created_at) values (1, false, 'new', now())", &[])
+                .await
+                .expect("insert during cleanup");
+            c.execute("update notifications_notification set verb = verb || '.' where id = (select id from notifications_notification where not read order by created_at limit 1 offset $1)", &[&(i as i64)])
+                .await
+                .expect("update during cleanup");
+            inserted += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        inserted
+    });
+    let record = cleanup(
+        &stack,
+        &db,
+        json!({ "rules": rules(), "batch_size": 500, "pause_ms": 5 }),
+    )
+    .await;
+    let inserted = writer.await.unwrap();
+
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(inserted, 300);
+    assert_eq!(
+        content(
+            &db,
+            "select * from notifications_notification where verb = 'new'"
+        )
+        .await
+        .0,
+        300
+    );
+    let r = &record.outputs["rules"][0];
+    assert_eq!(
+        r["deleted"].as_i64().unwrap() + r["remaining"].as_i64().unwrap(),
+        old_read
+    );
+}
+
+#[tokio::test]
+async fn the_function_runs_through_the_lambda_runtime() {
+    let db = TestDb::create("cleanlambda").await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (expected, _) = content(
+        &db,
+        "select * from django_session where expire_date < now() - interval '1 day'",
+    )
+    .await;
+    let rule =
+        json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
+
+    let dry = invoke(
+        "notification-cleanup",
+        &json!({ "database": db.name, "rules": rule, "dry_run": true }),
+    )
+    .await
+    .unwrap();
+    assert!(!dry.function_error, "{dry:?}");
+    assert_eq!(
+        dry.body["outputs"]["rules"][0]["would_delete"]
+            .as_i64()
+            .unwrap(),
+        expected
+    );
+    let real = invoke(
+        "notification-cleanup",
+        &json!({ "database": db.name, "rules": rule }),
+    )
+    .await
+    .unwrap();
+    assert!(!real.function_error, "{real:?}");
+    assert_eq!(
+        real.body["outputs"]["rules"][0]["deleted"]
+            .as_i64()
+            .unwrap(),
+        expected
+    );
+    assert_eq!(
+        content(
+            &db,
+            "select * from django_session where expire_date < now() - interval '1 day'"
+        )
+        .await
+        .0,
+        0
+    );
+
+    let bad = invoke("notification-cleanup", &json!({ "database": db.name, "rules": [{"table": "nope", "older_than": "1d", "timestamp_column": "x"}] })).await.unwrap();
+    assert!(bad.function_error, "{bad:?}");
+    assert!(
+        bad.body.to_string().contains("\\\"nope\\\" does not exist")
+            || bad.body.to_string().contains("nope"),
+        "{:?}",
+        bad.body
+    );
+}
