@@ -367,6 +367,15 @@ async fn has_leading_index(
 }
 
 impl Plan {
+    /// Wraps a PostgreSQL error with this rule's name and what was being done.
+    fn db_err<'a>(&'a self, context: &'a str) -> impl FnOnce(tokio_postgres::Error) -> Error + 'a {
+        move |source| Error::Database {
+            target: self.label.clone(),
+            context: context.to_owned(),
+            source,
+        }
+    }
+
     /// Parameters: cutoff, limit, filter values, then the cursor if any.
     fn params<'a>(&'a self, limit: &'a i64, cursor: &'a [String]) -> Vec<&'a (dyn ToSql + Sync)> {
         let mut p: Vec<&(dyn ToSql + Sync)> = vec![&self.cutoff, limit];
@@ -397,19 +406,11 @@ async fn run_rule(
         warnings: p.warnings.clone(),
         ..RuleOutcome::default()
     };
-    let db_err = |context: &str| {
-        let context = format!("{}: {context}", p.label);
-        move |source| Error::Database {
-            target: p.rule.table.clone(),
-            context,
-            source,
-        }
-    };
     let count = async |client: &Client| -> Result<(i64, Option<String>, Option<String>)> {
         let row = client
             .query_one(&p.sql.count, &p.params(&i64::MAX, &[]))
             .await
-            .map_err(db_err("count"))?;
+            .map_err(p.db_err("count"))?;
         Ok((row.get(0), row.get(1), row.get(2)))
     };
     if dry_run {
@@ -501,29 +502,20 @@ struct Batch {
     last: Option<Vec<String>>,
 }
 
+/// Opens a batch's transaction with its lock and statement timeouts.
 async fn begin<'c>(
     client: &'c mut Client,
     s: &Settings,
-    label: &str,
+    p: &Plan,
 ) -> Result<tokio_postgres::Transaction<'c>> {
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|source| Error::Database {
-            target: label.to_owned(),
-            context: "begin".into(),
-            source,
-        })?;
-    tx.batch_execute(&format!(
+    let tx = client.transaction().await.map_err(p.db_err("begin"))?;
+    let timeouts = format!(
         "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
         s.lock_timeout_ms, s.statement_timeout_ms
-    ))
-    .await
-    .map_err(|source| Error::Database {
-        target: label.to_owned(),
-        context: "set timeouts".into(),
-        source,
-    })?;
+    );
+    tx.batch_execute(&timeouts)
+        .await
+        .map_err(p.db_err("set timeouts"))?;
     Ok(tx)
 }
 
@@ -536,22 +528,15 @@ async fn batch(
     limit: i64,
     cursor: &[String],
 ) -> Result<Batch> {
-    let err = |context: &'static str| {
-        move |source| Error::Database {
-            target: p.label.clone(),
-            context: context.into(),
-            source,
-        }
-    };
     let sql = if cursor.is_empty() {
         &p.sql.first_batch
     } else {
         &p.sql.next_batch
     };
-    let tx = begin(client, s, &p.label).await?;
+    let tx = begin(client, s, p).await?;
     match tx.query_opt(sql, &p.params(&limit, cursor)).await {
         Ok(None) => {
-            tx.commit().await.map_err(err("commit"))?;
+            tx.commit().await.map_err(p.db_err("commit"))?;
             Ok(Batch {
                 visited: 0,
                 deleted: 0,
@@ -562,7 +547,7 @@ async fn batch(
         Ok(Some(row)) => {
             let deleted: i64 = row.get(0);
             let last = (1..=p.key_len).map(|i| row.get::<_, String>(i)).collect();
-            tx.commit().await.map_err(err("commit"))?;
+            tx.commit().await.map_err(p.db_err("commit"))?;
             Ok(Batch {
                 visited: deleted as u64,
                 deleted: deleted as u64,
@@ -571,10 +556,10 @@ async fn batch(
             })
         }
         Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
-            tx.rollback().await.map_err(err("rollback"))?;
+            tx.rollback().await.map_err(p.db_err("rollback"))?;
             batch_row_by_row(client, p, s, limit, cursor).await
         }
-        Err(e) => Err(err("delete batch")(e)),
+        Err(e) => Err(p.db_err("delete batch")(e)),
     }
 }
 
@@ -585,23 +570,16 @@ async fn batch_row_by_row(
     limit: i64,
     cursor: &[String],
 ) -> Result<Batch> {
-    let err = |context: &'static str| {
-        move |source| Error::Database {
-            target: p.label.clone(),
-            context: context.into(),
-            source,
-        }
-    };
     let sql = if cursor.is_empty() {
         &p.sql.select_first
     } else {
         &p.sql.select_next
     };
-    let mut tx = begin(client, s, &p.label).await?;
+    let mut tx = begin(client, s, p).await?;
     let keys: Vec<Vec<String>> = tx
         .query(sql, &p.params(&limit, cursor))
         .await
-        .map_err(err("select batch"))?
+        .map_err(p.db_err("select batch"))?
         .iter()
         .map(|r| (0..p.key_len).map(|i| r.get::<_, String>(i)).collect())
         .collect();
@@ -610,10 +588,10 @@ async fn batch_row_by_row(
         let pk = &key[1..=p.pk_len];
         let params: Vec<&(dyn ToSql + Sync)> =
             pk.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        let sp = tx.savepoint("row").await.map_err(err("savepoint"))?;
+        let sp = tx.savepoint("row").await.map_err(p.db_err("savepoint"))?;
         match sp.execute(&p.sql.delete_one, &params).await {
             Ok(n) => {
-                sp.commit().await.map_err(err("release savepoint"))?;
+                sp.commit().await.map_err(p.db_err("release savepoint"))?;
                 deleted += n;
             }
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
@@ -622,13 +600,15 @@ async fn batch_row_by_row(
                         .as_db_error()
                         .map_or_else(|| e.to_string(), |d| d.message().to_owned());
                 }
-                sp.rollback().await.map_err(err("rollback to savepoint"))?;
+                sp.rollback()
+                    .await
+                    .map_err(p.db_err("rollback to savepoint"))?;
                 blocked += 1;
             }
-            Err(e) => return Err(err("delete row")(e)),
+            Err(e) => return Err(p.db_err("delete row")(e)),
         }
     }
-    tx.commit().await.map_err(err("commit"))?;
+    tx.commit().await.map_err(p.db_err("commit"))?;
     Ok(Batch {
         visited: keys.len() as u64,
         deleted,
