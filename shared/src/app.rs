@@ -44,7 +44,7 @@ impl App {
         };
         let secrets = matches!(config.db, DbConfig::Secret { .. })
             .then(|| Arc::new(SecretsManager::new(sdk)) as _);
-        let db = DbSource::new(&config.db, secrets)?;
+        let db = DbSource::new(&config.db, &config.db_tls, secrets)?;
         Ok(App {
             config,
             store,

@@ -76,6 +76,35 @@ pub enum DbConfig {
     Unset,
 }
 
+/// libpq's `sslmode` values Backstop supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The value libpq (and so pg_dump) takes in `PGSSLMODE`.
+    pub fn as_libpq(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// TLS to PostgreSQL (`BACKSTOP_DB_SSLMODE`, `BACKSTOP_DB_SSLROOTCERT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbTls {
+    pub mode: SslMode,
+    /// PEM bundle of the CAs to trust with `verify-full`; the system roots when unset.
+    pub root_cert: Option<PathBuf>,
+}
+
 /// The SDK's request checksum behaviour, for stores that reject the default checksums.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestChecksum {
@@ -126,6 +155,7 @@ pub struct Config {
     /// Label used in object names and messages (`production`, `staging`).
     pub env: String,
     pub db: DbConfig,
+    pub db_tls: DbTls,
     pub sns_topic_arn: Option<String>,
     pub s3: S3Settings,
     /// The `pg_dump` binary for the `pg_dump` engine.
@@ -235,11 +265,28 @@ impl Config {
             },
         };
 
+        let db_tls = DbTls {
+            mode: match get("BACKSTOP_DB_SSLMODE").as_deref() {
+                None | Some("prefer") => SslMode::Prefer,
+                Some("disable") => SslMode::Disable,
+                Some("require") => SslMode::Require,
+                Some("verify-full") => SslMode::VerifyFull,
+                Some(other) => {
+                    return Err(Error::config(
+                        "BACKSTOP_DB_SSLMODE",
+                        format!("{other:?} is not disable, prefer, require or verify-full"),
+                    ));
+                }
+            },
+            root_cert: get("BACKSTOP_DB_SSLROOTCERT").map(PathBuf::from),
+        };
+
         Ok(Config {
             destination,
             prefix,
             env,
             db,
+            db_tls,
             sns_topic_arn: get("BACKSTOP_SNS_TOPIC_ARN"),
             s3,
             pg_dump: get("BACKSTOP_PG_DUMP")
@@ -362,6 +409,7 @@ mod tests {
     #[case("BACKSTOP_S3_EQUAL_PARTS", "maybe")]
     #[case("BACKSTOP_S3_REQUEST_CHECKSUM", "never")]
     #[case("BACKSTOP_ENV", "prod env")]
+    #[case("BACKSTOP_DB_SSLMODE", "verify-ca")]
     fn bad_values_name_the_variable(#[case] name: &str, #[case] value: &str) {
         let err = config(&[("BACKSTOP_BUCKET", "b-1"), (name, value)])
             .unwrap_err()

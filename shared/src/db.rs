@@ -6,18 +6,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::DbConfig;
+use crate::config::{DbConfig, DbTls, SslMode};
 use crate::error::{Error, Result};
 use crate::secrets::{DbCredentials, SecretSource};
 
 /// How jobs get credentials and connections.
-#[derive(Debug)]
 pub struct DbSource {
     origin: Origin,
     cache: Mutex<Option<DbCredentials>>,
+    tls_mode: SslMode,
+    connector: MakeRustlsConnect,
+}
+
+impl std::fmt::Debug for DbSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbSource")
+            .field("origin", &self.origin)
+            .field("tls_mode", &self.tls_mode)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -32,7 +43,11 @@ enum Origin {
 
 impl DbSource {
     /// `secrets` is only used when the config names a secret.
-    pub fn new(config: &DbConfig, secrets: Option<Arc<dyn SecretSource>>) -> Result<Self> {
+    pub fn new(
+        config: &DbConfig,
+        tls: &DbTls,
+        secrets: Option<Arc<dyn SecretSource>>,
+    ) -> Result<Self> {
         let origin = match (config, secrets) {
             (DbConfig::Url(url), _) => Origin::Url(url.clone()),
             (DbConfig::Secret { secret_id }, Some(source)) => Origin::Secret {
@@ -50,6 +65,8 @@ impl DbSource {
         Ok(DbSource {
             origin,
             cache: Mutex::new(None),
+            tls_mode: tls.mode,
+            connector: crate::tls::connector(tls)?,
         })
     }
 
@@ -75,6 +92,11 @@ impl DbSource {
         Ok(creds)
     }
 
+    /// The TLS mode connections use (pg_dump gets the same).
+    pub fn tls_mode(&self) -> SslMode {
+        self.tls_mode
+    }
+
     /// Connects to `database` (the credentials' default when `None`). On an authentication
     /// failure the secret is read again once, for a password rotated since it was cached.
     pub async fn connect(
@@ -83,13 +105,13 @@ impl DbSource {
         app_name: &str,
     ) -> Result<(Client, DbCredentials)> {
         let creds = self.credentials(false).await?;
-        match connect(&creds, database, app_name).await {
+        match self.open(&creds, database, app_name).await {
             Err(Error::Database { source, .. })
                 if matches!(self.origin, Origin::Secret { .. }) && is_auth_failure(&source) =>
             {
                 tracing::warn!("authentication failed with the cached secret; reading it again");
                 let creds = self.credentials(true).await?;
-                Ok((connect(&creds, database, app_name).await?, creds))
+                Ok((self.open(&creds, database, app_name).await?, creds))
             }
             other => Ok((other?, creds)),
         }
@@ -110,35 +132,47 @@ pub fn database_name<'a>(creds: &'a DbCredentials, requested: Option<&'a str>) -
     })
 }
 
-/// Opens one connection; its driver task runs until the client is dropped.
-pub async fn connect(
-    creds: &DbCredentials,
-    database: Option<&str>,
-    app_name: &str,
-) -> Result<Client> {
-    let dbname = database_name(creds, database)?;
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&creds.host)
-        .port(creds.port)
-        .user(&creds.user)
-        .dbname(dbname)
-        .application_name(app_name)
-        .connect_timeout(Duration::from_secs(10))
-        .keepalives_idle(Duration::from_secs(30));
-    if let Some(pw) = &creds.password {
-        cfg.password(pw);
-    }
-    let (client, connection) = cfg.connect(NoTls).await.map_err(|source| Error::Database {
-        target: creds.display_target(dbname),
-        context: "connect".into(),
-        source,
-    })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "database connection closed");
+impl DbSource {
+    /// Opens one connection with the configured TLS; its driver task runs until the client is
+    /// dropped.
+    async fn open(
+        &self,
+        creds: &DbCredentials,
+        database: Option<&str>,
+        app_name: &str,
+    ) -> Result<Client> {
+        let dbname = database_name(creds, database)?;
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.ssl_mode(match self.tls_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        });
+        cfg.host(&creds.host)
+            .port(creds.port)
+            .user(&creds.user)
+            .dbname(dbname)
+            .application_name(app_name)
+            .connect_timeout(Duration::from_secs(10))
+            .keepalives_idle(Duration::from_secs(30));
+        if let Some(pw) = &creds.password {
+            cfg.password(pw);
         }
-    });
-    Ok(client)
+        let (client, connection) = cfg
+            .connect(self.connector.clone())
+            .await
+            .map_err(|source| Error::Database {
+                target: creds.display_target(dbname),
+                context: "connect".into(),
+                source,
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "database connection closed");
+            }
+        });
+        Ok(client)
+    }
 }
 
 /// What a job learns about a database before it starts.

@@ -13,6 +13,7 @@
 //! - `lambda`    — the generic Lambda handler: run record out, or a function error.
 //! - `telemetry` — tracing set-up (JSON in Lambda).
 //! - `db`        — credentials cache, connections, preflight (version, size, tables).
+//! - `tls`       — TLS for PostgreSQL with libpq's sslmode meanings (RDS needs it).
 //! - `secrets`   — the `SecretSource` port, Secrets Manager adapter, RDS secret format.
 //! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
@@ -32,6 +33,7 @@ pub mod run;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::App;
 pub use config::Config;

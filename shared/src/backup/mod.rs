@@ -257,14 +257,20 @@ async fn dump_to_store(
         database: database.to_owned(),
         reason,
     };
-    let mut child = pg_dump::command(&app.config.pg_dump, creds, database, options)
-        .spawn()
-        .map_err(|e| {
-            dump_err(format!(
-                "cannot start {}: {e}",
-                app.config.pg_dump.display()
-            ))
-        })?;
+    let mut child = pg_dump::command(
+        &app.config.pg_dump,
+        creds,
+        &app.config.db_tls,
+        database,
+        options,
+    )
+    .spawn()
+    .map_err(|e| {
+        dump_err(format!(
+            "cannot start {}: {e}",
+            app.config.pg_dump.display()
+        ))
+    })?;
     let stderr = tokio::spawn(pg_dump::collect_stderr(
         child.stderr.take().expect("stderr is piped"),
     ));

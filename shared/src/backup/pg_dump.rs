@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{ChildStderr, Command};
 
 use super::options::BackupOptions;
+use crate::config::DbTls;
 use crate::error::{Error, Result};
 use crate::secrets::DbCredentials;
 
@@ -66,6 +67,7 @@ pub fn check_compatible(database: &str, pg_dump_major: i32, server_major: i32) -
 pub fn command(
     bin: &Path,
     creds: &DbCredentials,
+    tls: &DbTls,
     database: &str,
     options: &BackupOptions,
 ) -> Command {
@@ -91,10 +93,14 @@ pub fn command(
         .env("PGDATABASE", database)
         .env("PGAPPNAME", "backstop-pg_dump")
         .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGSSLMODE", tls.mode.as_libpq())
         .env_remove("PGPASSWORD")
         .env_remove("PGSERVICE");
     if let Some(pw) = &creds.password {
         cmd.env("PGPASSWORD", pw);
+    }
+    if let Some(root) = &tls.root_cert {
+        cmd.env("PGSSLROOTCERT", root);
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
