@@ -18,6 +18,7 @@
 //! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, pg_dump engine.
+//! - `restore`   — reading plain SQL dumps as psql would (groundwork for `backstop restore`).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod lambda;
 pub mod notify;
 pub mod payload;
+pub mod restore;
 pub mod run;
 pub mod secrets;
 pub mod store;

@@ -380,19 +380,31 @@ async fn tls_require_encrypts_the_connection_and_verify_full_checks_the_certific
     use backstop_core::config::SslMode;
     let stack = Stack::new("tls").await.unwrap();
     let db = TestDb::create("tls").await.unwrap();
-    let ssl: String = db.client().await.unwrap().query_one("show ssl", &[]).await.unwrap().get(0);
+    let ssl: String = db
+        .client()
+        .await
+        .unwrap()
+        .query_one("show ssl", &[])
+        .await
+        .unwrap()
+        .get(0);
     if ssl != "on" {
         eprintln!("SKIPPED: this PostgreSQL has ssl = off, so TLS cannot be tested here");
         return;
     }
-    db.psql(b"create table t (id int primary key); insert into t values (1);").await.unwrap();
+    db.psql(b"create table t (id int primary key); insert into t values (1);")
+        .await
+        .unwrap();
 
     let mut config = stack.config(DbConfig::Url(db.url.clone()));
     config.db_tls.mode = SslMode::Require;
     let app = stack.app(config.clone());
     let (client, _) = app.db.connect(None, "tls-test").await.unwrap();
     let encrypted: bool = client
-        .query_one("select ssl from pg_stat_ssl where pid = pg_backend_pid()", &[])
+        .query_one(
+            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -404,5 +416,8 @@ async fn tls_require_encrypts_the_connection_and_verify_full_checks_the_certific
     config.db_tls.mode = SslMode::VerifyFull;
     let app = stack.app(config);
     let err = app.db.connect(None, "tls-test").await.unwrap_err().report();
-    assert!(err.contains("connect") && err.to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        err.contains("connect") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
 }
