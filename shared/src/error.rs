@@ -68,6 +68,14 @@ pub enum Error {
     #[error("stopped {margin_s} s before the Lambda deadline: {during}")]
     Deadline { during: String, margin_s: u64 },
 
+    /// Replaying a dump failed at a line of it.
+    #[error("restore of {dump} stopped at line {line}: {reason}")]
+    Restore {
+        dump: String,
+        line: usize,
+        reason: String,
+    },
+
     /// A cleanup rule is invalid or names something that does not exist.
     #[error("rule {rule}: {reason}")]
     Rule { rule: String, reason: String },
@@ -84,7 +92,10 @@ impl Error {
     /// Whether running the same job again, unchanged, could succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Payload(_) | Error::Config { .. } | Error::Rule { .. } => false,
+            Error::Payload(_)
+            | Error::Config { .. }
+            | Error::Rule { .. }
+            | Error::Restore { .. } => false,
             Error::Secret { retryable, .. } | Error::Store { retryable, .. } => *retryable,
             Error::Database { source, .. } => source.as_db_error().is_none_or(|db| {
                 // Connection-level failures and serialization/lock conflicts can pass; a

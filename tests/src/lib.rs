@@ -477,3 +477,53 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// `../shared/data` beside the checkout, where CI keeps shared test data; `None` (after
+/// saying so) when it is absent, e.g. in a user's fresh clone.
+pub fn shared_data(file: &str) -> Option<PathBuf> {
+    let path = repo_root().parent()?.join("shared/data").join(file);
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent (it is beside the checkout in CI)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// `pg_dump --schema-only` of a database, with comments, blank lines, `SET`s and the
+/// `\restrict` guard lines removed, for comparing two databases' schemas.
+pub async fn schema_of(url: &str) -> Result<String> {
+    let out = tokio::process::Command::new("pg_dump")
+        .args(["--schema-only", "--no-owner", "-d", url])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .filter(|l| {
+            !(l.is_empty()
+                || l.starts_with("--")
+                || l.starts_with("SET ")
+                || l.starts_with("\\restrict")
+                || l.starts_with("\\unrestrict"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// Runs `pg_dump` (plain format) and returns its output.
+pub async fn pg_dump_plain(url: &str) -> Result<Vec<u8>> {
+    let out = tokio::process::Command::new("pg_dump")
+        .args(["--format=plain", "-d", url])
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out.stdout)
+}

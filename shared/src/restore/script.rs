@@ -92,8 +92,14 @@ impl ScriptReader {
             line: self.line,
             reason: "is not UTF-8 (dumps are read as UTF-8)".into(),
         })?;
-        if self.buf.trim().is_empty() && self.quote == Quote::None && text.starts_with('\\') {
+        let between_statements = self.quote == Quote::None && strip_comments(&self.buf).trim().is_empty();
+        if between_statements && text.starts_with('\\') {
+            self.buf.clear();
             return self.meta(text, out);
+        }
+        if between_statements && text.trim_start().starts_with("--") {
+            // Comment lines between statements (pg_dump's headers) carry nothing to run.
+            return Ok(());
         }
         if self.buf.trim().is_empty() {
             self.start_line = self.line;
