@@ -42,14 +42,9 @@ impl App {
             Some(arn) => Arc::new(SnsNotifier::new(sdk, arn)),
             None => Arc::new(LogNotifier),
         };
-        let secrets = matches!(config.db, DbConfig::Secret { .. })
-            .then(|| Arc::new(SecretsManager::new(sdk)) as _);
+        let secrets =
+            matches!(config.db, DbConfig::Secret { .. }).then(|| Arc::new(SecretsManager::new(sdk)) as _);
         let db = DbSource::new(&config.db, &config.db_tls, secrets)?;
-        Ok(App {
-            config,
-            store,
-            notifier,
-            db,
-        })
+        Ok(App { config, store, notifier, db })
     }
 }

@@ -21,23 +21,13 @@ impl Destination {
         let value = value.trim();
         if let Some(path) = value.strip_prefix("file://") {
             if path.is_empty() {
-                return Err(Error::config(
-                    "BACKSTOP_BUCKET",
-                    "file:// needs a directory path",
-                ));
+                return Err(Error::config("BACKSTOP_BUCKET", "file:// needs a directory path"));
             }
-            return Ok(Destination::Local {
-                root: PathBuf::from(path),
-            });
+            return Ok(Destination::Local { root: PathBuf::from(path) });
         }
-        let bucket = value
-            .strip_prefix("s3://")
-            .unwrap_or(value)
-            .trim_end_matches('/');
+        let bucket = value.strip_prefix("s3://").unwrap_or(value).trim_end_matches('/');
         validate_bucket(bucket)?;
-        Ok(Destination::S3 {
-            bucket: bucket.to_owned(),
-        })
+        Ok(Destination::S3 { bucket: bucket.to_owned() })
     }
 
     /// How a key in this destination reads in messages (`s3://b/k`, `/path/k`).
@@ -50,9 +40,8 @@ impl Destination {
 }
 
 fn validate_bucket(bucket: &str) -> Result<()> {
-    let ok_chars = bucket
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ok_chars =
+        bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
     if (3..=63).contains(&bucket.len()) && ok_chars {
         Ok(())
     } else {
@@ -176,29 +165,18 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
         default_destination: Option<Destination>,
     ) -> Result<Self> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
 
         let destination = match (get("BACKSTOP_BUCKET"), default_destination) {
             (Some(v), _) => Destination::parse(&v)?,
             (None, Some(d)) => d,
             (None, None) => {
-                return Err(Error::config(
-                    "BACKSTOP_BUCKET",
-                    "is required (a bucket name)",
-                ));
+                return Err(Error::config("BACKSTOP_BUCKET", "is required (a bucket name)"));
             }
         };
-        let prefix =
-            normalize_prefix(&get("BACKSTOP_PREFIX").unwrap_or_else(|| "backstop/".into()));
+        let prefix = normalize_prefix(&get("BACKSTOP_PREFIX").unwrap_or_else(|| "backstop/".into()));
         let env = get("BACKSTOP_ENV").unwrap_or_else(|| "production".into());
-        if !env
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(Error::config(
                 "BACKSTOP_ENV",
                 format!("{env:?} must be letters, digits, '-' or '_' (it is part of object names)"),
@@ -211,13 +189,10 @@ impl Config {
         };
 
         // A custom endpoint (moto, MinIO, R2, …) almost always wants path style.
-        let custom_endpoint = get("AWS_ENDPOINT_URL_S3")
-            .or_else(|| get("AWS_ENDPOINT_URL"))
-            .is_some();
+        let custom_endpoint = get("AWS_ENDPOINT_URL_S3").or_else(|| get("AWS_ENDPOINT_URL")).is_some();
         let defaults = S3Settings::default();
         let s3 = S3Settings {
-            force_path_style: parse_bool(&get, "BACKSTOP_S3_FORCE_PATH_STYLE")?
-                .unwrap_or(custom_endpoint),
+            force_path_style: parse_bool(&get, "BACKSTOP_S3_FORCE_PATH_STYLE")?.unwrap_or(custom_endpoint),
             request_checksum: match get("BACKSTOP_S3_REQUEST_CHECKSUM").as_deref() {
                 None | Some("when_supported") => RequestChecksum::WhenSupported,
                 Some("when_required") => RequestChecksum::WhenRequired,
@@ -228,16 +203,12 @@ impl Config {
                     ));
                 }
             },
-            part_checksum: parse_bool(&get, "BACKSTOP_S3_PART_CHECKSUM")?
-                .unwrap_or(defaults.part_checksum),
+            part_checksum: parse_bool(&get, "BACKSTOP_S3_PART_CHECKSUM")?.unwrap_or(defaults.part_checksum),
             part_size: match get("BACKSTOP_S3_PART_SIZE_MB") {
                 None => defaults.part_size,
                 Some(v) => {
                     let mb: usize = v.parse().map_err(|_| {
-                        Error::config(
-                            "BACKSTOP_S3_PART_SIZE_MB",
-                            format!("{v:?} is not a whole number"),
-                        )
+                        Error::config("BACKSTOP_S3_PART_SIZE_MB", format!("{v:?} is not a whole number"))
                     })?;
                     if !(5..=5120).contains(&mb) {
                         return Err(Error::config(
@@ -248,20 +219,12 @@ impl Config {
                     mb * 1024 * 1024
                 }
             },
-            equal_parts: parse_bool(&get, "BACKSTOP_S3_EQUAL_PARTS")?
-                .unwrap_or(defaults.equal_parts),
+            equal_parts: parse_bool(&get, "BACKSTOP_S3_EQUAL_PARTS")?.unwrap_or(defaults.equal_parts),
             upload_concurrency: match get("BACKSTOP_S3_UPLOAD_CONCURRENCY") {
                 None => defaults.upload_concurrency,
-                Some(v) => v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=16).contains(n))
-                    .ok_or_else(|| {
-                        Error::config(
-                            "BACKSTOP_S3_UPLOAD_CONCURRENCY",
-                            format!("{v:?} is not 1 to 16"),
-                        )
-                    })?,
+                Some(v) => v.parse().ok().filter(|n| (1..=16).contains(n)).ok_or_else(|| {
+                    Error::config("BACKSTOP_S3_UPLOAD_CONCURRENCY", format!("{v:?} is not 1 to 16"))
+                })?,
             },
         };
 
@@ -289,9 +252,7 @@ impl Config {
             db_tls,
             sns_topic_arn: get("BACKSTOP_SNS_TOPIC_ARN"),
             s3,
-            pg_dump: get("BACKSTOP_PG_DUMP")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "pg_dump".into()),
+            pg_dump: get("BACKSTOP_PG_DUMP").map(PathBuf::from).unwrap_or_else(|| "pg_dump".into()),
             cleanup_rules: get("BACKSTOP_CLEANUP_RULES"),
         })
     }
@@ -302,20 +263,13 @@ fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Optio
         None => Ok(None),
         Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
         Some("0" | "false" | "no" | "off") => Ok(Some(false)),
-        Some(other) => Err(Error::config(
-            name,
-            format!("{other:?} is not true or false"),
-        )),
+        Some(other) => Err(Error::config(name, format!("{other:?} is not true or false"))),
     }
 }
 
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("{trimmed}/")
-    }
+    if trimmed.is_empty() { String::new() } else { format!("{trimmed}/") }
 }
 
 #[cfg(test)]
@@ -327,22 +281,14 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned(), None)
     }
 
     #[test]
     fn defaults_apply_when_only_the_bucket_is_set() {
         let c = config(&[("BACKSTOP_BUCKET", "my-backups")]).unwrap();
-        assert_eq!(
-            c.destination,
-            Destination::S3 {
-                bucket: "my-backups".into()
-            }
-        );
+        assert_eq!(c.destination, Destination::S3 { bucket: "my-backups".into() });
         assert_eq!(c.prefix, "backstop/");
         assert_eq!(c.env, "production");
         assert_eq!(c.db, DbConfig::Unset);
@@ -393,12 +339,7 @@ mod tests {
             ("BACKSTOP_S3_PART_SIZE_MB", "16"),
         ])
         .unwrap();
-        assert_eq!(
-            c.db,
-            DbConfig::Secret {
-                secret_id: "prod/db".into()
-            }
-        );
+        assert_eq!(c.db, DbConfig::Secret { secret_id: "prod/db".into() });
         assert!(c.s3.force_path_style);
         assert_eq!(c.s3.request_checksum, RequestChecksum::WhenRequired);
         assert_eq!(c.s3.part_size, 16 * 1024 * 1024);
@@ -411,9 +352,7 @@ mod tests {
     #[case("BACKSTOP_ENV", "prod env")]
     #[case("BACKSTOP_DB_SSLMODE", "verify-ca")]
     fn bad_values_name_the_variable(#[case] name: &str, #[case] value: &str) {
-        let err = config(&[("BACKSTOP_BUCKET", "b-1"), (name, value)])
-            .unwrap_err()
-            .to_string();
+        let err = config(&[("BACKSTOP_BUCKET", "b-1"), (name, value)]).unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
     }
 }

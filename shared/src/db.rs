@@ -24,41 +24,27 @@ pub struct DbSource {
 
 impl std::fmt::Debug for DbSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbSource")
-            .field("origin", &self.origin)
-            .field("tls_mode", &self.tls_mode)
-            .finish()
+        f.debug_struct("DbSource").field("origin", &self.origin).field("tls_mode", &self.tls_mode).finish()
     }
 }
 
 #[derive(Debug)]
 enum Origin {
     Url(String),
-    Secret {
-        secret_id: String,
-        source: Arc<dyn SecretSource>,
-    },
+    Secret { secret_id: String, source: Arc<dyn SecretSource> },
     Unset,
 }
 
 impl DbSource {
     /// `secrets` is only used when the config names a secret.
-    pub fn new(
-        config: &DbConfig,
-        tls: &DbTls,
-        secrets: Option<Arc<dyn SecretSource>>,
-    ) -> Result<Self> {
+    pub fn new(config: &DbConfig, tls: &DbTls, secrets: Option<Arc<dyn SecretSource>>) -> Result<Self> {
         let origin = match (config, secrets) {
             (DbConfig::Url(url), _) => Origin::Url(url.clone()),
-            (DbConfig::Secret { secret_id }, Some(source)) => Origin::Secret {
-                secret_id: secret_id.clone(),
-                source,
-            },
+            (DbConfig::Secret { secret_id }, Some(source)) => {
+                Origin::Secret { secret_id: secret_id.clone(), source }
+            }
             (DbConfig::Secret { .. }, None) => {
-                return Err(Error::config(
-                    "BACKSTOP_DB_SECRET_ID",
-                    "is set but no secret source was built",
-                ));
+                return Err(Error::config("BACKSTOP_DB_SECRET_ID", "is set but no secret source was built"));
             }
             (DbConfig::Unset, _) => Origin::Unset,
         };
@@ -99,19 +85,15 @@ impl DbSource {
 
     /// Connects to `database` (the credentials' default when `None`). On an authentication
     /// failure the secret is read again once, for a password rotated since it was cached.
-    pub async fn connect(
-        &self,
-        database: Option<&str>,
-        app_name: &str,
-    ) -> Result<(Client, DbCredentials)> {
+    pub async fn connect(&self, database: Option<&str>, app_name: &str) -> Result<(Client, DbCredentials)> {
         let creds = self.credentials(false).await?;
-        match self.open(&creds, database, app_name).await {
+        match self.connect_to(&creds, database, app_name).await {
             Err(Error::Database { source, .. })
                 if matches!(self.origin, Origin::Secret { .. }) && is_auth_failure(&source) =>
             {
                 tracing::warn!("authentication failed with the cached secret; reading it again");
                 let creds = self.credentials(true).await?;
-                Ok((self.open(&creds, database, app_name).await?, creds))
+                Ok((self.connect_to(&creds, database, app_name).await?, creds))
             }
             other => Ok((other?, creds)),
         }
@@ -126,16 +108,15 @@ fn is_auth_failure(e: &tokio_postgres::Error) -> bool {
 pub fn database_name<'a>(creds: &'a DbCredentials, requested: Option<&'a str>) -> Result<&'a str> {
     requested.or(creds.dbname.as_deref()).ok_or_else(|| {
         Error::Payload(
-            "no database named: pass `databases` or put `dbname` in the secret / DATABASE_URL"
-                .into(),
+            "no database named: pass `databases` or put `dbname` in the secret / DATABASE_URL".into(),
         )
     })
 }
 
 impl DbSource {
-    /// Opens one connection with the configured TLS; its driver task runs until the client is
-    /// dropped.
-    async fn open(
+    /// Opens one connection with the configured TLS to any server (e.g. a restore target);
+    /// its driver task runs until the client is dropped.
+    pub async fn connect_to(
         &self,
         creds: &DbCredentials,
         database: Option<&str>,
@@ -158,14 +139,9 @@ impl DbSource {
         if let Some(pw) = &creds.password {
             cfg.password(pw);
         }
-        let (client, connection) = cfg
-            .connect(self.connector.clone())
-            .await
-            .map_err(|source| Error::Database {
-                target: creds.display_target(dbname),
-                context: "connect".into(),
-                source,
-            })?;
+        let (client, connection) = cfg.connect(self.connector.clone()).await.map_err(|source| {
+            Error::Database { target: creds.display_target(dbname), context: "connect".into(), source }
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection closed");
@@ -200,11 +176,7 @@ impl Preflight {
     pub async fn read(client: &Client, target: &str) -> Result<Self> {
         let db_err = |context: &str| {
             let context = context.to_owned();
-            move |source| Error::Database {
-                target: target.to_owned(),
-                context,
-                source,
-            }
+            move |source| Error::Database { target: target.to_owned(), context, source }
         };
         let row = client
             .query_one(
@@ -228,12 +200,7 @@ impl Preflight {
             .await
             .map_err(db_err("list tables"))?
             .into_iter()
-            .map(|r| TableInfo {
-                schema: r.get(0),
-                name: r.get(1),
-                rows_estimate: r.get(2),
-                bytes: r.get(3),
-            })
+            .map(|r| TableInfo { schema: r.get(0), name: r.get(1), rows_estimate: r.get(2), bytes: r.get(3) })
             .collect();
         Ok(Preflight {
             server_version: row.get(0),
@@ -247,4 +214,9 @@ impl Preflight {
     pub fn server_major(&self) -> i32 {
         self.server_version_num / 10_000
     }
+}
+
+/// Quotes an identifier the way PostgreSQL's `quote_ident` does (always, for simplicity).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -70,11 +70,7 @@ pub enum Error {
 
     /// Replaying a dump failed at a line of it.
     #[error("restore of {dump} stopped at line {line}: {reason}")]
-    Restore {
-        dump: String,
-        line: usize,
-        reason: String,
-    },
+    Restore { dump: String, line: usize, reason: String },
 
     /// A cleanup rule is invalid or names something that does not exist.
     #[error("rule {rule}: {reason}")]
@@ -92,10 +88,7 @@ impl Error {
     /// Whether running the same job again, unchanged, could succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Payload(_)
-            | Error::Config { .. }
-            | Error::Rule { .. }
-            | Error::Restore { .. } => false,
+            Error::Payload(_) | Error::Config { .. } | Error::Rule { .. } | Error::Restore { .. } => false,
             Error::Secret { retryable, .. } | Error::Store { retryable, .. } => *retryable,
             Error::Database { source, .. } => source.as_db_error().is_none_or(|db| {
                 // Connection-level failures and serialization/lock conflicts can pass; a
@@ -103,28 +96,19 @@ impl Error {
                 let class = &db.code().code()[..2];
                 matches!(class, "08" | "40" | "53" | "55" | "57" | "58")
             }),
-            Error::Dump { .. }
-            | Error::Notify { .. }
-            | Error::Io { .. }
-            | Error::Deadline { .. } => true,
+            Error::Dump { .. } | Error::Notify { .. } | Error::Io { .. } | Error::Deadline { .. } => true,
             Error::Several { errors, .. } => errors.iter().any(Error::is_retryable),
         }
     }
 
     /// Shorthand for a configuration error.
     pub fn config(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Config {
-            name: name.into(),
-            reason: reason.into(),
-        }
+        Error::Config { name: name.into(), reason: reason.into() }
     }
 
     /// Shorthand for a local I/O error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 
     /// The error and its whole cause chain on one line, each cause said once.
@@ -149,11 +133,7 @@ pub fn report(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn join_errors(errors: &[Error]) -> String {
-    errors
-        .iter()
-        .map(Error::report)
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(Error::report).collect::<Vec<_>>().join("; ")
 }
 
 #[cfg(test)]
@@ -170,12 +150,6 @@ mod tests {
     #[test]
     fn payload_errors_are_not_retryable_but_dump_errors_are() {
         assert!(!Error::Payload("x".into()).is_retryable());
-        assert!(
-            Error::Dump {
-                database: "d".into(),
-                reason: "r".into()
-            }
-            .is_retryable()
-        );
+        assert!(Error::Dump { database: "d".into(), reason: "r".into() }.is_retryable());
     }
 }

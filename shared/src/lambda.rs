@@ -17,12 +17,8 @@ pub async fn handle<J: Job>(app: &App, event: LambdaEvent<Value>) -> Result<Valu
     match record.status {
         Status::Succeeded => Ok(serde_json::to_value(&record).expect("run records serialize")),
         Status::Failed => Err(Diagnostic {
-            error_type: if record.retryable == Some(true) {
-                "JobFailed"
-            } else {
-                "JobFailedPermanently"
-            }
-            .into(),
+            error_type: if record.retryable == Some(true) { "JobFailed" } else { "JobFailedPermanently" }
+                .into(),
             error_message: run::failure_message(&record),
         }),
     }
@@ -39,10 +35,7 @@ fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms < EPOCH_MS_2001 {
         return Some(Instant::now() + Duration::from_millis(deadline_ms));
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
@@ -52,20 +45,10 @@ mod tests {
 
     #[test]
     fn deadlines_from_the_epoch_and_relative_ones() {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let left = deadline_instant(now_ms + 60_000)
-            .unwrap()
-            .saturating_duration_since(Instant::now());
-        assert!(
-            left > Duration::from_secs(58) && left <= Duration::from_secs(60),
-            "{left:?}"
-        );
-        let left = deadline_instant(600_000)
-            .unwrap()
-            .saturating_duration_since(Instant::now());
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = deadline_instant(now_ms + 60_000).unwrap().saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(58) && left <= Duration::from_secs(60), "{left:?}");
+        let left = deadline_instant(600_000).unwrap().saturating_duration_since(Instant::now());
         assert!(left > Duration::from_secs(598), "{left:?}");
         assert!(deadline_instant(0).is_none());
     }

@@ -18,11 +18,13 @@
 //! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, pg_dump engine.
+//! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — reading plain SQL dumps as psql would (groundwork for `backstop restore`).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 
 pub mod app;
 pub mod backup;
+pub mod catalog;
 pub mod cleanup;
 pub mod config;
 pub mod db;

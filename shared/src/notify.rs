@@ -41,21 +41,9 @@ impl Notification {
 
 /// Makes a string a valid SNS subject: printable ASCII, no line breaks, ≤ 100 characters.
 pub fn sanitize_subject(subject: &str) -> String {
-    let clean: String = subject
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if clean.len() <= 100 {
-        clean
-    } else {
-        format!("{}...", &clean[..97])
-    }
+    let clean: String =
+        subject.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    if clean.len() <= 100 { clean } else { format!("{}...", &clean[..97]) }
 }
 
 /// The port outcomes are published through.
@@ -74,10 +62,7 @@ pub struct SnsNotifier {
 
 impl SnsNotifier {
     pub fn new(sdk: &aws_config::SdkConfig, topic_arn: &str) -> Self {
-        SnsNotifier {
-            client: aws_sdk_sns::Client::new(sdk),
-            topic_arn: topic_arn.to_owned(),
-        }
+        SnsNotifier { client: aws_sdk_sns::Client::new(sdk), topic_arn: topic_arn.to_owned() }
     }
 }
 
@@ -96,10 +81,7 @@ impl Notifier for SnsNotifier {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| Error::Notify {
-                    topic: self.topic_arn.clone(),
-                    detail: e.to_string(),
-                })?;
+                .map_err(|e| Error::Notify { topic: self.topic_arn.clone(), detail: e.to_string() })?;
             req = req.message_attributes(name, attr);
         }
         let out = req.send().await.map_err(|e| Error::Notify {

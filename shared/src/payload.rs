@@ -21,14 +21,11 @@ pub enum Trigger {
 pub fn parse<O: DeserializeOwned + Default>(payload: &Value) -> Result<(O, Trigger)> {
     if payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
         let event: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
-            serde_json::from_value(payload.clone()).map_err(|e| {
-                Error::Payload(format!("malformed EventBridge scheduled event: {e}"))
-            })?;
+            serde_json::from_value(payload.clone())
+                .map_err(|e| Error::Payload(format!("malformed EventBridge scheduled event: {e}")))?;
         return Ok((
             O::default(),
-            Trigger::Schedule {
-                rule: event.resources.and_then(|r| r.into_iter().next()),
-            },
+            Trigger::Schedule { rule: event.resources.and_then(|r| r.into_iter().next()) },
         ));
     }
     match payload {
@@ -83,38 +80,24 @@ mod tests {
         assert_eq!(opts, Opts::default());
         assert_eq!(
             trigger,
-            Trigger::Schedule {
-                rule: Some("arn:aws:events:eu-west-1:123456789012:rule/nightly".into())
-            }
+            Trigger::Schedule { rule: Some("arn:aws:events:eu-west-1:123456789012:rule/nightly".into()) }
         );
     }
 
     #[test]
     fn options_object_and_null_parse() {
         let (opts, _) = parse::<Opts>(&json!({"databases": ["a"], "dry_run": true})).unwrap();
-        assert_eq!(
-            opts,
-            Opts {
-                databases: vec!["a".into()],
-                dry_run: true
-            }
-        );
+        assert_eq!(opts, Opts { databases: vec!["a".into()], dry_run: true });
         assert_eq!(parse::<Opts>(&Value::Null).unwrap().0, Opts::default());
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = parse::<Opts>(&json!({"databse": ["a"]}))
-            .unwrap_err()
-            .to_string();
+        let err = parse::<Opts>(&json!({"databse": ["a"]})).unwrap_err().to_string();
         assert!(err.contains("databse"), "{err}");
-        let err = parse::<Opts>(&json!({"dry_run": "yes"}))
-            .unwrap_err()
-            .to_string();
+        let err = parse::<Opts>(&json!({"dry_run": "yes"})).unwrap_err().to_string();
         assert!(err.contains("dry_run"), "{err}");
-        let err = parse::<Opts>(&json!({"databases": [1]}))
-            .unwrap_err()
-            .to_string();
+        let err = parse::<Opts>(&json!({"databases": [1]})).unwrap_err().to_string();
         assert!(err.contains("databases[0]"), "{err}");
         assert!(parse::<Opts>(&json!([1])).is_err());
     }

@@ -66,16 +66,13 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 impl RunContext {
     /// The margin kept before this run's deadline.
     pub fn margin(&self) -> Duration {
-        let total = self
-            .deadline
-            .map_or(Duration::ZERO, |d| d.saturating_duration_since(self.clock));
+        let total = self.deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(self.clock));
         DEADLINE_MARGIN.min(total / 4)
     }
 
     /// The instant by which work must have stopped, if there is one.
     pub fn stop_by(&self) -> Option<Instant> {
-        self.deadline
-            .map(|d| d.checked_sub(self.margin()).unwrap_or(d))
+        self.deadline.map(|d| d.checked_sub(self.margin()).unwrap_or(d))
     }
 
     /// Resolves when the job must stop; never, without a deadline.
@@ -101,12 +98,7 @@ pub struct JobReport {
 impl JobReport {
     /// A report of a job that failed before it produced anything.
     pub fn failed(what: impl Into<String>, error: Error) -> Self {
-        JobReport {
-            outputs: Value::Null,
-            what: what.into(),
-            detail: None,
-            error: Some(error),
-        }
+        JobReport { outputs: Value::Null, what: what.into(), detail: None, error: Some(error) }
     }
 }
 
@@ -143,40 +135,20 @@ pub async fn execute<J: Job>(app: &App, payload: &Value, deadline: Option<Instan
             tracing::info!(job = J::NAME, run_id = %ctx.run_id, ?trigger, dry_run, ?time_left_s, "run started");
             (J::run(app, &options, &ctx).await, trigger, dry_run)
         }
-        Err(e) => (
-            JobReport::failed("invalid payload", e),
-            Trigger::Manual,
-            false,
-        ),
+        Err(e) => (JobReport::failed("invalid payload", e), Trigger::Manual, false),
     };
     let finished = Timestamp::now();
     let duration = clock.elapsed();
     let env = &app.config.env;
     let (status, summary) = match &report.error {
         None => {
-            let detail = report
-                .detail
-                .as_deref()
-                .map(|d| format!(", {d}"))
-                .unwrap_or_default();
+            let detail = report.detail.as_deref().map(|d| format!(", {d}")).unwrap_or_default();
             let took = human_duration(duration);
-            (
-                Status::Succeeded,
-                format!(
-                    "{} ({env}){detail}{} in {took}",
-                    report.what,
-                    dry_run_note(dry_run)
-                ),
-            )
+            (Status::Succeeded, format!("{} ({env}){detail}{} in {took}", report.what, dry_run_note(dry_run)))
         }
         Some(e) => (
             Status::Failed,
-            format!(
-                "{} ({env}) after {}: {}",
-                report.what,
-                human_duration(duration),
-                e.report()
-            ),
+            format!("{} ({env}) after {}: {}", report.what, human_duration(duration), e.report()),
         ),
     };
     let mut record = RunRecord {
@@ -230,10 +202,7 @@ fn dry_run_note(dry_run: bool) -> &'static str {
 
 /// `{prefix}runs/{job}/{YYYY}/{MM}/{DD}/{run_id}.json`
 pub fn record_key(prefix: &str, job: &str, started: &Timestamp, run_id: &str) -> String {
-    format!(
-        "{prefix}runs/{job}/{}/{run_id}.json",
-        started.strftime("%Y/%m/%d")
-    )
+    format!("{prefix}runs/{job}/{}/{run_id}.json", started.strftime("%Y/%m/%d"))
 }
 
 /// Renders the record for people and machines.
@@ -274,15 +243,7 @@ pub fn notification(record: &RunRecord) -> Notification {
         record_json: serde_json::to_string(record).expect("run records serialize"),
         attributes: vec![
             ("job".into(), record.job.clone()),
-            (
-                "status".into(),
-                if record.status == Status::Succeeded {
-                    "succeeded"
-                } else {
-                    "failed"
-                }
-                .into(),
-            ),
+            ("status".into(), if record.status == Status::Succeeded { "succeeded" } else { "failed" }.into()),
             ("env".into(), record.env.clone()),
         ],
     }

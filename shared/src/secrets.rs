@@ -58,9 +58,7 @@ impl DbCredentials {
             host,
             port: cfg.get_ports().first().copied().unwrap_or(5432),
             user,
-            password: cfg
-                .get_password()
-                .map(|p| String::from_utf8_lossy(p).into_owned()),
+            password: cfg.get_password().map(|p| String::from_utf8_lossy(p).into_owned()),
             dbname: cfg.get_dbname().map(str::to_owned),
         })
     }
@@ -84,15 +82,10 @@ impl DbCredentials {
         };
         // serde's message could quote part of the value, so it is not passed on.
         let s: RdsSecret = serde_json::from_str(json).map_err(|_| {
-            bad(
-                "is not a JSON object of the RDS secret form (host, port, username, password)"
-                    .into(),
-            )
+            bad("is not a JSON object of the RDS secret form (host, port, username, password)".into())
         })?;
-        if let Some(engine) = s
-            .engine
-            .as_deref()
-            .filter(|e| !e.starts_with("postgres") && !e.contains("aurora-postgresql"))
+        if let Some(engine) =
+            s.engine.as_deref().filter(|e| !e.starts_with("postgres") && !e.contains("aurora-postgresql"))
         {
             return Err(bad(format!("engine is {engine:?}, not postgres")));
         }
@@ -103,21 +96,15 @@ impl DbCredentials {
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .ok_or_else(|| bad("field \"port\" is not a port number".into()))?,
-            Some(serde_json::Value::String(p)) => p
-                .parse()
-                .map_err(|_| bad("field \"port\" is not a port number".into()))?,
+            Some(serde_json::Value::String(p)) => {
+                p.parse().map_err(|_| bad("field \"port\" is not a port number".into()))?
+            }
             Some(_) => return Err(bad("field \"port\" is not a port number".into())),
         };
         Ok(DbCredentials {
-            host: s
-                .host
-                .filter(|h| !h.is_empty())
-                .ok_or_else(|| missing("host"))?,
+            host: s.host.filter(|h| !h.is_empty()).ok_or_else(|| missing("host"))?,
             port,
-            user: s
-                .username
-                .filter(|u| !u.is_empty())
-                .ok_or_else(|| missing("username"))?,
+            user: s.username.filter(|u| !u.is_empty()).ok_or_else(|| missing("username"))?,
             password: Some(s.password.ok_or_else(|| missing("password"))?),
             dbname: s.dbname.filter(|d| !d.is_empty()),
         })
@@ -138,43 +125,25 @@ pub struct SecretsManager {
 
 impl SecretsManager {
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
-        SecretsManager {
-            client: aws_sdk_secretsmanager::Client::new(sdk),
-        }
+        SecretsManager { client: aws_sdk_secretsmanager::Client::new(sdk) }
     }
 }
 
 #[async_trait]
 impl SecretSource for SecretsManager {
     async fn secret_string(&self, secret_id: &str) -> Result<String> {
-        let out = self
-            .client
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|e| {
-                let (reason, retryable) = match &e {
-                    SdkError::ServiceError(se) if se.err().is_resource_not_found_exception() => (
-                        "does not exist (or this role may not read it)".to_owned(),
-                        false,
-                    ),
-                    SdkError::ServiceError(_) => (
-                        format!("could not be read: {}", DisplayErrorContext(&e)),
-                        false,
-                    ),
-                    _ => (
-                        format!("could not be read: {}", DisplayErrorContext(&e)),
-                        true,
-                    ),
-                };
-                Error::Secret {
-                    secret_id: secret_id.to_owned(),
-                    reason,
-                    source: Some(Box::new(e)),
-                    retryable,
+        let out = self.client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
+            let (reason, retryable) = match &e {
+                SdkError::ServiceError(se) if se.err().is_resource_not_found_exception() => {
+                    ("does not exist (or this role may not read it)".to_owned(), false)
                 }
-            })?;
+                SdkError::ServiceError(_) => {
+                    (format!("could not be read: {}", DisplayErrorContext(&e)), false)
+                }
+                _ => (format!("could not be read: {}", DisplayErrorContext(&e)), true),
+            };
+            Error::Secret { secret_id: secret_id.to_owned(), reason, source: Some(Box::new(e)), retryable }
+        })?;
         out.secret_string.ok_or_else(|| Error::Secret {
             secret_id: secret_id.to_owned(),
             reason: "has no string value (binary secrets are not supported)".into(),
@@ -198,12 +167,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (
-                c.host.as_str(),
-                c.port,
-                c.user.as_str(),
-                c.dbname.as_deref()
-            ),
+            (c.host.as_str(), c.port, c.user.as_str(), c.dbname.as_deref()),
             ("db.x", 5433, "app", Some("shop"))
         );
         assert!(!format!("{c:?}").contains("hunter2"));
@@ -213,36 +177,20 @@ mod tests {
     #[case(r#"{"host":"h","password":"hunter2"}"#, "username")]
     #[case(r#"{"host":"h","username":"u"}"#, "password")]
     #[case(r#"{"username":"u","password":"hunter2"}"#, "host")]
-    #[case(
-        r#"{"engine":"mysql","host":"h","username":"u","password":"hunter2"}"#,
-        "mysql"
-    )]
-    #[case(
-        r#"{"host":"h","username":"u","password":"hunter2","port":"x"}"#,
-        "port"
-    )]
+    #[case(r#"{"engine":"mysql","host":"h","username":"u","password":"hunter2"}"#, "mysql")]
+    #[case(r#"{"host":"h","username":"u","password":"hunter2","port":"x"}"#, "port")]
     #[case("hunter2", "JSON")]
-    fn bad_secrets_name_the_secret_and_field_but_not_values(
-        #[case] json: &str,
-        #[case] expected: &str,
-    ) {
-        let err = DbCredentials::from_rds_secret("prod/db", json)
-            .unwrap_err()
-            .to_string();
+    fn bad_secrets_name_the_secret_and_field_but_not_values(#[case] json: &str, #[case] expected: &str) {
+        let err = DbCredentials::from_rds_secret("prod/db", json).unwrap_err().to_string();
         assert!(err.contains("prod/db") && err.contains(expected), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
     fn url_errors_do_not_echo_the_url() {
-        let err = DbCredentials::from_url("postgres://u:hunter2@h:notaport/db")
-            .unwrap_err()
-            .to_string();
+        let err = DbCredentials::from_url("postgres://u:hunter2@h:notaport/db").unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         let c = DbCredentials::from_url("postgres://u:pw@h:5433/db").unwrap();
-        assert_eq!(
-            (c.port, c.dbname.as_deref(), c.password.as_deref()),
-            (5433, Some("db"), Some("pw"))
-        );
+        assert_eq!((c.port, c.dbname.as_deref(), c.password.as_deref()), (5433, Some("db"), Some("pw")));
     }
 }

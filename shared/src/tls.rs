@@ -33,16 +33,10 @@ pub fn connector(tls: &DbTls) -> Result<MakeRustlsConnect> {
                     })?;
                     for cert in CertificateDer::pem_slice_iter(&pem) {
                         let cert = cert.map_err(|e| {
-                            Error::config(
-                                "BACKSTOP_DB_SSLROOTCERT",
-                                format!("{}: {e}", path.display()),
-                            )
+                            Error::config("BACKSTOP_DB_SSLROOTCERT", format!("{}: {e}", path.display()))
                         })?;
                         roots.add(cert).map_err(|e| {
-                            Error::config(
-                                "BACKSTOP_DB_SSLROOTCERT",
-                                format!("{}: {e}", path.display()),
-                            )
+                            Error::config("BACKSTOP_DB_SSLROOTCERT", format!("{}: {e}", path.display()))
                         })?;
                     }
                     if roots.is_empty() {
@@ -90,12 +84,7 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -104,12 +93,7 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

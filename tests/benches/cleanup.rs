@@ -38,9 +38,11 @@ async fn load(db: &TestDb, rows: i64) {
     )
     .await
     .unwrap();
-    c.batch_execute("create index on notifications_notification (created_at); vacuum analyze notifications_notification;")
-        .await
-        .unwrap();
+    c.batch_execute(
+        "create index on notifications_notification (created_at); vacuum analyze notifications_notification;",
+    )
+    .await
+    .unwrap();
 }
 
 /// Inserts rows one at a time until `stop`, returning each insert's latency.
@@ -66,10 +68,7 @@ fn p99(mut lat: Vec<Duration>) -> Duration {
 }
 
 /// Runs `work` while inserts go on; returns the work's result and the inserts' p99.
-async fn with_inserts<F: std::future::Future<Output = T>, T>(
-    db: &TestDb,
-    work: F,
-) -> (T, Duration, usize) {
+async fn with_inserts<F: std::future::Future<Output = T>, T>(db: &TestDb, work: F) -> (T, Duration, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let inserter = tokio::spawn(insert_loop(db.url.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -82,10 +81,8 @@ async fn with_inserts<F: std::future::Future<Output = T>, T>(
 
 #[tokio::main]
 async fn main() {
-    let rows: i64 = std::env::var("BENCH_CLEANUP_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3_000_000);
+    let rows: i64 =
+        std::env::var("BENCH_CLEANUP_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000_000);
     let db = TestDb::create("bench_cleanup").await.unwrap();
     eprintln!("loading {rows} rows into {}", db.name);
     load(&db, rows).await;
@@ -93,25 +90,18 @@ async fn main() {
     let (_, idle_p99, idle_n) = with_inserts(&db, tokio::time::sleep(Duration::from_secs(5))).await;
 
     let dir = std::env::temp_dir().join(format!("backstop-bench-{}", db.name));
-    let mut config =
-        Config::from_lookup(|_| None, Some(Destination::Local { root: dir.clone() })).unwrap();
+    let mut config = Config::from_lookup(|_| None, Some(Destination::Local { root: dir.clone() })).unwrap();
     config.db = DbConfig::Url(db.url.clone());
     let app = App::with_config(config).await.unwrap();
     let payload = json!({ "rules": [{"table": "notifications_notification", "older_than": "90d",
         "timestamp_column": "created_at", "filter": [{"column": "read", "op": "=", "value": true}]}] });
     let started = Instant::now();
-    let (record, bk_p99, bk_n) = with_inserts(
-        &db,
-        run::execute::<NotificationCleanup>(&app, &payload, None),
-    )
-    .await;
+    let (record, bk_p99, bk_n) =
+        with_inserts(&db, run::execute::<NotificationCleanup>(&app, &payload, None)).await;
     let bk_total = started.elapsed();
     assert_eq!(record.status, run::Status::Succeeded, "{:?}", record.error);
     let rule = &record.outputs["rules"][0];
-    let (bk_deleted, bk_batches) = (
-        rule["deleted"].as_i64().unwrap(),
-        rule["batches"].as_i64().unwrap(),
-    );
+    let (bk_deleted, bk_batches) = (rule["deleted"].as_i64().unwrap(), rule["batches"].as_i64().unwrap());
     let bk_longest = Duration::from_millis(rule["longest_batch_ms"].as_u64().unwrap());
 
     eprintln!("reloading for the plain DELETE");
@@ -120,7 +110,10 @@ async fn main() {
     let started = Instant::now();
     let (deleted, del_p99, del_n) = with_inserts(
         &db,
-        c.execute("delete from notifications_notification where created_at < now() - interval '90 days' and read", &[]),
+        c.execute(
+            "delete from notifications_notification where created_at < now() - interval '90 days' and read",
+            &[],
+        ),
     )
     .await;
     let del_total = started.elapsed();
@@ -133,10 +126,7 @@ async fn main() {
     );
     println!("| method | total s | longest lock hold ms | insert p99 ms | p99 vs idle | inserts |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    println!(
-        "| idle (no delete) | – | – | {} | 1.00× | {idle_n} |",
-        ms(idle_p99)
-    );
+    println!("| idle (no delete) | – | – | {} | 1.00× | {idle_n} |", ms(idle_p99));
     println!(
         "| backstop notification-cleanup (batch 5000, {bk_batches} batches) | {:.1} | {} | {} | {:.2}× | {bk_n} |",
         bk_total.as_secs_f64(),

@@ -18,16 +18,12 @@ use tokio_postgres::{Client, NoTls};
 
 /// The repository root (where `.stack/` lives).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The admin connection URL for creating and dropping test databases.
 pub fn admin_url() -> String {
-    std::env::var("BACKSTOP_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("BACKSTOP_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// The moto endpoint.
@@ -37,24 +33,16 @@ pub fn aws_endpoint() -> String {
 
 /// The Lambda emulator's endpoint.
 pub fn lambda_endpoint() -> String {
-    std::env::var("BACKSTOP_TEST_LAMBDA_ENDPOINT")
-        .unwrap_or_else(|_| "http://127.0.0.1:9100".into())
+    std::env::var("BACKSTOP_TEST_LAMBDA_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9100".into())
 }
 
 /// The environment `scripts/stack.sh` gave the functions.
 pub fn lambda_env() -> Result<HashMap<String, String>> {
     let path = repo_root().join(".stack/lambda.env");
     let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{} missing: run scripts/stack.sh up (scripts/test.sh does)",
-            path.display()
-        )
+        format!("{} missing: run scripts/stack.sh up (scripts/test.sh does)", path.display())
     })?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect())
+    Ok(text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
 /// Connects to a database by URL.
@@ -75,19 +63,11 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create(label: &str) -> Result<Self> {
-        let name = format!(
-            "bk_{label}_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
+        let name = format!("bk_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let admin = connect(&admin_url()).await?;
-        admin
-            .batch_execute(&format!("create database \"{name}\""))
-            .await?;
+        admin.batch_execute(&format!("create database \"{name}\"")).await?;
         let base = admin_url();
-        let url = format!(
-            "{}/{name}",
-            &base[..base.rfind('/').expect("admin URL has a database")]
-        );
+        let url = format!("{}/{name}", &base[..base.rfind('/').expect("admin URL has a database")]);
         Ok(TestDb { name, url })
     }
 
@@ -106,10 +86,7 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async context; a short-lived runtime on its own thread does the work.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
                 if let Ok(admin) = connect(&admin_url()).await {
                     let _ = admin
@@ -137,12 +114,7 @@ pub async fn psql(url: &str, sql: &[u8]) -> Result<String> {
         let _ = stdin.write_all(&sql).await;
     });
     let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut stderr)
-        .await?;
+    child.stderr.take().expect("piped").read_to_string(&mut stderr).await?;
     let status = child.wait().await?;
     writer.await?;
     if !status.success() {
@@ -154,10 +126,7 @@ pub async fn psql(url: &str, sql: &[u8]) -> Result<String> {
 /// Row count and an order-independent content hash per table of the `public` schema.
 pub async fn fingerprint(client: &Client) -> Result<Vec<(String, i64, String)>> {
     let tables: Vec<String> = client
-        .query(
-            "select tablename from pg_tables where schemaname = 'public' order by 1",
-            &[],
-        )
+        .query("select tablename from pg_tables where schemaname = 'public' order by 1", &[])
         .await?
         .iter()
         .map(|r| r.get(0))
@@ -179,15 +148,13 @@ pub async fn fingerprint(client: &Client) -> Result<Vec<(String, i64, String)>> 
 pub async fn sdk() -> Result<SdkConfig> {
     let endpoint = aws_endpoint();
     let addr = endpoint.trim_start_matches("http://");
-    tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("moto is not answering at {endpoint}: run scripts/stack.sh up (scripts/test.sh does)"))?;
+    tokio::net::TcpStream::connect(addr).await.with_context(|| {
+        format!("moto is not answering at {endpoint}: run scripts/stack.sh up (scripts/test.sh does)")
+    })?;
     Ok(aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
         .load()
         .await)
 }
@@ -209,45 +176,21 @@ impl Stack {
         let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
         let bucket = format!("bk-{label}-{id}");
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(true)
-                .build(),
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
         );
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .context("create bucket")?;
+        s3.create_bucket().bucket(&bucket).send().await.context("create bucket")?;
         let sns = aws_sdk_sns::Client::new(&sdk);
-        let topic_arn = sns
-            .create_topic()
-            .name(format!("bk-{label}-{id}"))
-            .send()
-            .await?
-            .topic_arn
-            .expect("arn");
+        let topic_arn =
+            sns.create_topic().name(format!("bk-{label}-{id}")).send().await?.topic_arn.expect("arn");
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue_url =
-            subscribe_queue(&sns, &sqs, &topic_arn, &format!("bk-{label}-{id}")).await?;
-        Ok(Stack {
-            sdk,
-            bucket,
-            topic_arn,
-            queue_url,
-            s3,
-            sqs,
-        })
+        let queue_url = subscribe_queue(&sns, &sqs, &topic_arn, &format!("bk-{label}-{id}")).await?;
+        Ok(Stack { sdk, bucket, topic_arn, queue_url, s3, sqs })
     }
 
     /// A config writing to this stack's bucket and topic, with the given database source.
     pub fn config(&self, db: DbConfig) -> Config {
-        let mut c = Config::from_lookup(
-            |_| None,
-            Some(Destination::S3 {
-                bucket: self.bucket.clone(),
-            }),
-        )
-        .expect("defaults are valid");
+        let mut c = Config::from_lookup(|_| None, Some(Destination::S3 { bucket: self.bucket.clone() }))
+            .expect("defaults are valid");
         c.db = db;
         c.env = "test".into();
         c.sns_topic_arn = Some(self.topic_arn.clone());
@@ -261,38 +204,18 @@ impl Stack {
 
     /// Every key in the bucket.
     pub async fn keys(&self) -> Result<Vec<String>> {
-        let out = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .send()
-            .await?;
-        Ok(out
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect())
+        let out = self.s3.list_objects_v2().bucket(&self.bucket).send().await?;
+        Ok(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect())
     }
 
     pub async fn get(&self, key: &str) -> Result<Vec<u8>> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await?;
+        let out = self.s3.get_object().bucket(&self.bucket).key(key).send().await?;
         Ok(out.body.collect().await?.into_bytes().to_vec())
     }
 
     /// Multipart uploads that were started and never completed or aborted.
     pub async fn open_uploads(&self) -> Result<usize> {
-        let out = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .send()
-            .await?;
+        let out = self.s3.list_multipart_uploads().bucket(&self.bucket).send().await?;
         Ok(out.uploads().len())
     }
 
@@ -318,13 +241,7 @@ pub async fn subscribe_queue(
     topic_arn: &str,
     name: &str,
 ) -> Result<String> {
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await?
-        .queue_url
-        .expect("url");
+    let queue_url = sqs.create_queue().queue_name(name).send().await?.queue_url.expect("url");
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -335,12 +252,7 @@ pub async fn subscribe_queue(
         .attributes()
         .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
         .expect("arn");
-    sns.subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await?;
+    sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(queue_arn).send().await?;
     Ok(queue_url)
 }
 
@@ -374,11 +286,7 @@ pub async fn receive(
                 out.push(outcome);
             }
             if let Some(h) = m.receipt_handle() {
-                sqs.delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(h)
-                    .send()
-                    .await?;
+                sqs.delete_message().queue_url(queue_url).receipt_handle(h).send().await?;
             }
         }
     }
@@ -400,11 +308,9 @@ pub async fn invoke(function: &str, payload: &serde_json::Value) -> Result<Invok
     let endpoint = lambda_endpoint();
     let addr = endpoint.trim_start_matches("http://").to_owned();
     let body = serde_json::to_vec(payload)?;
-    let mut stream = tokio::net::TcpStream::connect(&addr)
-        .await
-        .with_context(|| {
-            format!("the Lambda emulator is not answering at {endpoint}: run scripts/stack.sh up")
-        })?;
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.with_context(|| {
+        format!("the Lambda emulator is not answering at {endpoint}: run scripts/stack.sh up")
+    })?;
     let head = format!(
         "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -416,30 +322,16 @@ pub async fn invoke(function: &str, payload: &serde_json::Value) -> Result<Invok
         .await
         .context("invoke timed out")??;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("malformed HTTP answer")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .context("no status")?
-        .parse()?;
-    let function_error =
-        status >= 500 || head.to_ascii_lowercase().contains("x-amz-function-error");
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP answer")?;
+    let status: u16 = head.split_whitespace().nth(1).context("no status")?.parse()?;
+    let function_error = status >= 500 || head.to_ascii_lowercase().contains("x-amz-function-error");
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
         body.to_owned()
     };
     let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-    Ok(Invoked {
-        status,
-        function_error,
-        body,
-    })
+    Ok(Invoked { status, function_error, body })
 }
 
 fn dechunk(body: &str) -> String {
@@ -485,10 +377,7 @@ pub fn shared_data(file: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent (it is beside the checkout in CI)",
-            path.display()
-        );
+        eprintln!("SKIPPED: {} is absent (it is beside the checkout in CI)", path.display());
         None
     }
 }
@@ -518,10 +407,7 @@ pub async fn schema_of(url: &str) -> Result<String> {
 
 /// Runs `pg_dump` (plain format) and returns its output.
 pub async fn pg_dump_plain(url: &str) -> Result<Vec<u8>> {
-    let out = tokio::process::Command::new("pg_dump")
-        .args(["--format=plain", "-d", url])
-        .output()
-        .await?;
+    let out = tokio::process::Command::new("pg_dump").args(["--format=plain", "-d", url]).output().await?;
     if !out.status.success() {
         bail!("pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
     }

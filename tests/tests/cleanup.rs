@@ -58,8 +58,7 @@ async fn dry_run_counts_what_a_real_run_then_deletes_and_nothing_else_goes() {
     let db = TestDb::create("cleanup").await.unwrap();
     db.psql(SCHEMA.as_bytes()).await.unwrap();
     let keep_notifications = "select * from notifications_notification where not (created_at < now() - interval '90 days' and read)";
-    let keep_sessions =
-        "select * from django_session where expire_date >= now() - interval '1 day'";
+    let keep_sessions = "select * from django_session where expire_date >= now() - interval '1 day'";
     let (expected_n, expected_n_hash) = content(&db, keep_notifications).await;
     let (expected_s, expected_s_hash) = content(&db, keep_sessions).await;
     let (total_n, _) = content(&db, "select * from notifications_notification").await;
@@ -69,18 +68,11 @@ async fn dry_run_counts_what_a_real_run_then_deletes_and_nothing_else_goes() {
     let dry = cleanup(&stack, &db, json!({ "rules": rules(), "dry_run": true })).await;
     assert_eq!(dry.status, Status::Succeeded, "{:?}", dry.error);
     assert_eq!(
-        content(&db, "select * from notifications_notification")
-            .await
-            .0,
+        content(&db, "select * from notifications_notification").await.0,
         total_n,
         "a dry run deletes nothing"
     );
-    let real = cleanup(
-        &stack,
-        &db,
-        json!({ "rules": rules(), "batch_size": 200, "pause_ms": 0 }),
-    )
-    .await;
+    let real = cleanup(&stack, &db, json!({ "rules": rules(), "batch_size": 200, "pause_ms": 0 })).await;
 
     // THEN the dry run's counts are exactly what went, and every kept row is unchanged
     assert_eq!(real.status, Status::Succeeded, "{:?}", real.error);
@@ -92,23 +84,13 @@ async fn dry_run_counts_what_a_real_run_then_deletes_and_nothing_else_goes() {
     assert_eq!(r[1]["deleted"].as_i64().unwrap(), total_s - expected_s);
     assert!(r[0]["batches"].as_u64().unwrap() >= 10, "{}", r[0]);
     assert_eq!(r[0]["remaining"], 0);
-    assert_eq!(
-        content(&db, "select * from notifications_notification").await,
-        (expected_n, expected_n_hash)
-    );
-    assert_eq!(
-        content(&db, "select * from django_session").await,
-        (expected_s, expected_s_hash)
-    );
+    assert_eq!(content(&db, "select * from notifications_notification").await, (expected_n, expected_n_hash));
+    assert_eq!(content(&db, "select * from django_session").await, (expected_s, expected_s_hash));
 
     // AND both outcomes were published
     let outcomes = stack.outcomes(2, Duration::from_secs(10)).await.unwrap();
     assert_eq!(outcomes.len(), 2);
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| o.attributes["job"]["Value"] == "notification-cleanup")
-    );
+    assert!(outcomes.iter().all(|o| o.attributes["job"]["Value"] == "notification-cleanup"));
     assert!(
         outcomes.iter().any(|o| o.subject.contains("rows deleted")),
         "{:?}",
@@ -121,20 +103,13 @@ async fn max_rows_leaves_the_rest_for_the_next_run() {
     let stack = Stack::new("cleanmax").await.unwrap();
     let db = TestDb::create("cleanmax").await.unwrap();
     db.psql(SCHEMA.as_bytes()).await.unwrap();
-    let (total_s, _) = content(
-        &db,
-        "select * from django_session where expire_date < now() - interval '1 day'",
-    )
-    .await;
-    let rule =
-        json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
+    let (total_s, _) =
+        content(&db, "select * from django_session where expire_date < now() - interval '1 day'").await;
+    let rule = json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
 
-    let first = cleanup(
-        &stack,
-        &db,
-        json!({ "rules": rule, "max_rows": 150, "batch_size": 100, "pause_ms": 0 }),
-    )
-    .await;
+    let first =
+        cleanup(&stack, &db, json!({ "rules": rule, "max_rows": 150, "batch_size": 100, "pause_ms": 0 }))
+            .await;
 
     assert_eq!(first.status, Status::Succeeded, "{:?}", first.error);
     let r = &first.outputs["rules"][0];
@@ -142,10 +117,7 @@ async fn max_rows_leaves_the_rest_for_the_next_run() {
     assert_eq!(r["remaining"].as_i64().unwrap(), total_s - 150);
     assert!(r["stopped"].as_str().unwrap().contains("max_rows"));
     let second = cleanup(&stack, &db, json!({ "rules": rule })).await;
-    assert_eq!(
-        second.outputs["rules"][0]["deleted"].as_i64().unwrap(),
-        total_s - 150
-    );
+    assert_eq!(second.outputs["rules"][0]["deleted"].as_i64().unwrap(), total_s - 150);
     assert_eq!(second.outputs["rules"][0]["remaining"], 0);
 }
 
@@ -155,11 +127,8 @@ async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
     let stack = Stack::new("cleanfk").await.unwrap();
     let db = TestDb::create("cleanfk").await.unwrap();
     db.psql(SCHEMA.as_bytes()).await.unwrap();
-    let (old_users, _) = content(
-        &db,
-        "select * from auth_user where date_joined < now() - interval '30 days'",
-    )
-    .await;
+    let (old_users, _) =
+        content(&db, "select * from auth_user where date_joined < now() - interval '30 days'").await;
     let (referenced, _) = content(
         &db,
         "select * from auth_user u where date_joined < now() - interval '30 days'
@@ -181,22 +150,13 @@ async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
     assert_eq!(users["deleted"].as_i64().unwrap(), old_users - referenced);
     let error = users["error"].as_str().unwrap();
     assert!(
-        error.contains(&format!("{referenced} row(s) could not be deleted"))
-            && error.contains("foreign key"),
+        error.contains(&format!("{referenced} row(s) could not be deleted")) && error.contains("foreign key"),
         "{error}"
     );
-    assert!(
-        record.outputs["rules"][1]["deleted"].as_i64().unwrap() > 0,
-        "the other rule went on"
-    );
+    assert!(record.outputs["rules"][1]["deleted"].as_i64().unwrap() > 0, "the other rule went on");
     assert!(record.outputs["rules"][1]["error"].is_null());
     assert_eq!(
-        content(
-            &db,
-            "select * from auth_user where date_joined < now() - interval '30 days'"
-        )
-        .await
-        .0,
+        content(&db, "select * from auth_user where date_joined < now() - interval '30 days'").await.0,
         referenced
     );
 }
@@ -206,9 +166,7 @@ async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
     let stack = Stack::new("cleanhostile").await.unwrap();
     let db = TestDb::create("cleanhostile").await.unwrap();
     db.psql(SCHEMA.as_bytes()).await.unwrap();
-    db.psql(b"create table no_pk (created_at timestamptz);")
-        .await
-        .unwrap();
+    db.psql(b"create table no_pk (created_at timestamptz);").await.unwrap();
     let before = content(&db, "select * from notifications_notification").await;
 
     let refused = [
@@ -224,14 +182,8 @@ async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
             json!({"table": "auth_user", "older_than": "1d", "timestamp_column": "username"}),
             "not a timestamp",
         ),
-        (
-            json!({"table": "no_pk", "older_than": "1d", "timestamp_column": "created_at"}),
-            "no primary key",
-        ),
-        (
-            json!({"table": "auth_user", "older_than": "0d", "timestamp_column": "date_joined"}),
-            "older_than",
-        ),
+        (json!({"table": "no_pk", "older_than": "1d", "timestamp_column": "created_at"}), "no primary key"),
+        (json!({"table": "auth_user", "older_than": "0d", "timestamp_column": "date_joined"}), "older_than"),
     ];
     for (rule, expected) in refused {
         // A bad rule after a good one: nothing at all may be deleted.
@@ -241,22 +193,21 @@ async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
         let record = cleanup(&stack, &db, payload.clone()).await;
         assert_eq!(record.status, Status::Failed);
         let error = record.error.unwrap();
-        assert!(
-            error.contains(expected) && error.contains("rules[1]"),
-            "{payload}: {error}"
-        );
+        assert!(error.contains(expected) && error.contains("rules[1]"), "{payload}: {error}");
     }
     assert_eq!(
         content(&db, "select * from notifications_notification").await,
         before,
         "refused rules delete nothing"
     );
-    let record = cleanup(&stack, &db, json!({"rules": [{"table": "auth_user", "older_than": "1d", "timestamp_column": "date_joined",
-        "filter": [{"column": "username", "op": "like", "value": "%"}]}]})).await;
-    assert!(
-        record.error.unwrap().contains("op"),
-        "unknown operators are rejected"
-    );
+    let record = cleanup(
+        &stack,
+        &db,
+        json!({"rules": [{"table": "auth_user", "older_than": "1d", "timestamp_column": "date_joined",
+        "filter": [{"column": "username", "op": "like", "value": "%"}]}]}),
+    )
+    .await;
+    assert!(record.error.unwrap().contains("op"), "unknown operators are rejected");
 
     // Hostile values are data: they match nothing, and the tables are intact.
     let record = cleanup(
@@ -273,11 +224,8 @@ async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
     assert_eq!(content(&db, "select * from auth_user").await.0, 200);
 
     // A real unicode value with quotes matches exactly its rows.
-    let (n, _) = content(
-        &db,
-        "select * from notifications_notification where verb = 'verb 7 ünï ''q'''",
-    )
-    .await;
+    let (n, _) =
+        content(&db, "select * from notifications_notification where verb = 'verb 7 ünï ''q'''").await;
     assert_eq!(n, 1);
     let record = cleanup(&stack, &db, json!({"rules": [{"table": "notifications_notification", "older_than": "1d",
         "timestamp_column": "created_at", "filter": [{"column": "verb", "op": "=", "value": "verb 7 ünï 'q'"}]}]})).await;
@@ -296,7 +244,11 @@ async fn concurrent_inserts_and_updates_succeed_during_cleanup() {
     )
     .await
     .unwrap();
-    let (old_read, _) = content(&db, "select * from notifications_notification where created_at < now() - interval '90 days' and read").await;
+    let (old_read, _) = content(
+        &db,
+        "select * from notifications_notification where created_at < now() - interval '90 days' and read",
+    )
+    .await;
 
     // WHILE a writer inserts new rows and updates old unread ones
     let url = db.url.clone();
@@ -315,85 +267,41 @@ async fn concurrent_inserts_and_updates_succeed_during_cleanup() {
         }
         inserted
     });
-    let record = cleanup(
-        &stack,
-        &db,
-        json!({ "rules": rules(), "batch_size": 500, "pause_ms": 5 }),
-    )
-    .await;
+    let record = cleanup(&stack, &db, json!({ "rules": rules(), "batch_size": 500, "pause_ms": 5 })).await;
     let inserted = writer.await.unwrap();
 
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     assert_eq!(inserted, 300);
-    assert_eq!(
-        content(
-            &db,
-            "select * from notifications_notification where verb = 'new'"
-        )
-        .await
-        .0,
-        300
-    );
+    assert_eq!(content(&db, "select * from notifications_notification where verb = 'new'").await.0, 300);
     let r = &record.outputs["rules"][0];
-    assert_eq!(
-        r["deleted"].as_i64().unwrap() + r["remaining"].as_i64().unwrap(),
-        old_read
-    );
+    assert_eq!(r["deleted"].as_i64().unwrap() + r["remaining"].as_i64().unwrap(), old_read);
 }
 
 #[tokio::test]
 async fn the_function_runs_through_the_lambda_runtime() {
     let db = TestDb::create("cleanlambda").await.unwrap();
     db.psql(SCHEMA.as_bytes()).await.unwrap();
-    let (expected, _) = content(
-        &db,
-        "select * from django_session where expire_date < now() - interval '1 day'",
-    )
-    .await;
-    let rule =
-        json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
+    let (expected, _) =
+        content(&db, "select * from django_session where expire_date < now() - interval '1 day'").await;
+    let rule = json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
 
-    let dry = invoke(
-        "notification-cleanup",
-        &json!({ "database": db.name, "rules": rule, "dry_run": true }),
-    )
-    .await
-    .unwrap();
-    assert!(!dry.function_error, "{dry:?}");
-    assert_eq!(
-        dry.body["outputs"]["rules"][0]["would_delete"]
-            .as_i64()
-            .unwrap(),
-        expected
-    );
-    let real = invoke(
-        "notification-cleanup",
-        &json!({ "database": db.name, "rules": rule }),
-    )
-    .await
-    .unwrap();
-    assert!(!real.function_error, "{real:?}");
-    assert_eq!(
-        real.body["outputs"]["rules"][0]["deleted"]
-            .as_i64()
-            .unwrap(),
-        expected
-    );
-    assert_eq!(
-        content(
-            &db,
-            "select * from django_session where expire_date < now() - interval '1 day'"
-        )
+    let dry = invoke("notification-cleanup", &json!({ "database": db.name, "rules": rule, "dry_run": true }))
         .await
-        .0,
+        .unwrap();
+    assert!(!dry.function_error, "{dry:?}");
+    assert_eq!(dry.body["outputs"]["rules"][0]["would_delete"].as_i64().unwrap(), expected);
+    let real = invoke("notification-cleanup", &json!({ "database": db.name, "rules": rule })).await.unwrap();
+    assert!(!real.function_error, "{real:?}");
+    assert_eq!(real.body["outputs"]["rules"][0]["deleted"].as_i64().unwrap(), expected);
+    assert_eq!(
+        content(&db, "select * from django_session where expire_date < now() - interval '1 day'").await.0,
         0
     );
 
     let bad = invoke("notification-cleanup", &json!({ "database": db.name, "rules": [{"table": "nope", "older_than": "1d", "timestamp_column": "x"}] })).await.unwrap();
     assert!(bad.function_error, "{bad:?}");
     assert!(
-        bad.body.to_string().contains("\\\"nope\\\" does not exist")
-            || bad.body.to_string().contains("nope"),
+        bad.body.to_string().contains("\\\"nope\\\" does not exist") || bad.body.to_string().contains("nope"),
         "{:?}",
         bad.body
     );

@@ -30,32 +30,20 @@ async fn backup(stack: &Stack, db: &TestDb, payload: Value) -> RunRecord {
 async fn manifest_of(stack: &Stack, record: &RunRecord) -> (String, Manifest) {
     let out = &record.outputs["databases"][0];
     let manifest_key = out["manifest_key"].as_str().expect("a manifest key");
-    let manifest: Manifest =
-        serde_json::from_slice(&stack.get(manifest_key).await.unwrap()).unwrap();
+    let manifest: Manifest = serde_json::from_slice(&stack.get(manifest_key).await.unwrap()).unwrap();
     (out["key"].as_str().unwrap().to_owned(), manifest)
 }
 
 /// Restores the stored dump into a fresh database and compares table contents.
 async fn assert_restores(stack: &Stack, source: &TestDb, key: &str, manifest: &Manifest) {
     let stored = stack.get(key).await.unwrap();
-    assert_eq!(
-        stored.len() as u64,
-        manifest.bytes,
-        "stored size matches the manifest"
-    );
-    assert_eq!(
-        sha256_hex(&stored),
-        manifest.objects[0].sha256,
-        "stored bytes match the manifest's SHA-256"
-    );
+    assert_eq!(stored.len() as u64, manifest.bytes, "stored size matches the manifest");
+    assert_eq!(sha256_hex(&stored), manifest.objects[0].sha256, "stored bytes match the manifest's SHA-256");
     let sql = decompress(key, &stored).await.unwrap();
     assert_eq!(sql.len() as u64, manifest.uncompressed_bytes);
 
     let target = TestDb::create("restored").await.unwrap();
-    target
-        .psql(&sql)
-        .await
-        .expect("the dump restores with psql -v ON_ERROR_STOP=1");
+    target.psql(&sql).await.expect("the dump restores with psql -v ON_ERROR_STOP=1");
     let (a, b) = (
         fingerprint(&source.client().await.unwrap()).await.unwrap(),
         fingerprint(&target.client().await.unwrap()).await.unwrap(),
@@ -77,23 +65,15 @@ async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
     // THEN it succeeded, wrote dump, manifest and run record, and the dump restores exactly
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let (key, manifest) = manifest_of(&stack, &record).await;
-    assert!(
-        key.starts_with(&format!("backstop/db/{}/", db.name)) && key.ends_with(".sql.zst"),
-        "{key}"
-    );
+    assert!(key.starts_with(&format!("backstop/db/{}/", db.name)) && key.ends_with(".sql.zst"), "{key}");
     assert_eq!(manifest.tag.as_deref(), Some("manual"));
     assert_eq!(manifest.engine.name, "pg_dump");
     assert!(manifest.tables.iter().any(|t| t.name == "Mixed Case"));
     let keys = stack.keys().await.unwrap();
     assert!(keys.contains(&key) && keys.contains(&format!("{key}.manifest.json")));
     assert!(keys.contains(record.record_key.as_ref().unwrap()));
-    let stored: RunRecord = serde_json::from_slice(
-        &stack
-            .get(record.record_key.as_ref().unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let stored: RunRecord =
+        serde_json::from_slice(&stack.get(record.record_key.as_ref().unwrap()).await.unwrap()).unwrap();
     assert_eq!(stored.run_id, record.run_id);
     assert_restores(&stack, &db, &key, &manifest).await;
 
@@ -102,10 +82,7 @@ async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
     assert_eq!(outcomes.len(), 1);
     let o = &outcomes[0];
     assert!(
-        o.subject.starts_with(&format!(
-            "[Backstop] db-backup succeeded: {} (test), ",
-            db.name
-        )),
+        o.subject.starts_with(&format!("[Backstop] db-backup succeeded: {} (test), ", db.name)),
         "{}",
         o.subject
     );
@@ -131,12 +108,8 @@ async fn gzip_backup_in_several_parts_restores() {
     config.s3.part_size = 5 * 1024 * 1024;
     let app = stack.app(config);
 
-    let record = run::execute::<DbBackup>(
-        &app,
-        &json!({ "compression": "gzip", "compression_level": 1 }),
-        None,
-    )
-    .await;
+    let record =
+        run::execute::<DbBackup>(&app, &json!({ "compression": "gzip", "compression_level": 1 }), None).await;
 
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let (key, manifest) = manifest_of(&stack, &record).await;
@@ -153,19 +126,12 @@ async fn gzip_backup_in_several_parts_restores() {
 async fn credentials_come_from_secrets_manager_and_bad_secrets_fail_clearly() {
     let stack = Stack::new("secret").await.unwrap();
     let db = TestDb::create("secret").await.unwrap();
-    db.psql(b"create table t (id int primary key); insert into t values (1), (2);")
-        .await
-        .unwrap();
+    db.psql(b"create table t (id int primary key); insert into t values (1), (2);").await.unwrap();
     let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk);
     let good = format!("backstop/test/{}", db.name);
     let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": "postgres",
                         "password": "s3cr3t-never-shown", "dbname": db.name});
-    sm.create_secret()
-        .name(&good)
-        .secret_string(secret.to_string())
-        .send()
-        .await
-        .unwrap();
+    sm.create_secret().name(&good).secret_string(secret.to_string()).send().await.unwrap();
     let broken = format!("backstop/test/{}-broken", db.name);
     sm.create_secret()
         .name(&broken)
@@ -182,38 +148,20 @@ async fn credentials_come_from_secrets_manager_and_bad_secrets_fail_clearly() {
 
     // A missing secret and a malformed one: failures naming the secret (and the field).
     for (secret_id, expected) in [
-        (
-            format!("backstop/test/{}-missing", db.name),
-            "does not exist".to_owned(),
-        ),
+        (format!("backstop/test/{}-missing", db.name), "does not exist".to_owned()),
         (broken.clone(), "\"host\"".to_owned()),
     ] {
-        let app = stack.app(stack.config(DbConfig::Secret {
-            secret_id: secret_id.clone(),
-        }));
+        let app = stack.app(stack.config(DbConfig::Secret { secret_id: secret_id.clone() }));
         let record = run::execute::<DbBackup>(&app, &Value::Null, None).await;
         assert_eq!(record.status, Status::Failed);
         let error = record.error.clone().unwrap();
-        assert!(
-            error.contains(&secret_id) && error.contains(&expected),
-            "{error}"
-        );
-        assert!(
-            !serde_json::to_string(&record).unwrap().contains("s3cr3t"),
-            "secret values never appear"
-        );
+        assert!(error.contains(&secret_id) && error.contains(&expected), "{error}");
+        assert!(!serde_json::to_string(&record).unwrap().contains("s3cr3t"), "secret values never appear");
     }
     let outcomes = stack.outcomes(3, Duration::from_secs(10)).await.unwrap();
-    let failed: Vec<_> = outcomes
-        .iter()
-        .filter(|o| o.attributes["status"]["Value"] == "failed")
-        .collect();
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.attributes["status"]["Value"] == "failed").collect();
     assert_eq!(failed.len(), 2, "both failures were published");
-    assert!(
-        failed
-            .iter()
-            .all(|o| o.subject.contains("db-backup FAILED") && !o.subject.contains("s3cr3t"))
-    );
+    assert!(failed.iter().all(|o| o.subject.contains("db-backup FAILED") && !o.subject.contains("s3cr3t")));
 }
 
 #[tokio::test]
@@ -224,10 +172,7 @@ async fn bad_payloads_are_rejected_before_any_work() {
         (json!({ "databse": ["x"] }), "databse"),
         (json!({ "schema_only": "yes" }), "schema_only"),
         (json!({ "compression": "lz4" }), "compression"),
-        (
-            json!({ "compression": "gzip", "compression_level": 12 }),
-            "compression_level",
-        ),
+        (json!({ "compression": "gzip", "compression_level": 12 }), "compression_level"),
         (json!({ "engine": "native-ish" }), "engine"),
         (json!(["not", "an", "object"]), "array"),
     ];
@@ -235,29 +180,20 @@ async fn bad_payloads_are_rejected_before_any_work() {
         let record = backup(&stack, &db, payload.clone()).await;
         assert_eq!(record.status, Status::Failed, "{payload}");
         let error = record.error.unwrap();
-        assert!(
-            error.contains(field),
-            "error for {payload} should name {field}: {error}"
-        );
+        assert!(error.contains(field), "error for {payload} should name {field}: {error}");
         assert_eq!(record.retryable, Some(false));
     }
     // Nothing but run records was written.
     let keys = stack.keys().await.unwrap();
     assert_eq!(keys.len(), cases.len());
-    assert!(
-        keys.iter()
-            .all(|k| k.starts_with("backstop/runs/db-backup/")),
-        "{keys:?}"
-    );
+    assert!(keys.iter().all(|k| k.starts_with("backstop/runs/db-backup/")), "{keys:?}");
 }
 
 #[tokio::test]
 async fn dry_run_checks_everything_and_writes_nothing() {
     let stack = Stack::new("dry").await.unwrap();
     let db = TestDb::create("dry").await.unwrap();
-    db.psql(b"create table t (id int primary key);")
-        .await
-        .unwrap();
+    db.psql(b"create table t (id int primary key);").await.unwrap();
 
     let record = backup(&stack, &db, json!({ "dry_run": true })).await;
 
@@ -265,19 +201,8 @@ async fn dry_run_checks_everything_and_writes_nothing() {
     assert!(record.dry_run && record.record_key.is_none());
     let planned = record.outputs["databases"][0]["key"].as_str().unwrap();
     assert!(planned.ends_with(".sql.zst"));
-    assert!(
-        stack.keys().await.unwrap().is_empty(),
-        "a dry run writes nothing"
-    );
-    assert_eq!(
-        stack
-            .outcomes(1, Duration::from_secs(10))
-            .await
-            .unwrap()
-            .len(),
-        1,
-        "but says what it found"
-    );
+    assert!(stack.keys().await.unwrap().is_empty(), "a dry run writes nothing");
+    assert_eq!(stack.outcomes(1, Duration::from_secs(10)).await.unwrap().len(), 1, "but says what it found");
 }
 
 #[tokio::test]
@@ -285,10 +210,12 @@ async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() 
     // GIVEN a database large enough that the dump takes a few seconds
     let stack = Stack::new("kill").await.unwrap();
     let db = TestDb::create("kill").await.unwrap();
-    db.psql(b"create table big (id int primary key, body text);
-              insert into big select g, repeat(md5(g::text), 8) from generate_series(1, 1500000) g;")
-        .await
-        .unwrap();
+    db.psql(
+        b"create table big (id int primary key, body text);
+              insert into big select g, repeat(md5(g::text), 8) from generate_series(1, 1500000) g;",
+    )
+    .await
+    .unwrap();
 
     // WHEN another session terminates pg_dump's connection while it streams
     let killer_db = db.url.clone();
@@ -317,29 +244,15 @@ async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() 
     config.s3.part_size = 5 * 1024 * 1024;
     let app = stack.app(config);
     let record = run::execute::<DbBackup>(&app, &json!({ "compression_level": 1 }), None).await;
-    assert!(
-        killer.await.unwrap(),
-        "the killer found pg_dump's connection"
-    );
+    assert!(killer.await.unwrap(), "the killer found pg_dump's connection");
 
     // THEN the run failed, and nothing that looks like a backup remains
-    assert_eq!(
-        record.status,
-        Status::Failed,
-        "a cut dump must never be a success"
-    );
+    assert_eq!(record.status, Status::Failed, "a cut dump must never be a success");
     let error = record.error.clone().unwrap();
     assert!(error.contains("pg_dump"), "{error}");
     let keys = stack.keys().await.unwrap();
-    assert!(
-        keys.iter().all(|k| k.starts_with("backstop/runs/")),
-        "only the run record remains: {keys:?}"
-    );
-    assert_eq!(
-        stack.open_uploads().await.unwrap(),
-        0,
-        "the multipart upload was aborted"
-    );
+    assert!(keys.iter().all(|k| k.starts_with("backstop/runs/")), "only the run record remains: {keys:?}");
+    assert_eq!(stack.open_uploads().await.unwrap(), 0, "the multipart upload was aborted");
     let outcomes = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();
     assert_eq!(outcomes[0].attributes["status"]["Value"], "failed");
 }
@@ -360,18 +273,8 @@ async fn pg_dump_older_than_the_server_is_refused_up_front() {
 
     assert_eq!(record.status, Status::Failed);
     let error = record.error.unwrap();
-    assert!(
-        error.contains("pg_dump 9 is older than the server"),
-        "{error}"
-    );
-    assert!(
-        stack
-            .keys()
-            .await
-            .unwrap()
-            .iter()
-            .all(|k| k.starts_with("backstop/runs/"))
-    );
+    assert!(error.contains("pg_dump 9 is older than the server"), "{error}");
+    assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -380,31 +283,19 @@ async fn tls_require_encrypts_the_connection_and_verify_full_checks_the_certific
     use backstop_core::config::SslMode;
     let stack = Stack::new("tls").await.unwrap();
     let db = TestDb::create("tls").await.unwrap();
-    let ssl: String = db
-        .client()
-        .await
-        .unwrap()
-        .query_one("show ssl", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let ssl: String = db.client().await.unwrap().query_one("show ssl", &[]).await.unwrap().get(0);
     if ssl != "on" {
         eprintln!("SKIPPED: this PostgreSQL has ssl = off, so TLS cannot be tested here");
         return;
     }
-    db.psql(b"create table t (id int primary key); insert into t values (1);")
-        .await
-        .unwrap();
+    db.psql(b"create table t (id int primary key); insert into t values (1);").await.unwrap();
 
     let mut config = stack.config(DbConfig::Url(db.url.clone()));
     config.db_tls.mode = SslMode::Require;
     let app = stack.app(config.clone());
     let (client, _) = app.db.connect(None, "tls-test").await.unwrap();
     let encrypted: bool = client
-        .query_one(
-            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
-            &[],
-        )
+        .query_one("select ssl from pg_stat_ssl where pid = pg_backend_pid()", &[])
         .await
         .unwrap()
         .get(0);
@@ -416,8 +307,5 @@ async fn tls_require_encrypts_the_connection_and_verify_full_checks_the_certific
     config.db_tls.mode = SslMode::VerifyFull;
     let app = stack.app(config);
     let err = app.db.connect(None, "tls-test").await.unwrap_err().report();
-    assert!(
-        err.contains("connect") && err.to_lowercase().contains("certificate"),
-        "{err}"
-    );
+    assert!(err.contains("connect") && err.to_lowercase().contains("certificate"), "{err}");
 }

@@ -13,30 +13,17 @@ async fn outcomes_queue(label: &str) -> (aws_sdk_sqs::Client, String) {
     let sdk = sdk().await.unwrap();
     let sns = aws_sdk_sns::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let name = format!(
-        "bk-lambda-{label}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let url = subscribe_queue(&sns, &sqs, &env["BACKSTOP_SNS_TOPIC_ARN"], &name)
-        .await
-        .unwrap();
+    let name = format!("bk-lambda-{label}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let url = subscribe_queue(&sns, &sqs, &env["BACKSTOP_SNS_TOPIC_ARN"], &name).await.unwrap();
     (sqs, url)
 }
 
 async fn object_exists(key: &str) -> bool {
     let env = lambda_env().unwrap();
     let sdk = sdk().await.unwrap();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.head_object()
-        .bucket(&env["BACKSTOP_BUCKET"])
-        .key(key)
-        .send()
-        .await
-        .is_ok()
+    let s3 =
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.head_object().bucket(&env["BACKSTOP_BUCKET"]).key(key).send().await.is_ok()
 }
 
 #[tokio::test]
@@ -55,25 +42,17 @@ async fn scheduled_event_backs_up_the_secrets_database() {
     let record = &answer.body;
     assert_eq!(record["status"], "succeeded");
     assert_eq!(record["trigger"]["kind"], "schedule");
-    assert_eq!(
-        record["trigger"]["rule"],
-        "arn:aws:events:us-east-1:123456789012:rule/backstop-nightly"
-    );
+    assert_eq!(record["trigger"]["rule"], "arn:aws:events:us-east-1:123456789012:rule/backstop-nightly");
     let db = &record["outputs"]["databases"][0];
     assert_eq!(db["database"], "backstop_demo", "the secret's database");
     assert!(object_exists(db["key"].as_str().unwrap()).await);
     assert!(object_exists(db["manifest_key"].as_str().unwrap()).await);
     let run_id = record["run_id"].clone();
-    let got = receive(&sqs, &queue, 1, Duration::from_secs(10), |o| {
-        o.record["run_id"] == run_id
-    })
-    .await
-    .unwrap();
+    let got =
+        receive(&sqs, &queue, 1, Duration::from_secs(10), |o| o.record["run_id"] == run_id).await.unwrap();
     assert_eq!(got.len(), 1, "the outcome reached SQS through SNS");
     assert!(
-        got[0]
-            .subject
-            .starts_with("[Backstop] db-backup succeeded: backstop_demo (local), "),
+        got[0].subject.starts_with("[Backstop] db-backup succeeded: backstop_demo (local), "),
         "{}",
         got[0].subject
     );
@@ -86,12 +65,10 @@ async fn manual_payload_chooses_database_and_compression() {
         .await
         .unwrap();
 
-    let answer = invoke(
-        "db-backup",
-        &json!({ "databases": [db.name], "compression": "gzip", "tag": "manual" }),
-    )
-    .await
-    .unwrap();
+    let answer =
+        invoke("db-backup", &json!({ "databases": [db.name], "compression": "gzip", "tag": "manual" }))
+            .await
+            .unwrap();
 
     assert!(!answer.function_error, "{answer:?}");
     let out = &answer.body["outputs"]["databases"][0];
@@ -105,21 +82,14 @@ async fn manual_payload_chooses_database_and_compression() {
 async fn bad_payload_is_a_function_error_and_is_published() {
     let (sqs, queue) = outcomes_queue("bad").await;
 
-    let answer = invoke("db-backup", &json!({ "databasez": ["x"] }))
-        .await
-        .unwrap();
+    let answer = invoke("db-backup", &json!({ "databasez": ["x"] })).await.unwrap();
 
     // AWS: 200 with X-Amz-Function-Error; the emulator: 500 with the error body. Either is a failure.
     assert!(answer.function_error, "{answer:?}");
     let text = answer.body.to_string();
-    assert!(
-        text.contains("databasez"),
-        "the error names the field: {text}"
-    );
+    assert!(text.contains("databasez"), "the error names the field: {text}");
     let got = receive(&sqs, &queue, 1, Duration::from_secs(10), |o| {
-        o.record["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("databasez"))
+        o.record["error"].as_str().is_some_and(|e| e.contains("databasez"))
     })
     .await
     .unwrap();

@@ -26,20 +26,13 @@ async fn pagila_dump_replays_to_an_identical_database() {
     // WHEN the dump is replayed by Backstop (no psql) into a fresh database
     let target = TestDb::create("pagila_restored").await.unwrap();
     let client = target.client().await.unwrap();
-    let stats = apply_plain(&client, "pagila.sql", &dump[..], false)
-        .await
-        .unwrap();
+    let stats = apply_plain(&client, "pagila.sql", &dump[..], false).await.unwrap();
 
     // THEN schema and contents are the same
     assert!(stats.statements > 100 && stats.copies > 10, "{stats:?}");
-    assert_eq!(
-        schema_of(&source.url).await.unwrap(),
-        schema_of(&target.url).await.unwrap()
-    );
-    let (a, b) = (
-        fingerprint(&source.client().await.unwrap()).await.unwrap(),
-        fingerprint(&client).await.unwrap(),
-    );
+    assert_eq!(schema_of(&source.url).await.unwrap(), schema_of(&target.url).await.unwrap());
+    let (a, b) =
+        (fingerprint(&source.client().await.unwrap()).await.unwrap(), fingerprint(&client).await.unwrap());
     assert_eq!(a, b);
     assert!(a.iter().any(|(t, n, _)| t == "actor" && *n == 300));
 }
@@ -50,9 +43,7 @@ async fn an_sql_error_stops_the_replay_at_its_line_and_single_transaction_keeps_
     let client = target.client().await.unwrap();
     let script = b"CREATE TABLE a (id int primary key);\nCOPY a (id) FROM stdin;\n1\n2\n\\.\n\nINSERT INTO missing VALUES (1);\nCREATE TABLE b (id int);\n";
 
-    let err = apply_plain(&client, "broken.sql", &script[..], true)
-        .await
-        .unwrap_err();
+    let err = apply_plain(&client, "broken.sql", &script[..], true).await.unwrap_err();
 
     match &err {
         Error::Restore { dump, line, reason } => {
@@ -62,24 +53,183 @@ async fn an_sql_error_stops_the_replay_at_its_line_and_single_transaction_keeps_
         other => panic!("expected a restore error, got {other:?}"),
     }
     let tables: i64 = client
-        .query_one(
-            "select count(*) from pg_tables where schemaname = 'public'",
-            &[],
-        )
+        .query_one("select count(*) from pg_tables where schemaname = 'public'", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(tables, 0, "the single transaction was rolled back");
 
     // Without it, what ran before the error stays (as with psql -v ON_ERROR_STOP=1).
-    let err = apply_plain(&client, "broken.sql", &script[..], false)
-        .await
-        .unwrap_err();
+    let err = apply_plain(&client, "broken.sql", &script[..], false).await.unwrap_err();
     assert!(matches!(err, Error::Restore { line: 7, .. }));
-    let rows: i64 = client
-        .query_one("select count(*) from a", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows: i64 = client.query_one("select count(*) from a", &[]).await.unwrap().get(0);
     assert_eq!(rows, 2);
+}
+
+mod from_backups {
+    use backstop_core::backup::DbBackup;
+    use backstop_core::catalog::{history, list_backups};
+    use backstop_core::config::DbConfig;
+    use backstop_core::restore::{RestoreRequest, RestoreSource, restore};
+    use backstop_core::run::{self, Status};
+    use backstop_tests::{Stack, TestDb, admin_url, fingerprint, pg_dump_plain};
+    use serde_json::json;
+
+    fn target_url(name: &str) -> String {
+        let base = admin_url();
+        format!("{}/{name}", &base[..base.rfind('/').unwrap()])
+    }
+
+    fn request(source: RestoreSource, target: &str) -> RestoreRequest {
+        RestoreRequest {
+            source,
+            target_url: target_url(target),
+            database: None,
+            create: true,
+            clean: false,
+            force: false,
+            dry_run: false,
+            single_transaction: true,
+        }
+    }
+
+    async fn exists(name: &str) -> bool {
+        let admin = backstop_tests::connect(&admin_url()).await.unwrap();
+        admin.query_opt("select 1 from pg_database where datname = $1", &[&name]).await.unwrap().is_some()
+    }
+
+    /// A TestDb for a name the restore creates, so it is dropped at the end.
+    fn adopt(name: &str) -> TestDb {
+        TestDb { name: name.to_owned(), url: target_url(name) }
+    }
+
+    async fn backed_up(label: &str) -> (Stack, TestDb, backstop_core::App) {
+        let stack = Stack::new(label).await.unwrap();
+        let db = TestDb::create(label).await.unwrap();
+        db.psql(b"create table t (id int primary key, v text); insert into t select g, repeat('x', g % 50) from generate_series(1, 5000) g;
+                  create table u (id int primary key, t_id int references t); insert into u select g, g from generate_series(1, 100) g; analyze;")
+            .await
+            .unwrap();
+        let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+        let record = run::execute::<DbBackup>(&app, &json!({"tag": "drill"}), None).await;
+        assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+        (stack, db, app)
+    }
+
+    #[tokio::test]
+    async fn list_history_and_restore_latest_into_a_new_database() {
+        let (_stack, db, app) = backed_up("rlatest").await;
+        let failed = run::execute::<DbBackup>(&app, &json!({"databases": ["does_not_exist_db"]}), None).await;
+        assert_eq!(failed.status, Status::Failed);
+
+        let backups = list_backups(app.store.as_ref(), "backstop/", None).await.unwrap();
+        assert_eq!(backups.len(), 1, "the failed run left no backup");
+        assert_eq!(backups[0].manifest.database, db.name);
+        let runs = history(app.store.as_ref(), "backstop/", Some("db-backup"), None, false).await.unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].run_id, failed.run_id, "newest first");
+        let failures = history(app.store.as_ref(), "backstop/", None, None, true).await.unwrap();
+        assert_eq!(failures.len(), 1);
+
+        let target = format!("{}_restored", db.name);
+        let _cleanup = adopt(&target);
+        let report =
+            restore(&app, &request(RestoreSource::Latest { database: Some(db.name.clone()) }, &target))
+                .await
+                .unwrap();
+        assert!(report.objects.iter().all(|o| o.verified));
+        assert_eq!(report.target_state, "absent");
+        let t = report.tables.iter().find(|t| t.table == "public.t").unwrap();
+        assert_eq!((t.rows, t.estimate), (5000, Some(5000)));
+        let restored = backstop_tests::connect(&target_url(&target)).await.unwrap();
+        assert_eq!(
+            fingerprint(&db.client().await.unwrap()).await.unwrap(),
+            fingerprint(&restored).await.unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_object_stops_the_restore_before_the_target_is_touched() {
+        let (stack, db, app) = backed_up("rcorrupt").await;
+        let key = list_backups(app.store.as_ref(), "backstop/", None).await.unwrap()[0].manifest.objects[0]
+            .key
+            .clone();
+        let mut bytes = stack.get(&key).await.unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        stack.s3.put_object().bucket(&stack.bucket).key(&key).body(bytes.into()).send().await.unwrap();
+
+        let target = format!("{}_restored", db.name);
+        let _cleanup = adopt(&target);
+        let err = restore(&app, &request(RestoreSource::Key(key), &target)).await.unwrap_err().report();
+
+        assert!(err.contains("corrupt"), "{err}");
+        assert!(!exists(&target).await, "nothing was created");
+    }
+
+    #[tokio::test]
+    async fn non_empty_targets_need_force_or_clean_and_dry_run_changes_nothing() {
+        let (_stack, db, app) = backed_up("rtarget").await;
+        let target = TestDb::create("rtarget_busy").await.unwrap();
+        target.psql(b"create table keep_me (id int); insert into keep_me values (1);").await.unwrap();
+        let mut req = request(RestoreSource::Latest { database: Some(db.name.clone()) }, &target.name);
+
+        let err = restore(&app, &req).await.unwrap_err().report();
+        assert!(err.contains("not empty") && err.contains("--clean"), "{err}");
+
+        req.clean = true;
+        req.dry_run = true;
+        let plan = restore(&app, &req).await.unwrap();
+        assert!(plan.actions[0].contains("drop it"), "{:?}", plan.actions);
+        let c = target.client().await.unwrap();
+        assert_eq!(c.query_one("select count(*) from keep_me", &[]).await.unwrap().get::<_, i64>(0), 1);
+
+        // --clean with another session connected: it is terminated, the target replaced.
+        req.dry_run = false;
+        restore(&app, &req).await.unwrap();
+        assert!(c.query_one("select 1", &[]).await.is_err(), "the open connection was terminated");
+        let c = target.client().await.unwrap();
+        assert!(c.query_one("select count(*) from keep_me", &[]).await.is_err());
+        assert_eq!(fingerprint(&db.client().await.unwrap()).await.unwrap(), fingerprint(&c).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn plain_pg_dump_files_restore_gzip_and_zstd() {
+        let (_stack, db, app) = backed_up("rfile").await;
+        let dump = pg_dump_plain(&db.url).await.unwrap();
+        let dir = std::env::temp_dir().join(format!("backstop-{}", db.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (ext, cmd) in [("sql", None), ("sql.gz", Some("gzip")), ("sql.zst", Some("zstd"))] {
+            let path = dir.join(format!("cron.{ext}"));
+            let bytes = match cmd {
+                None => dump.clone(),
+                Some(tool) => {
+                    let mut child = std::process::Command::new(tool)
+                        .arg("-c")
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    let mut stdin = child.stdin.take().unwrap();
+                    let input = dump.clone();
+                    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+                    let out = child.wait_with_output().unwrap();
+                    writer.join().unwrap().unwrap();
+                    out.stdout
+                }
+            };
+            std::fs::write(&path, bytes).unwrap();
+            let target = format!("{}_{}", db.name, ext.replace('.', "_"));
+            let _cleanup = adopt(&target);
+            let report = restore(&app, &request(RestoreSource::File(path), &target)).await.unwrap();
+            assert!(!report.objects[0].verified, "a file without a manifest cannot be verified");
+            let restored = backstop_tests::connect(&target_url(&target)).await.unwrap();
+            assert_eq!(
+                fingerprint(&db.client().await.unwrap()).await.unwrap(),
+                fingerprint(&restored).await.unwrap(),
+                "{ext}"
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

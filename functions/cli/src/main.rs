@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use backstop_core::backup::DbBackup;
+use backstop_core::catalog;
 use backstop_core::cleanup::NotificationCleanup;
 use backstop_core::config::Destination;
+use backstop_core::restore::{RestoreRequest, RestoreSource, restore};
 use backstop_core::run::{self, Status};
 use backstop_core::{App, Config, telemetry};
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +33,61 @@ enum Command {
     DbBackup(BackupArgs),
     /// Delete old rows by rules, in small batches (rules from --payload or BACKSTOP_CLEANUP_RULES).
     NotificationCleanup(CleanupArgs),
+    /// Backups that have a manifest, newest first.
+    List {
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run records (every job's successes and failures), newest first.
+    History {
+        #[arg(long)]
+        job: Option<String>,
+        /// Only runs started at or after this date (YYYY-MM-DD) or time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        failed: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup (verified against its manifest first) or a plain dump file.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// A backup's key (dump or manifest) in the destination.
+    #[arg(conflicts_with_all = ["latest", "file"], required_unless_present_any = ["latest", "file"])]
+    key: Option<String>,
+    /// The newest backup (of --database when given).
+    #[arg(long)]
+    latest: bool,
+    /// A local plain dump (.sql, .sql.gz, .sql.zst), e.g. from an old cron job.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// postgres://… of the target server and database.
+    #[arg(long)]
+    target_url: String,
+    /// With --latest: whose backup; otherwise the target database name (default: the URL's).
+    #[arg(long)]
+    database: Option<String>,
+    /// Create the target database if it does not exist.
+    #[arg(long)]
+    create: bool,
+    /// Terminate other connections to the target, drop it and create it again.
+    #[arg(long)]
+    clean: bool,
+    /// Restore into a non-empty target anyway.
+    #[arg(long)]
+    force: bool,
+    /// Verify the backup and print the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Roll back everything at the first error (the target stays as it was).
+    #[arg(long)]
+    single_transaction: bool,
 }
 
 #[derive(Debug, Args)]
@@ -62,8 +119,7 @@ impl CleanupArgs {
     /// The flags as the same payload a function would receive.
     fn payload(&self) -> anyhow::Result<Value> {
         if let Some(p) = &self.payload {
-            return serde_json::from_str(p)
-                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
+            return serde_json::from_str(p).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
         }
         let mut m = Map::new();
         if let Some(r) = &self.rules {
@@ -127,8 +183,7 @@ impl BackupArgs {
     /// The flags as the same payload a function would receive.
     fn payload(&self) -> anyhow::Result<Value> {
         if let Some(p) = &self.payload {
-            return serde_json::from_str(p)
-                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
+            return serde_json::from_str(p).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
         }
         let mut m = Map::new();
         let mut set = |k: &str, v: Value| {
@@ -179,9 +234,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
-    let local = Destination::Local {
-        root: cli.to.clone().unwrap_or_else(|| "backups".into()),
-    };
+    let local = Destination::Local { root: cli.to.clone().unwrap_or_else(|| "backups".into()) };
     let mut config = Config::from_env(Some(local.clone()))?;
     if cli.to.is_some() {
         // --to is the more specific request, so it wins over BACKSTOP_BUCKET.
@@ -189,21 +242,109 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let app = App::with_config(config).await?;
     match cli.command {
-        Command::DbBackup(args) => Ok(finish(
-            run::execute::<DbBackup>(&app, &args.payload()?, None).await,
-        )),
-        Command::NotificationCleanup(args) => Ok(finish(
-            run::execute::<NotificationCleanup>(&app, &args.payload()?, None).await,
-        )),
+        Command::DbBackup(args) => Ok(finish(run::execute::<DbBackup>(&app, &args.payload()?, None).await)),
+        Command::List { database, json } => list(&app, database.as_deref(), json).await,
+        Command::History { job, since, failed, json } => {
+            history(&app, job.as_deref(), since.as_deref(), failed, json).await
+        }
+        Command::Restore(args) => restore_command(&app, args).await,
+        Command::NotificationCleanup(args) => {
+            Ok(finish(run::execute::<NotificationCleanup>(&app, &args.payload()?, None).await))
+        }
     }
+}
+
+async fn list(app: &App, database: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let backups = catalog::list_backups(app.store.as_ref(), &app.config.prefix, database).await?;
+    if json {
+        let list: Vec<_> =
+            backups.iter().map(|b| json!({"manifest_key": b.manifest_key, "manifest": b.manifest})).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<19}  {:<20}  {:<8}  {:>8}  {:>5}  {:<12}  KEY",
+        "FINISHED", "DATABASE", "ENGINE", "SIZE", "PARTS", "TAG"
+    );
+    for b in &backups {
+        let m = &b.manifest;
+        println!(
+            "{:<19}  {:<20}  {:<8}  {:>8}  {:>5}  {:<12}  {}",
+            m.finished.strftime("%Y-%m-%d %H:%M:%S"),
+            m.database,
+            m.engine.name,
+            run::human_bytes(m.bytes),
+            m.objects.len(),
+            m.tag.as_deref().unwrap_or("-"),
+            m.objects.first().map(|o| o.key.as_str()).unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn history(
+    app: &App,
+    job: Option<&str>,
+    since: Option<&str>,
+    failed: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let since = since.map(parse_since).transpose()?;
+    let records = catalog::history(app.store.as_ref(), &app.config.prefix, job, since, failed).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<19}  {:<21}  {:<6}  {:>10}  SUMMARY", "STARTED", "JOB", "STATUS", "DURATION");
+    for r in &records {
+        println!(
+            "{:<19}  {:<21}  {:<6}  {:>10}  {}",
+            r.started.strftime("%Y-%m-%d %H:%M:%S"),
+            r.job,
+            if r.status == Status::Succeeded { "ok" } else { "FAILED" },
+            run::human_duration(std::time::Duration::from_millis(r.duration_ms)),
+            r.summary
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let source = match (args.key, args.latest, args.file) {
+        (Some(key), _, _) => RestoreSource::Key(key),
+        (None, true, _) => RestoreSource::Latest { database: args.database.clone() },
+        (None, false, Some(path)) => RestoreSource::File(path),
+        (None, false, None) => anyhow::bail!("name a backup KEY, --latest or --file"),
+    };
+    let request = RestoreRequest {
+        // With --latest, --database chose the backup; the target is the URL's database.
+        database: if matches!(source, RestoreSource::Latest { .. }) { None } else { args.database },
+        source,
+        target_url: args.target_url,
+        create: args.create,
+        clean: args.clean,
+        force: args.force,
+        dry_run: args.dry_run,
+        single_transaction: args.single_transaction,
+    };
+    let report = restore(app, &request).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `2026-11-01` (midnight UTC) or an RFC 3339 time.
+fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let date: jiff::civil::Date =
+        text.parse().map_err(|_| anyhow::anyhow!("--since {text:?} is not a date (YYYY-MM-DD) or time"))?;
+    Ok(date.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
 /// Prints the run record and maps its status to the exit code.
 fn finish(record: run::RunRecord) -> ExitCode {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&record).expect("run records serialize")
-    );
+    println!("{}", serde_json::to_string_pretty(&record).expect("run records serialize"));
     match record.status {
         Status::Succeeded => ExitCode::SUCCESS,
         Status::Failed => {

@@ -10,8 +10,5 @@ async fn main() -> Result<(), Error> {
     telemetry::init();
     // Init phase: configuration and every client, once per execution environment.
     let app = App::from_env(None).await?;
-    run(service_fn(|event| {
-        lambda::handle::<NotificationCleanup>(&app, event)
-    }))
-    .await
+    run(service_fn(|event| lambda::handle::<NotificationCleanup>(&app, event))).await
 }

@@ -18,13 +18,7 @@ pub fn key_segment(name: &str) -> String {
 }
 
 /// The dump object's key.
-pub fn dump_key(
-    prefix: &str,
-    database: &str,
-    env: &str,
-    at: &Timestamp,
-    extension: &str,
-) -> String {
+pub fn dump_key(prefix: &str, database: &str, env: &str, at: &Timestamp, extension: &str) -> String {
     let db = key_segment(database);
     format!(
         "{prefix}db/{db}/{}/{db}_{env}_{}.sql.{extension}",
@@ -57,10 +51,7 @@ mod tests {
     fn dump_and_manifest_keys() {
         let at: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
         let key = dump_key("backstop/", "shop", "production", &at, "zst");
-        assert_eq!(
-            key,
-            "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z.sql.zst"
-        );
+        assert_eq!(key, "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z.sql.zst");
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
     }
 }

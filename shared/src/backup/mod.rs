@@ -151,19 +151,13 @@ async fn backup_database(
     let mut preflight = Preflight::read(&client, &creds.display_target(database)).await?;
     drop(client);
     if !options.include_tables.is_empty() {
-        preflight.tables.retain(|t| {
-            options
-                .include_tables
-                .iter()
-                .any(|p| pattern_matches(p, &t.schema, &t.name))
-        });
+        preflight
+            .tables
+            .retain(|t| options.include_tables.iter().any(|p| pattern_matches(p, &t.schema, &t.name)));
     }
-    preflight.tables.retain(|t| {
-        !options
-            .exclude_tables
-            .iter()
-            .any(|p| pattern_matches(p, &t.schema, &t.name))
-    });
+    preflight
+        .tables
+        .retain(|t| !options.exclude_tables.iter().any(|p| pattern_matches(p, &t.schema, &t.name)));
 
     let (engine_version, pg_dump_major) = pg_dump::version(&app.config.pg_dump, database).await?;
     check_compatible(database, pg_dump_major, preflight.server_major())?;
@@ -181,24 +175,12 @@ async fn backup_database(
     );
     if options.dry_run {
         app.store.check().await?;
-        return Ok(Done {
-            preflight,
-            planned_key: Some(key),
-            manifest: None,
-            manifest_key: None,
-        });
+        return Ok(Done { preflight, planned_key: Some(key), manifest: None, manifest_key: None });
     }
 
-    let object = dump_to_store(
-        app,
-        &creds,
-        database,
-        options,
-        &key,
-        preflight.database_bytes.max(0) as u64,
-        ctx,
-    )
-    .await?;
+    let object =
+        dump_to_store(app, &creds, database, options, &key, preflight.database_bytes.max(0) as u64, ctx)
+            .await?;
 
     let finished = Timestamp::now();
     let manifest = Manifest {
@@ -207,14 +189,8 @@ async fn backup_database(
         env: app.config.env.clone(),
         run_id: ctx.run_id.clone(),
         tag: options.tag.clone(),
-        engine: EngineInfo {
-            name: "pg_dump".into(),
-            version: engine_version,
-        },
-        compression: CompressionInfo {
-            algorithm: options.compression,
-            level: options.level(),
-        },
+        engine: EngineInfo { name: "pg_dump".into(), version: engine_version },
+        compression: CompressionInfo { algorithm: options.compression, level: options.level() },
         server_version: preflight.server_version.clone(),
         layout: "single".into(),
         bytes: object.bytes,
@@ -230,16 +206,9 @@ async fn backup_database(
     };
     let manifest_key = manifest_key(&key);
     let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
-    app.store
-        .put(&manifest_key, body.into(), "application/json")
-        .await?;
+    app.store.put(&manifest_key, body.into(), "application/json").await?;
     tracing::info!(database, key = %app.store.locate(&key), bytes = manifest.bytes, "backup stored");
-    Ok(Done {
-        preflight,
-        planned_key: None,
-        manifest: Some(manifest),
-        manifest_key: Some(manifest_key),
-    })
+    Ok(Done { preflight, planned_key: None, manifest: Some(manifest), manifest_key: Some(manifest_key) })
 }
 
 /// Runs pg_dump into the store. Returns the stored object only when everything checked out;
@@ -253,27 +222,11 @@ async fn dump_to_store(
     estimate: u64,
     ctx: &RunContext,
 ) -> Result<ObjectEntry> {
-    let dump_err = |reason: String| Error::Dump {
-        database: database.to_owned(),
-        reason,
-    };
-    let mut child = pg_dump::command(
-        &app.config.pg_dump,
-        creds,
-        &app.config.db_tls,
-        database,
-        options,
-    )
-    .spawn()
-    .map_err(|e| {
-        dump_err(format!(
-            "cannot start {}: {e}",
-            app.config.pg_dump.display()
-        ))
-    })?;
-    let stderr = tokio::spawn(pg_dump::collect_stderr(
-        child.stderr.take().expect("stderr is piped"),
-    ));
+    let dump_err = |reason: String| Error::Dump { database: database.to_owned(), reason };
+    let mut child = pg_dump::command(&app.config.pg_dump, creds, &app.config.db_tls, database, options)
+        .spawn()
+        .map_err(|e| dump_err(format!("cannot start {}: {e}", app.config.pg_dump.display())))?;
+    let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
     let tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());
     let compressed = stream::compress(tap, options.compression, options.level());
@@ -287,30 +240,19 @@ async fn dump_to_store(
         app.config.s3.upload_concurrency,
     )
     .await?;
-    let progress = tokio::spawn(report_progress(
-        database.to_owned(),
-        read.clone(),
-        upload.written(),
-    ));
+    let progress = tokio::spawn(report_progress(database.to_owned(), read.clone(), upload.written()));
 
     let work = async {
         upload.copy_from(compressed).await?;
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| dump_err(format!("waiting for pg_dump: {e}")))?;
+        let status = child.wait().await.map_err(|e| dump_err(format!("waiting for pg_dump: {e}")))?;
         if !status.success() {
             let stderr = stderr.await.unwrap_or_default();
             return Err(dump_err(format!("pg_dump exited with {status}: {stderr}")));
         }
         let tail = tail.lock().expect("tail lock").clone();
-        if !tail
-            .windows(pg_dump::COMPLETE_MARKER.len())
-            .any(|w| w == pg_dump::COMPLETE_MARKER)
-        {
+        if !tail.windows(pg_dump::COMPLETE_MARKER.len()).any(|w| w == pg_dump::COMPLETE_MARKER) {
             return Err(dump_err(
-                "pg_dump's output does not end with its completion line; the dump is truncated"
-                    .into(),
+                "pg_dump's output does not end with its completion line; the dump is truncated".into(),
             ));
         }
         Ok(())
@@ -368,10 +310,7 @@ async fn report_progress(database: String, read: Arc<AtomicU64>, written: Arc<At
     tick.tick().await;
     loop {
         tick.tick().await;
-        let (r, w) = (
-            read.load(Ordering::Relaxed),
-            written.load(Ordering::Relaxed),
-        );
+        let (r, w) = (read.load(Ordering::Relaxed), written.load(Ordering::Relaxed));
         let rate = r as f64 / start.elapsed().as_secs_f64().max(0.001);
         tracing::info!(
             database = %database, dumped = %human_bytes(r), stored = %human_bytes(w),

@@ -112,8 +112,7 @@ impl BackupOptions {
     }
 
     pub fn level(&self) -> i32 {
-        self.compression_level
-            .unwrap_or(self.compression.default_level())
+        self.compression_level.unwrap_or(self.compression.default_level())
     }
 }
 
@@ -161,12 +160,7 @@ mod tests {
     #[case("audit.*", "public", "orders", false)]
     #[case("*", "x", "y", true)]
     #[case("a*b", "s", "acb_", false)]
-    fn patterns(
-        #[case] pattern: &str,
-        #[case] schema: &str,
-        #[case] table: &str,
-        #[case] expected: bool,
-    ) {
+    fn patterns(#[case] pattern: &str, #[case] schema: &str, #[case] table: &str, #[case] expected: bool) {
         assert_eq!(pattern_matches(pattern, schema, table), expected);
     }
 
@@ -177,21 +171,8 @@ mod tests {
             compression_level: Some(12),
             ..Default::default()
         };
-        assert!(
-            o.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("compression_level")
-        );
-        let o = BackupOptions {
-            exclude_tables: vec!["a\nb".into()],
-            ..Default::default()
-        };
-        assert!(
-            o.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("exclude_tables[0]")
-        );
+        assert!(o.validate().unwrap_err().to_string().contains("compression_level"));
+        let o = BackupOptions { exclude_tables: vec!["a\nb".into()], ..Default::default() };
+        assert!(o.validate().unwrap_err().to_string().contains("exclude_tables[0]"));
     }
 }

@@ -18,17 +18,13 @@ pub const COMPLETE_MARKER: &[u8] = b"-- PostgreSQL database dump complete";
 
 /// `pg_dump --version`: the full line and the major version.
 pub async fn version(bin: &Path, database: &str) -> Result<(String, i32)> {
-    let out = Command::new(bin)
-        .arg("--version")
-        .output()
-        .await
-        .map_err(|e| Error::Dump {
-            database: database.to_owned(),
-            reason: format!(
-                "cannot run {}: {e} (install PostgreSQL's client or set BACKSTOP_PG_DUMP)",
-                bin.display()
-            ),
-        })?;
+    let out = Command::new(bin).arg("--version").output().await.map_err(|e| Error::Dump {
+        database: database.to_owned(),
+        reason: format!(
+            "cannot run {}: {e} (install PostgreSQL's client or set BACKSTOP_PG_DUMP)",
+            bin.display()
+        ),
+    })?;
     let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let major = parse_major(&line).ok_or_else(|| Error::Dump {
         database: database.to_owned(),
@@ -39,14 +35,8 @@ pub async fn version(bin: &Path, database: &str) -> Result<(String, i32)> {
 
 /// `pg_dump (PostgreSQL) 15.19 (Debian …)` → 15; `9.6.24` → 9.
 pub fn parse_major(line: &str) -> Option<i32> {
-    let version = line
-        .split_whitespace()
-        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
-    version
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    let version = line.split_whitespace().find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// Refuses a pg_dump older than the server, with the fix in the message.
@@ -72,12 +62,7 @@ pub fn command(
     options: &BackupOptions,
 ) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args([
-        "--format=plain",
-        "--no-password",
-        "--lock-wait-timeout=60s",
-        "--encoding=UTF8",
-    ]);
+    cmd.args(["--format=plain", "--no-password", "--lock-wait-timeout=60s", "--encoding=UTF8"]);
     if options.schema_only {
         cmd.arg("--schema-only");
     }
@@ -102,10 +87,7 @@ pub fn command(
     if let Some(root) = &tls.root_cert {
         cmd.env("PGSSLROOTCERT", root);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
     cmd
 }
 
@@ -142,10 +124,7 @@ mod tests {
     #[test]
     fn older_pg_dump_is_refused_with_the_fix() {
         let err = check_compatible("shop", 14, 16).unwrap_err().to_string();
-        assert!(
-            err.contains("pg_dump 14 is older than the server (16)"),
-            "{err}"
-        );
+        assert!(err.contains("pg_dump 14 is older than the server (16)"), "{err}");
         assert!(check_compatible("shop", 16, 16).is_ok());
         assert!(check_compatible("shop", 17, 16).is_ok());
     }

@@ -25,11 +25,7 @@ pub struct Tap<R> {
 
 impl<R> Tap<R> {
     pub fn new(inner: R) -> Self {
-        Tap {
-            inner,
-            count: Arc::default(),
-            tail: Arc::default(),
-        }
+        Tap { inner, count: Arc::default(), tail: Arc::default() }
     }
 
     /// Shared counter of bytes read.
@@ -106,14 +102,10 @@ mod tests {
             let cursor = BufReader::new(&out[..]);
             match c {
                 Compression::Zstd => {
-                    async_compression::tokio::bufread::ZstdDecoder::new(cursor)
-                        .read_to_end(&mut back)
-                        .await
+                    async_compression::tokio::bufread::ZstdDecoder::new(cursor).read_to_end(&mut back).await
                 }
                 Compression::Gzip => {
-                    async_compression::tokio::bufread::GzipDecoder::new(cursor)
-                        .read_to_end(&mut back)
-                        .await
+                    async_compression::tokio::bufread::GzipDecoder::new(cursor).read_to_end(&mut back).await
                 }
             }
             .unwrap();

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, error::SqlState};
 
-pub use rules::{
-    Column, Op, Predicate, Rule, RuleSql, TableFacts, build_sql, parse_duration, quote_ident,
-};
+pub use rules::{Column, Op, Predicate, Rule, RuleSql, TableFacts, build_sql, parse_duration, quote_ident};
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -86,8 +84,7 @@ impl Job for NotificationCleanup {
                 let mut outcomes = Vec::new();
                 let mut errors = Vec::new();
                 for p in &plans {
-                    let (outcome, error) =
-                        run_rule(&mut client, p, &settings, options.dry_run, ctx).await;
+                    let (outcome, error) = run_rule(&mut client, p, &settings, options.dry_run, ctx).await;
                     outcomes.push(outcome);
                     errors.extend(error);
                 }
@@ -158,22 +155,14 @@ async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Ve
     if let Some(b) = options.batch_size
         && !(1..=50_000).contains(&b)
     {
-        return Err(Error::Payload(format!(
-            "batch_size: {b} is outside 1..=50000"
-        )));
+        return Err(Error::Payload(format!("batch_size: {b} is outside 1..=50000")));
     }
     let rules = match (&options.rules, &app.config.cleanup_rules) {
         (Some(r), _) => r.clone(),
-        (None, Some(json)) => serde_json::from_str(json).map_err(|e| {
-            Error::config(
-                "BACKSTOP_CLEANUP_RULES",
-                format!("not a JSON list of rules: {e}"),
-            )
-        })?,
+        (None, Some(json)) => serde_json::from_str(json)
+            .map_err(|e| Error::config("BACKSTOP_CLEANUP_RULES", format!("not a JSON list of rules: {e}")))?,
         (None, None) => {
-            return Err(Error::Payload(
-                "rules: none given, and BACKSTOP_CLEANUP_RULES is not set".into(),
-            ));
+            return Err(Error::Payload("rules: none given, and BACKSTOP_CLEANUP_RULES is not set".into()));
         }
     };
     if rules.is_empty() {
@@ -186,19 +175,13 @@ async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Ve
         shaped.push((label, rule, older_than));
     }
 
-    let (client, creds) = app
-        .db
-        .connect(options.database.as_deref(), "backstop-cleanup")
-        .await?;
+    let (client, creds) = app.db.connect(options.database.as_deref(), "backstop-cleanup").await?;
     let database = crate::db::database_name(&creds, options.database.as_deref())?.to_owned();
-    client
-        .batch_execute("SET TIME ZONE 'UTC'")
-        .await
-        .map_err(|source| Error::Database {
-            target: database.clone(),
-            context: "set time zone".into(),
-            source,
-        })?;
+    client.batch_execute("SET TIME ZONE 'UTC'").await.map_err(|source| Error::Database {
+        target: database.clone(),
+        context: "set time zone".into(),
+        source,
+    })?;
     // The clock is read once, so every rule of a run shares one cutoff instant.
     let now = jiff::Timestamp::now();
     let mut plans = Vec::new();
@@ -206,10 +189,7 @@ async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Ve
         let facts = table_facts(&client, &database, &rule, &label).await?;
         let cutoff = now
             .checked_sub(jiff::SignedDuration::try_from(older_than).expect("durations fit"))
-            .map_err(|e| Error::Rule {
-                rule: label.clone(),
-                reason: format!("older_than: {e}"),
-            })?;
+            .map_err(|e| Error::Rule { rule: label.clone(), reason: format!("older_than: {e}") })?;
         let mut warnings = Vec::new();
         if !has_leading_index(&client, &database, &facts, &rule).await? {
             warnings.push(format!(
@@ -223,12 +203,7 @@ async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Ve
             .filter_map(|p| match p.op {
                 Op::IsNull | Op::IsNotNull => None,
                 Op::In => Some(FilterValue::Many(
-                    p.value
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(rules::value_text)
-                        .collect(),
+                    p.value.as_array().into_iter().flatten().filter_map(rules::value_text).collect(),
                 )),
                 _ => rules::value_text(&p.value).map(FilterValue::One),
             })
@@ -248,24 +223,12 @@ async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Ve
 }
 
 /// Looks the rule's table and columns up in the catalog; anything missing is an error naming it.
-async fn table_facts(
-    client: &Client,
-    database: &str,
-    rule: &Rule,
-    label: &str,
-) -> Result<TableFacts> {
+async fn table_facts(client: &Client, database: &str, rule: &Rule, label: &str) -> Result<TableFacts> {
     let db_err = |context: &str| {
         let context = format!("{label}: {context}");
-        move |source| Error::Database {
-            target: database.to_owned(),
-            context,
-            source,
-        }
+        move |source| Error::Database { target: database.to_owned(), context, source }
     };
-    let bad = |reason: String| Error::Rule {
-        rule: label.to_owned(),
-        reason,
-    };
+    let bad = |reason: String| Error::Rule { rule: label.to_owned(), reason };
     let (schema, table) = rule.table_parts();
     let row = client
         .query_opt(
@@ -289,10 +252,7 @@ async fn table_facts(
         .await
         .map_err(db_err("read columns"))?
         .iter()
-        .map(|r| Column {
-            name: r.get(0),
-            sql_type: r.get(1),
-        })
+        .map(|r| Column { name: r.get(0), sql_type: r.get(1) })
         .collect();
     let column = |name: &str| {
         columns
@@ -308,11 +268,7 @@ async fn table_facts(
             timestamp.name, timestamp.sql_type
         )));
     }
-    let filter_columns = rule
-        .filter
-        .iter()
-        .map(|p| column(&p.column))
-        .collect::<Result<Vec<_>>>()?;
+    let filter_columns = rule.filter.iter().map(|p| column(&p.column)).collect::<Result<Vec<_>>>()?;
     let primary_key: Vec<Column> = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
@@ -324,10 +280,7 @@ async fn table_facts(
         .await
         .map_err(db_err("read primary key"))?
         .iter()
-        .map(|r| Column {
-            name: r.get(0),
-            sql_type: r.get(1),
-        })
+        .map(|r| Column { name: r.get(0), sql_type: r.get(1) })
         .collect();
     if primary_key.is_empty() {
         return Err(bad(format!(
@@ -335,21 +288,10 @@ async fn table_facts(
             rule.table
         )));
     }
-    Ok(TableFacts {
-        oid,
-        qualified,
-        timestamp,
-        primary_key,
-        filter_columns,
-    })
+    Ok(TableFacts { oid, qualified, timestamp, primary_key, filter_columns })
 }
 
-async fn has_leading_index(
-    client: &Client,
-    database: &str,
-    facts: &TableFacts,
-    rule: &Rule,
-) -> Result<bool> {
+async fn has_leading_index(client: &Client, database: &str, facts: &TableFacts, rule: &Rule) -> Result<bool> {
     let row = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
@@ -369,11 +311,7 @@ async fn has_leading_index(
 impl Plan {
     /// Wraps a PostgreSQL error with this rule's name and what was being done.
     fn db_err<'a>(&'a self, context: &'a str) -> impl FnOnce(tokio_postgres::Error) -> Error + 'a {
-        move |source| Error::Database {
-            target: self.label.clone(),
-            context: context.to_owned(),
-            source,
-        }
+        move |source| Error::Database { target: self.label.clone(), context: context.to_owned(), source }
     }
 
     /// Parameters: cutoff, limit, filter values, then the cursor if any.
@@ -407,10 +345,8 @@ async fn run_rule(
         ..RuleOutcome::default()
     };
     let count = async |client: &Client| -> Result<(i64, Option<String>, Option<String>)> {
-        let row = client
-            .query_one(&p.sql.count, &p.params(&i64::MAX, &[]))
-            .await
-            .map_err(p.db_err("count"))?;
+        let row =
+            client.query_one(&p.sql.count, &p.params(&i64::MAX, &[])).await.map_err(p.db_err("count"))?;
         Ok((row.get(0), row.get(1), row.get(2)))
     };
     if dry_run {
@@ -447,12 +383,7 @@ async fn run_rule(
         let took = started.elapsed().as_millis() as u64;
         out.longest_batch_ms = out.longest_batch_ms.max(took);
         match result {
-            Ok(Batch {
-                visited,
-                deleted,
-                blocked,
-                last,
-            }) => {
+            Ok(Batch { visited, deleted, blocked, last }) => {
                 out.batches += 1;
                 out.deleted += deleted;
                 if let Some((n, why)) = blocked {
@@ -513,47 +444,25 @@ async fn begin<'c>(
         "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
         s.lock_timeout_ms, s.statement_timeout_ms
     );
-    tx.batch_execute(&timeouts)
-        .await
-        .map_err(p.db_err("set timeouts"))?;
+    tx.batch_execute(&timeouts).await.map_err(p.db_err("set timeouts"))?;
     Ok(tx)
 }
 
 /// Deletes one batch in its own short transaction. When a foreign key refuses the batch, it
 /// is redone row by row (savepoints) so that every deletable row still goes.
-async fn batch(
-    client: &mut Client,
-    p: &Plan,
-    s: &Settings,
-    limit: i64,
-    cursor: &[String],
-) -> Result<Batch> {
-    let sql = if cursor.is_empty() {
-        &p.sql.first_batch
-    } else {
-        &p.sql.next_batch
-    };
+async fn batch(client: &mut Client, p: &Plan, s: &Settings, limit: i64, cursor: &[String]) -> Result<Batch> {
+    let sql = if cursor.is_empty() { &p.sql.first_batch } else { &p.sql.next_batch };
     let tx = begin(client, s, p).await?;
     match tx.query_opt(sql, &p.params(&limit, cursor)).await {
         Ok(None) => {
             tx.commit().await.map_err(p.db_err("commit"))?;
-            Ok(Batch {
-                visited: 0,
-                deleted: 0,
-                blocked: None,
-                last: None,
-            })
+            Ok(Batch { visited: 0, deleted: 0, blocked: None, last: None })
         }
         Ok(Some(row)) => {
             let deleted: i64 = row.get(0);
             let last = (1..=p.key_len).map(|i| row.get::<_, String>(i)).collect();
             tx.commit().await.map_err(p.db_err("commit"))?;
-            Ok(Batch {
-                visited: deleted as u64,
-                deleted: deleted as u64,
-                blocked: None,
-                last: Some(last),
-            })
+            Ok(Batch { visited: deleted as u64, deleted: deleted as u64, blocked: None, last: Some(last) })
         }
         Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
             tx.rollback().await.map_err(p.db_err("rollback"))?;
@@ -570,11 +479,7 @@ async fn batch_row_by_row(
     limit: i64,
     cursor: &[String],
 ) -> Result<Batch> {
-    let sql = if cursor.is_empty() {
-        &p.sql.select_first
-    } else {
-        &p.sql.select_next
-    };
+    let sql = if cursor.is_empty() { &p.sql.select_first } else { &p.sql.select_next };
     let mut tx = begin(client, s, p).await?;
     let keys: Vec<Vec<String>> = tx
         .query(sql, &p.params(&limit, cursor))
@@ -586,8 +491,7 @@ async fn batch_row_by_row(
     let (mut deleted, mut blocked, mut why) = (0u64, 0u64, String::new());
     for key in &keys {
         let pk = &key[1..=p.pk_len];
-        let params: Vec<&(dyn ToSql + Sync)> =
-            pk.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = pk.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
         let sp = tx.savepoint("row").await.map_err(p.db_err("savepoint"))?;
         match sp.execute(&p.sql.delete_one, &params).await {
             Ok(n) => {
@@ -596,13 +500,9 @@ async fn batch_row_by_row(
             }
             Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
                 if why.is_empty() {
-                    why = e
-                        .as_db_error()
-                        .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+                    why = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_owned());
                 }
-                sp.rollback()
-                    .await
-                    .map_err(p.db_err("rollback to savepoint"))?;
+                sp.rollback().await.map_err(p.db_err("rollback to savepoint"))?;
                 blocked += 1;
             }
             Err(e) => return Err(p.db_err("delete row")(e)),

@@ -68,13 +68,9 @@ impl Rule {
 /// Parses `90d`-style durations; zero is refused (it would mean "everything").
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, unit) = text.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90d, 12h or 6w"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration like 90d, 12h or 6w"))?;
     let secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -84,20 +80,12 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         _ => return Err(format!("{text:?}: the unit must be s, m, h, d or w")),
     };
     if n == 0 {
-        return Err(format!(
-            "{text:?} would select every row; use a positive duration"
-        ));
+        return Err(format!("{text:?} would select every row; use a positive duration"));
     }
-    Ok(Duration::from_secs(
-        n.checked_mul(secs)
-            .ok_or_else(|| format!("{text:?} is too long"))?,
-    ))
+    Ok(Duration::from_secs(n.checked_mul(secs).ok_or_else(|| format!("{text:?} is too long"))?))
 }
 
-/// Quotes an identifier the way PostgreSQL's `quote_ident` does (always, for simplicity).
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use crate::db::quote_ident;
 
 /// A scalar JSON value as the text PostgreSQL casts into the column's type.
 pub fn value_text(v: &Value) -> Option<String> {
@@ -151,10 +139,7 @@ pub struct RuleSql {
 /// Builds a rule's SQL from catalog facts. Pure: pinned by tests.
 pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
     let ts = quote_ident(&facts.timestamp.name);
-    let mut conditions = vec![format!(
-        "{ts} < CAST($1::text AS {})",
-        facts.timestamp.sql_type
-    )];
+    let mut conditions = vec![format!("{ts} < CAST($1::text AS {})", facts.timestamp.sql_type)];
     let mut param = 3;
     for (p, col) in rule.filter.iter().zip(&facts.filter_columns) {
         let c = quote_ident(&col.name);
@@ -175,14 +160,8 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
     }
     let filter_params = param - 3;
     let table = &facts.qualified;
-    let key_cols: Vec<&Column> = std::iter::once(&facts.timestamp)
-        .chain(&facts.primary_key)
-        .collect();
-    let key_list = key_cols
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let key_cols: Vec<&Column> = std::iter::once(&facts.timestamp).chain(&facts.primary_key).collect();
+    let key_list = key_cols.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
     let cursor = {
         let casts: Vec<String> = key_cols
             .iter()
@@ -191,22 +170,13 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
             .collect();
         format!("({key_list}) > ({})", casts.join(", "))
     };
-    let pk_list = facts
-        .primary_key
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let pk_list = facts.primary_key.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
     let where_first = conditions.join(" AND ");
     let where_next = format!("{where_first} AND {cursor}");
     let select = |cond: &str| {
         format!(
             "SELECT {} FROM {table} WHERE {cond} ORDER BY {key_list} LIMIT $2 FOR UPDATE SKIP LOCKED",
-            key_cols
-                .iter()
-                .map(|c| format!("{}::text", quote_ident(&c.name)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            key_cols.iter().map(|c| format!("{}::text", quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
         )
     };
     let delete = |cond: &str| {
@@ -236,11 +206,7 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
                 .map(|c| format!("b.{}", quote_ident(&c.name)))
                 .collect::<Vec<_>>()
                 .join(", "),
-            key_cols
-                .iter()
-                .map(|c| format!("t.{}", quote_ident(&c.name)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            key_cols.iter().map(|c| format!("t.{}", quote_ident(&c.name))).collect::<Vec<_>>().join(", "),
         )
     };
     let delete_one = format!(
@@ -268,12 +234,8 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
 
 /// Checks a rule's shape before touching the database.
 pub fn validate(rule: &Rule, label: &str) -> Result<Duration> {
-    let bad = |reason: String| Error::Rule {
-        rule: label.to_owned(),
-        reason,
-    };
-    let older_than =
-        parse_duration(&rule.older_than).map_err(|e| bad(format!("older_than: {e}")))?;
+    let bad = |reason: String| Error::Rule { rule: label.to_owned(), reason };
+    let older_than = parse_duration(&rule.older_than).map_err(|e| bad(format!("older_than: {e}")))?;
     for name in [rule.table.as_str(), rule.timestamp_column.as_str()]
         .into_iter()
         .chain(rule.filter.iter().map(|p| p.column.as_str()))
@@ -285,10 +247,9 @@ pub fn validate(rule: &Rule, label: &str) -> Result<Duration> {
     for (i, p) in rule.filter.iter().enumerate() {
         let ok = match p.op {
             Op::IsNull | Op::IsNotNull => p.value.is_null(),
-            Op::In => p
-                .value
-                .as_array()
-                .is_some_and(|a| !a.is_empty() && a.iter().all(|v| value_text(v).is_some())),
+            Op::In => {
+                p.value.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|v| value_text(v).is_some()))
+            }
             _ => value_text(&p.value).is_some(),
         };
         if !ok {
@@ -344,27 +305,12 @@ mod tests {
         TableFacts {
             oid: 1,
             qualified: r#""public"."notif""#.into(),
-            timestamp: Column {
-                name: "created_at".into(),
-                sql_type: "timestamp with time zone".into(),
-            },
-            primary_key: vec![Column {
-                name: "id".into(),
-                sql_type: "bigint".into(),
-            }],
+            timestamp: Column { name: "created_at".into(), sql_type: "timestamp with time zone".into() },
+            primary_key: vec![Column { name: "id".into(), sql_type: "bigint".into() }],
             filter_columns: vec![
-                Column {
-                    name: "read".into(),
-                    sql_type: "boolean".into(),
-                },
-                Column {
-                    name: "kind".into(),
-                    sql_type: "text".into(),
-                },
-                Column {
-                    name: "deleted_at".into(),
-                    sql_type: "timestamp with time zone".into(),
-                },
+                Column { name: "read".into(), sql_type: "boolean".into() },
+                Column { name: "kind".into(), sql_type: "text".into() },
+                Column { name: "deleted_at".into(), sql_type: "timestamp with time zone".into() },
             ],
         }
     }
@@ -385,10 +331,7 @@ mod tests {
             r#"SELECT count(*), min(s.ts)::text, max(s.ts)::text FROM (SELECT "created_at" AS ts FROM "public"."notif" WHERE "created_at" < CAST($1::text AS timestamp with time zone) AND "read" = CAST($3::text AS boolean) AND "kind" = ANY(CAST($4::text[] AS text[])) AND "deleted_at" IS NULL LIMIT $2) s"#
         );
         assert!(sql.next_batch.contains(r#"("created_at", "id") > (CAST($5::text AS timestamp with time zone), CAST($6::text AS bigint))"#), "{}", sql.next_batch);
-        assert!(
-            sql.first_batch.contains("FOR UPDATE SKIP LOCKED")
-                && sql.first_batch.contains("LIMIT $2")
-        );
+        assert!(sql.first_batch.contains("FOR UPDATE SKIP LOCKED") && sql.first_batch.contains("LIMIT $2"));
         assert_eq!(
             sql.delete_one,
             r#"DELETE FROM "public"."notif" WHERE ("id") = (CAST($1::text AS bigint))"#
@@ -412,10 +355,8 @@ mod tests {
     #[test]
     fn unknown_operators_and_fields_are_rejected_by_serde() {
         assert!(
-            serde_json::from_value::<Rule>(
-                json!({"table": "t", "timestamp_column": "c", "older_than": "1d",
-            "filter": [{"column": "x", "op": "like", "value": "%"}]})
-            )
+            serde_json::from_value::<Rule>(json!({"table": "t", "timestamp_column": "c", "older_than": "1d",
+            "filter": [{"column": "x", "op": "like", "value": "%"}]}))
             .is_err()
         );
         assert!(

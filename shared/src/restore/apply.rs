@@ -27,11 +27,7 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
     mut dump: R,
     single_transaction: bool,
 ) -> Result<ApplyStats> {
-    let fail = |line: usize, reason: String| Error::Restore {
-        dump: source.to_owned(),
-        line,
-        reason,
-    };
+    let fail = |line: usize, reason: String| Error::Restore { dump: source.to_owned(), line, reason };
     let sql_err = |line: usize, e: tokio_postgres::Error| {
         let reason = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.severity(), db.message()),
@@ -40,19 +36,12 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
         fail(line, reason)
     };
     if single_transaction {
-        client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| sql_err(0, e))?;
+        client.batch_execute("BEGIN").await.map_err(|e| sql_err(0, e))?;
     }
     let replayed = replay(client, &mut dump, &fail, &sql_err).await;
     if single_transaction {
         // On failure the transaction is rolled back, leaving the target as it was.
-        let end = if replayed.is_ok() {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
-        };
+        let end = if replayed.is_ok() { "COMMIT" } else { "ROLLBACK" };
         client.batch_execute(end).await.map_err(|e| sql_err(0, e))?;
     }
     replayed
@@ -76,37 +65,26 @@ async fn replay<R: AsyncBufRead + Unpin>(
             .await
             .map_err(|e| fail(stats.lines as usize, format!("reading: {e}")))?;
         if n == 0 {
-            reader
-                .finish(&mut items)
-                .map_err(|e| fail(e.line, e.reason))?;
+            reader.finish(&mut items).map_err(|e| fail(e.line, e.reason))?;
             break;
         }
         stats.lines += 1;
-        reader
-            .push_line(&line, &mut items)
-            .map_err(|e| fail(e.line, e.reason))?;
+        reader.push_line(&line, &mut items).map_err(|e| fail(e.line, e.reason))?;
         for item in items.drain(..) {
             match item {
                 Item::Statement { sql, line } => {
-                    conn.batch_execute(&sql)
-                        .await
-                        .map_err(|e| sql_err(line, e))?;
+                    conn.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
                     stats.statements += 1;
                 }
                 Item::CopyStart { sql, line } => {
-                    let s = conn
-                        .copy_in::<_, Bytes>(sql.as_str())
-                        .await
-                        .map_err(|e| sql_err(line, e))?;
+                    let s = conn.copy_in::<_, Bytes>(sql.as_str()).await.map_err(|e| sql_err(line, e))?;
                     sink = Some((Box::pin(s), line));
                     stats.copies += 1;
                 }
                 Item::CopyData(rows) => {
                     let (s, at) = sink.as_mut().expect("data follows a COPY start");
                     stats.copy_bytes += rows.len() as u64;
-                    s.send(Bytes::from(rows))
-                        .await
-                        .map_err(|e| sql_err(*at, e))?;
+                    s.send(Bytes::from(rows)).await.map_err(|e| sql_err(*at, e))?;
                 }
                 Item::CopyEnd { .. } => {
                     let (mut s, at) = sink.take().expect("end follows a COPY start");

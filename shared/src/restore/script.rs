@@ -137,24 +137,18 @@ impl ScriptReader {
         let cmd = words.next().unwrap_or_default();
         match cmd {
             "\\connect" | "\\c" => {
-                let db = words
-                    .find(|w| !w.starts_with('-'))
-                    .ok_or_else(|| ScriptError {
-                        line: self.line,
-                        reason: "\\connect without a database".into(),
-                    })?;
-                out.push(Item::Connect {
-                    database: unquote_meta(db),
+                let db = words.find(|w| !w.starts_with('-')).ok_or_else(|| ScriptError {
                     line: self.line,
-                });
+                    reason: "\\connect without a database".into(),
+                })?;
+                out.push(Item::Connect { database: unquote_meta(db), line: self.line });
                 Ok(())
             }
             // pg_dump 17.6/16.10/15.14 and later guard scripts with a random key; not SQL.
             "\\restrict" | "\\unrestrict" => Ok(()),
-            other => Err(ScriptError {
-                line: self.line,
-                reason: format!("unsupported psql meta-command {other}"),
-            }),
+            other => {
+                Err(ScriptError { line: self.line, reason: format!("unsupported psql meta-command {other}") })
+            }
         }
     }
 
@@ -255,16 +249,10 @@ impl ScriptReader {
         }
         let line = self.start_line;
         if is_copy_from_stdin(code) {
-            out.push(Item::CopyStart {
-                sql: code.to_owned(),
-                line,
-            });
+            out.push(Item::CopyStart { sql: code.to_owned(), line });
             self.in_copy = true;
         } else {
-            out.push(Item::Statement {
-                sql: sql.trim().to_owned(),
-                line,
-            });
+            out.push(Item::Statement { sql: sql.trim().to_owned(), line });
         }
         self.start_line = self.line + 1;
     }
@@ -276,19 +264,12 @@ fn is_ident(b: u8) -> bool {
 
 /// Removes whole-line `--` comments (pg_dump's headers) so a statement's start is visible.
 fn strip_comments(sql: &str) -> String {
-    sql.lines()
-        .filter(|l| !l.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    sql.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
 }
 
 fn is_copy_from_stdin(code: &str) -> bool {
     let upper = code.to_ascii_uppercase();
-    upper.starts_with("COPY ")
-        && upper
-            .trim_end_matches(';')
-            .trim_end()
-            .ends_with("FROM STDIN")
+    upper.starts_with("COPY ") && upper.trim_end_matches(';').trim_end().ends_with("FROM STDIN")
 }
 
 fn unquote_meta(word: &str) -> String {
@@ -361,11 +342,7 @@ COPY public."we;ird" (id, "x;y") FROM stdin;
         assert_eq!(s[4], "COPY public.\"we;ird\" (id, \"x;y\") FROM stdin;");
         assert!(items.contains(&Item::CopyData(b"1\ta;b\n2\t\\.x\n3\t\\N\n".to_vec())));
         assert!(items.iter().any(|i| matches!(i, Item::CopyEnd { .. })));
-        assert!(
-            items
-                .iter()
-                .any(|i| matches!(i, Item::Connect { database, .. } if database == "other"))
-        );
+        assert!(items.iter().any(|i| matches!(i, Item::Connect { database, .. } if database == "other")));
         let Some(Item::Statement { line, .. }) = items
             .iter()
             .find(|i| matches!(i, Item::Statement { sql, .. } if sql.starts_with("CREATE TABLE")))
@@ -377,19 +354,9 @@ COPY public."we;ird" (id, "x;y") FROM stdin;
 
     #[test]
     fn truncated_dumps_are_errors() {
-        assert!(
-            read("COPY t (a) FROM stdin;\n1\n")
-                .unwrap_err()
-                .reason
-                .contains("truncated")
-        );
+        assert!(read("COPY t (a) FROM stdin;\n1\n").unwrap_err().reason.contains("truncated"));
         assert!(read("CREATE FUNCTION f() AS $$ begin\n").is_err());
-        assert!(
-            read("SELECT 1\n")
-                .unwrap_err()
-                .reason
-                .contains("unterminated")
-        );
+        assert!(read("SELECT 1\n").unwrap_err().reason.contains("unterminated"));
     }
 
     #[test]

@@ -28,12 +28,7 @@ impl LocalStore {
         // Keys come from our own naming, but a database name is user input: refuse anything
         // that could leave the root.
         if key.split('/').any(|seg| seg == ".." || seg == ".") || key.starts_with('/') {
-            return Err(store_err(
-                "resolve",
-                &self.root.join(key),
-                format!("unsafe key {key:?}"),
-                None,
-            ));
+            return Err(store_err("resolve", &self.root.join(key), format!("unsafe key {key:?}"), None));
         }
         Ok(self.root.join(key))
     }
@@ -43,12 +38,7 @@ impl LocalStore {
     }
 }
 
-fn store_err(
-    op: &'static str,
-    path: &Path,
-    detail: String,
-    source: Option<std::io::Error>,
-) -> Error {
+fn store_err(op: &'static str, path: &Path, detail: String, source: Option<std::io::Error>) -> Error {
     Error::Store {
         op,
         location: path.display().to_string(),
@@ -64,17 +54,11 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 
 async fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(io_err("create directory", parent))?;
+        tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent))?;
     }
     let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    tokio::fs::write(&tmp, body)
-        .await
-        .map_err(io_err("write", &tmp))?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(io_err("rename", path))
+    tokio::fs::write(&tmp, body).await.map_err(io_err("write", &tmp))?;
+    tokio::fs::rename(&tmp, path).await.map_err(io_err("rename", path))
 }
 
 #[async_trait]
@@ -84,9 +68,7 @@ impl ObjectStore for LocalStore {
     }
 
     async fn check(&self) -> Result<()> {
-        tokio::fs::create_dir_all(&self.root)
-            .await
-            .map_err(io_err("create directory", &self.root))
+        tokio::fs::create_dir_all(&self.root).await.map_err(io_err("create directory", &self.root))
     }
 
     async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<()> {
@@ -102,6 +84,12 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    async fn get_stream(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
+        let path = self.path(key)?;
+        let file = tokio::fs::File::open(&path).await.map_err(io_err("open", &path))?;
+        Ok(Box::new(file))
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         let mut dirs = vec![self.root.clone()];
@@ -114,20 +102,13 @@ impl ObjectStore for LocalStore {
             while let Some(entry) = entries.next_entry().await.map_err(io_err("list", &dir))? {
                 let path = entry.path();
                 let meta = entry.metadata().await.map_err(io_err("stat", &path))?;
-                let rel = path
-                    .strip_prefix(&self.root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
                 if meta.is_dir() {
                     if rel != UPLOADS_DIR {
                         dirs.push(path);
                     }
                 } else if rel.starts_with(prefix) && !rel.contains(".tmp-") {
-                    out.push(ObjectInfo {
-                        key: rel,
-                        size: meta.len(),
-                    });
+                    out.push(ObjectInfo { key: rel, size: meta.len() });
                 }
             }
         }
@@ -147,12 +128,8 @@ impl ObjectStore for LocalStore {
         self.path(key)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.upload_dir(&id);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(io_err("start upload", &dir))?;
-        tokio::fs::write(dir.join("key"), key)
-            .await
-            .map_err(io_err("start upload", &dir))?;
+        tokio::fs::create_dir_all(&dir).await.map_err(io_err("start upload", &dir))?;
+        tokio::fs::write(dir.join("key"), key).await.map_err(io_err("start upload", &dir))?;
         Ok(id)
     }
 
@@ -165,60 +142,33 @@ impl ObjectStore for LocalStore {
         _sha256: [u8; 32],
     ) -> Result<CompletedPart> {
         let path = self.upload_dir(upload_id).join(format!("{number:05}.part"));
-        tokio::fs::write(&path, &body)
-            .await
-            .map_err(io_err("upload part", &path))?;
-        Ok(CompletedPart {
-            number,
-            etag: None,
-            checksum_sha256: None,
-        })
+        tokio::fs::write(&path, &body).await.map_err(io_err("upload part", &path))?;
+        Ok(CompletedPart { number, etag: None, checksum_sha256: None })
     }
 
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: Vec<CompletedPart>,
-    ) -> Result<()> {
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()> {
         let target = self.path(key)?;
         let dir = self.upload_dir(upload_id);
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(io_err("create directory", parent))?;
+            tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent))?;
         }
         let tmp = target.with_extension(format!("tmp-{upload_id}"));
-        let mut out = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(io_err("complete upload", &tmp))?;
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io_err("complete upload", &tmp))?;
         for part in &parts {
             let path = dir.join(format!("{:05}.part", part.number));
-            let mut f = tokio::fs::File::open(&path)
-                .await
-                .map_err(io_err("complete upload", &path))?;
-            tokio::io::copy(&mut f, &mut out)
-                .await
-                .map_err(io_err("complete upload", &tmp))?;
+            let mut f = tokio::fs::File::open(&path).await.map_err(io_err("complete upload", &path))?;
+            tokio::io::copy(&mut f, &mut out).await.map_err(io_err("complete upload", &tmp))?;
         }
-        out.sync_all()
-            .await
-            .map_err(io_err("complete upload", &tmp))?;
+        out.sync_all().await.map_err(io_err("complete upload", &tmp))?;
         drop(out);
-        tokio::fs::rename(&tmp, &target)
-            .await
-            .map_err(io_err("complete upload", &target))?;
-        tokio::fs::remove_dir_all(&dir)
-            .await
-            .map_err(io_err("complete upload", &dir))
+        tokio::fs::rename(&tmp, &target).await.map_err(io_err("complete upload", &target))?;
+        tokio::fs::remove_dir_all(&dir).await.map_err(io_err("complete upload", &dir))
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
         let dir = self.upload_dir(upload_id);
         match tokio::fs::remove_dir_all(&dir).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io_err("abort upload", &dir)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("abort upload", &dir)(e)),
             _ => Ok(()),
         }
     }
@@ -231,19 +181,10 @@ impl ObjectStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(e) => return Err(io_err("list uploads", &base)(e)),
         };
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(io_err("list uploads", &base))?
-        {
-            let key = tokio::fs::read_to_string(entry.path().join("key"))
-                .await
-                .unwrap_or_default();
+        while let Some(entry) = entries.next_entry().await.map_err(io_err("list uploads", &base))? {
+            let key = tokio::fs::read_to_string(entry.path().join("key")).await.unwrap_or_default();
             if key.starts_with(prefix) {
-                out.push(PendingUpload {
-                    key,
-                    upload_id: entry.file_name().to_string_lossy().into_owned(),
-                });
+                out.push(PendingUpload { key, upload_id: entry.file_name().to_string_lossy().into_owned() });
             }
         }
         Ok(out)
@@ -259,37 +200,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("backstop-local-{}", uuid::Uuid::new_v4()));
         let store = LocalStore::new(&dir);
         let id = store.create_multipart("a/b.bin", "x").await.unwrap();
-        let p1 = store
-            .upload_part("a/b.bin", &id, 1, Bytes::from_static(b"hello "), [0; 32])
-            .await
-            .unwrap();
-        let p2 = store
-            .upload_part("a/b.bin", &id, 2, Bytes::from_static(b"world"), [0; 32])
-            .await
-            .unwrap();
+        let p1 = store.upload_part("a/b.bin", &id, 1, Bytes::from_static(b"hello "), [0; 32]).await.unwrap();
+        let p2 = store.upload_part("a/b.bin", &id, 2, Bytes::from_static(b"world"), [0; 32]).await.unwrap();
         assert_eq!(store.list_multipart("a/").await.unwrap().len(), 1);
-        store
-            .complete_multipart("a/b.bin", &id, vec![p1, p2])
-            .await
-            .unwrap();
-        assert_eq!(
-            store.get("a/b.bin").await.unwrap().unwrap(),
-            Bytes::from_static(b"hello world")
-        );
+        store.complete_multipart("a/b.bin", &id, vec![p1, p2]).await.unwrap();
+        assert_eq!(store.get("a/b.bin").await.unwrap().unwrap(), Bytes::from_static(b"hello world"));
 
         let id = store.create_multipart("a/c.bin", "x").await.unwrap();
-        store
-            .upload_part("a/c.bin", &id, 1, Bytes::from_static(b"x"), [0; 32])
-            .await
-            .unwrap();
+        store.upload_part("a/c.bin", &id, 1, Bytes::from_static(b"x"), [0; 32]).await.unwrap();
         store.abort_multipart("a/c.bin", &id).await.unwrap();
-        let keys: Vec<_> = store
-            .list("")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.key)
-            .collect();
+        let keys: Vec<_> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["a/b.bin"]);
         assert!(store.list_multipart("").await.unwrap().is_empty());
         assert!(store.path("../etc/passwd").is_err());

@@ -52,6 +52,9 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Reads a small object whole; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
+    /// Opens an object of any size for streaming; an error naming the key when it is missing.
+    async fn get_stream(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>>;
+
     /// Lists every object under `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
 
@@ -73,12 +76,7 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     ) -> Result<CompletedPart>;
 
     /// Makes the object visible from its parts, in number order.
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: Vec<CompletedPart>,
-    ) -> Result<()>;
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()>;
 
     /// Discards an upload and its parts.
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()>;

@@ -22,16 +22,11 @@ pub struct S3Store {
 impl S3Store {
     /// Builds the client once (init phase) from the shared SDK config and the S3 settings.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, settings: &S3Settings) -> Self {
-        let mut conf =
-            aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style);
+        let mut conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style);
         if settings.request_checksum == RequestChecksum::WhenRequired {
             conf = conf
-                .request_checksum_calculation(
-                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-                )
-                .response_checksum_validation(
-                    aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-                );
+                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+                .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
         }
         S3Store {
             client: aws_sdk_s3::Client::from_conf(conf.build()),
@@ -98,14 +93,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => {
                 return Ok(None);
@@ -122,23 +110,27 @@ impl ObjectStore for S3Store {
         Ok(Some(body.into_bytes()))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut pages = self
+    async fn get_stream(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
+        let out = self
             .client
-            .list_objects_v2()
+            .get_object()
             .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.err("get", key, e))?;
+        Ok(Box::new(out.body.into_async_read()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let mut pages =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.err("list", prefix, e))?;
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
-                    out.push(ObjectInfo {
-                        key: key.to_owned(),
-                        size: obj.size().unwrap_or(0).max(0) as u64,
-                    });
+                    out.push(ObjectInfo { key: key.to_owned(), size: obj.size().unwrap_or(0).max(0) as u64 });
                 }
             }
         }
@@ -157,19 +149,12 @@ impl ObjectStore for S3Store {
     }
 
     async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String> {
-        let mut req = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type);
+        let mut req =
+            self.client.create_multipart_upload().bucket(&self.bucket).key(key).content_type(content_type);
         if self.part_checksum {
             req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| self.err("start upload", key, e))?;
+        let out = req.send().await.map_err(|e| self.err("start upload", key, e))?;
         out.upload_id.ok_or_else(|| Error::Store {
             op: "start upload",
             location: self.locate(key),
@@ -187,9 +172,7 @@ impl ObjectStore for S3Store {
         body: Bytes,
         sha256: [u8; 32],
     ) -> Result<CompletedPart> {
-        let checksum = self
-            .part_checksum
-            .then(|| aws_smithy_types::base64::encode(sha256));
+        let checksum = self.part_checksum.then(|| aws_smithy_types::base64::encode(sha256));
         let out = self
             .client
             .upload_part()
@@ -202,19 +185,10 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| self.err("upload part", key, e))?;
-        Ok(CompletedPart {
-            number,
-            etag: out.e_tag,
-            checksum_sha256: checksum,
-        })
+        Ok(CompletedPart { number, etag: out.e_tag, checksum_sha256: checksum })
     }
 
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: Vec<CompletedPart>,
-    ) -> Result<()> {
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()> {
         let parts = parts
             .into_iter()
             .map(|p| {
@@ -230,11 +204,7 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
             .map_err(|e| self.err("complete upload", key, e))?;
@@ -269,10 +239,7 @@ impl ObjectStore for S3Store {
                 .map_err(|e| self.err("list uploads", prefix, e))?;
             for u in page.uploads() {
                 if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
-                    out.push(PendingUpload {
-                        key: key.to_owned(),
-                        upload_id: id.to_owned(),
-                    });
+                    out.push(PendingUpload { key: key.to_owned(), upload_id: id.to_owned() });
                 }
             }
             if page.is_truncated() != Some(true) {

@@ -34,16 +34,8 @@ impl PartSizer {
         let mib = 1024 * 1024;
         // Leave 10% of the parts as head room for a wrong estimate.
         let needed = estimate.map_or(0, |e| e.div_ceil(MAX_PARTS * 9 / 10)) as usize;
-        let first = settings
-            .part_size
-            .max(needed)
-            .max(MIN_PART_SIZE)
-            .div_ceil(mib)
-            * mib;
-        PartSizer {
-            first: first.min(MAX_PART_SIZE),
-            equal: settings.equal_parts,
-        }
+        let first = settings.part_size.max(needed).max(MIN_PART_SIZE).div_ceil(mib) * mib;
+        PartSizer { first: first.min(MAX_PART_SIZE), equal: settings.equal_parts }
     }
 
     /// The size of part `number` (1-based).
@@ -118,10 +110,7 @@ impl StreamUpload {
             let mut filled = 0;
             while filled < size {
                 let n = reader.read(&mut buf[filled..]).await.map_err(|e| {
-                    Error::io(
-                        format!("reading the stream for {}", self.store.locate(&self.key)),
-                        e,
-                    )
+                    Error::io(format!("reading the stream for {}", self.store.locate(&self.key)), e)
                 })?;
                 if n == 0 {
                     break;
@@ -146,12 +135,8 @@ impl StreamUpload {
         while self.in_flight.len() >= self.concurrency {
             self.join_one().await?;
         }
-        let (store, key, id, number) = (
-            self.store.clone(),
-            self.key.clone(),
-            self.upload_id.clone(),
-            self.next_part,
-        );
+        let (store, key, id, number) =
+            (self.store.clone(), self.key.clone(), self.upload_id.clone(), self.next_part);
         self.next_part += 1;
         self.in_flight.spawn(async move {
             let digest: [u8; 32] = Sha256::digest(&body).into();
@@ -185,11 +170,7 @@ impl StreamUpload {
         let mut parts = std::mem::take(&mut self.done);
         parts.sort_by_key(|p| p.number);
         let count = parts.len() as u32;
-        if let Err(e) = self
-            .store
-            .complete_multipart(&self.key, &self.upload_id, parts)
-            .await
-        {
+        if let Err(e) = self.store.complete_multipart(&self.key, &self.upload_id, parts).await {
             self.abort().await;
             return Err(e);
         }
@@ -221,11 +202,7 @@ mod tests {
     const MIB: usize = 1024 * 1024;
 
     fn settings(part_mb: usize, equal: bool) -> S3Settings {
-        S3Settings {
-            part_size: part_mb * MIB,
-            equal_parts: equal,
-            ..S3Settings::default()
-        }
+        S3Settings { part_size: part_mb * MIB, equal_parts: equal, ..S3Settings::default() }
     }
 
     #[rstest]
@@ -245,18 +222,13 @@ mod tests {
         #[case] number: i32,
         #[case] expected: usize,
     ) {
-        assert_eq!(
-            PartSizer::new(&settings(part_mb, equal), estimate).size_of(number),
-            expected
-        );
+        assert_eq!(PartSizer::new(&settings(part_mb, equal), estimate).size_of(number), expected);
     }
 
     #[test]
     fn growing_parts_cover_s3s_largest_object() {
         let sizer = PartSizer::new(&settings(8, false), None);
-        let total: u64 = (1..=MAX_PARTS as i32)
-            .map(|n| sizer.size_of(n) as u64)
-            .sum();
+        let total: u64 = (1..=MAX_PARTS as i32).map(|n| sizer.size_of(n) as u64).sum();
         assert!(total >= 5 * (1u64 << 40), "{total}");
     }
 }

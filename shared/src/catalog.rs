@@ -1,0 +1,87 @@
+//! What is in the destination: backups (those with a manifest, newest first) and run records.
+//! Incomplete uploads have no manifest, so they are not backups and are not listed.
+
+use jiff::Timestamp;
+
+use crate::backup::{FORMAT, Manifest, key_segment};
+use crate::error::{Error, Result};
+use crate::run::RunRecord;
+use crate::store::ObjectStore;
+
+/// A backup as listed: its manifest and where it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupEntry {
+    pub manifest_key: String,
+    pub manifest: Manifest,
+}
+
+fn malformed(store: &dyn ObjectStore, key: &str, reason: String) -> Error {
+    Error::Store { op: "read", location: store.locate(key), detail: reason, source: None, retryable: false }
+}
+
+/// Reads one manifest, refusing formats newer than this build understands.
+pub async fn read_manifest(store: &dyn ObjectStore, key: &str) -> Result<Manifest> {
+    let bytes = store.get(key).await?.ok_or_else(|| malformed(store, key, "no such manifest".into()))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| malformed(store, key, format!("not a Backstop manifest: {e}")))?;
+    if manifest.format > FORMAT {
+        return Err(malformed(
+            store,
+            key,
+            format!("manifest format {} is newer than this Backstop ({FORMAT})", manifest.format),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Backups under `prefix`, for one database or all, newest first.
+pub async fn list_backups(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    database: Option<&str>,
+) -> Result<Vec<BackupEntry>> {
+    let scope = match database {
+        Some(db) => format!("{prefix}db/{}/", key_segment(db)),
+        None => format!("{prefix}db/"),
+    };
+    let mut out = Vec::new();
+    for obj in store.list(&scope).await? {
+        if obj.key.ends_with(".manifest.json") {
+            let manifest = read_manifest(store, &obj.key).await?;
+            out.push(BackupEntry { manifest_key: obj.key, manifest });
+        }
+    }
+    out.sort_by(|a, b| b.manifest.finished.cmp(&a.manifest.finished));
+    Ok(out)
+}
+
+/// Run records, newest first, filtered by job, start time and status.
+pub async fn history(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    job: Option<&str>,
+    since: Option<Timestamp>,
+    failed_only: bool,
+) -> Result<Vec<RunRecord>> {
+    let scope = match job {
+        Some(j) => format!("{prefix}runs/{j}/"),
+        None => format!("{prefix}runs/"),
+    };
+    let mut out = Vec::new();
+    for obj in store.list(&scope).await? {
+        if !obj.key.ends_with(".json") {
+            continue;
+        }
+        let bytes = store.get(&obj.key).await?.unwrap_or_default();
+        let record: RunRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| malformed(store, &obj.key, format!("not a run record: {e}")))?;
+        if since.is_some_and(|s| record.started < s)
+            || (failed_only && record.status != crate::run::Status::Failed)
+        {
+            continue;
+        }
+        out.push(record);
+    }
+    out.sort_by(|a, b| b.started.cmp(&a.started));
+    Ok(out)
+}
