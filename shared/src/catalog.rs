@@ -51,7 +51,7 @@ pub async fn list_backups(
             out.push(BackupEntry { manifest_key: obj.key, manifest });
         }
     }
-    out.sort_by(|a, b| b.manifest.finished.cmp(&a.manifest.finished));
+    out.sort_by_key(|b| std::cmp::Reverse(b.manifest.finished));
     Ok(out)
 }
 
@@ -82,6 +82,6 @@ pub async fn history(
         }
         out.push(record);
     }
-    out.sort_by(|a, b| b.started.cmp(&a.started));
+    out.sort_by_key(|r| std::cmp::Reverse(r.started));
     Ok(out)
 }
