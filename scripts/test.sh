@@ -7,4 +7,4 @@ cd "$ROOT"
 "$ROOT/scripts/stack.sh" up
 export BACKSTOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${BACKSTOP_MOTO_PORT:-5055}"
 export BACKSTOP_TEST_LAMBDA_ENDPOINT="http://127.0.0.1:${BACKSTOP_LAMBDA_PORT:-9100}"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"
