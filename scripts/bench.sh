@@ -50,7 +50,7 @@ measure() { # name, key, command...
   local wall rss bytes
   read -r wall rss <"$t"
   bytes=$(aws s3api head-object --bucket "$BUCKET" --key "$key" --query ContentLength --output text)
-  RESULTS+=("$name|$wall|$bytes|$rss")
+  RESULTS+=("$name;$wall;$bytes;$rss")
   echo "$name: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
 }
 
@@ -64,19 +64,21 @@ t=$(mktemp)
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn "$BIN" db-backup >"$OUT"
 read -r wall rss <"$t"
 bytes=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["status"]=="succeeded", r; print(r["outputs"]["databases"][0]["bytes"])' "$OUT")
-RESULTS+=("backstop db-backup (zstd 3)|$wall|$bytes|$rss")
+RESULTS+=("backstop db-backup (zstd 3);$wall;$bytes;$rss")
+echo "backstop db-backup: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
 
 echo
 echo "Database: $DB, $((SIZE / 1000000)) MB on disk ($ROWS orders); S3: moto on loopback; $(nproc) cores."
 echo
 echo "| method | wall s | stored MB | peak RSS MB | wall vs gzip -6 | size vs gzip -6 |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-IFS='|' read -r _ base_wall base_bytes _ <<<"${RESULTS[0]}"
+IFS=';' read -r _ base_wall base_bytes _ <<<"${RESULTS[0]}"
 for r in "${RESULTS[@]}"; do
-  IFS='|' read -r name wall bytes rss <<<"$r"
+  IFS=';' read -r name wall bytes rss <<<"$r"
   python3 - "$name" "$wall" "$bytes" "$rss" "$base_wall" "$base_bytes" <<'PY'
 import sys
 name, wall, b, rss, bw, bb = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+name = name.replace("|", "\\|")
 print(f"| {name} | {wall:.1f} | {b/1e6:.1f} | {rss/1024:.0f} | {wall/bw:.2f}× | {b/bb:.2f}× |")
 PY
 done

@@ -3,7 +3,7 @@
 //! Prints a Markdown table: total time, longest batch (the longest lock hold), and the p99
 //! latency of the concurrent inserts beside its idle value.
 //!
-//!   cargo bench -p backstop-tests --bench cleanup            # BENCH_CLEANUP_ROWS=3000000
+//!   cargo bench -p backstop-tests --bench cleanup   # BENCH_CLEANUP_ROWS=3000000, BENCH_CLEANUP_BATCHES=5000,1000
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,11 +38,9 @@ async fn load(db: &TestDb, rows: i64) {
     )
     .await
     .unwrap();
-    c.batch_execute(
-        "create index on notifications_notification (created_at); vacuum analyze notifications_notification;",
-    )
-    .await
-    .unwrap();
+    c.batch_execute("create index on notifications_notification (created_at)").await.unwrap();
+    // VACUUM must be a statement of its own (a multi-statement string runs as one transaction).
+    c.batch_execute("vacuum analyze notifications_notification").await.unwrap();
 }
 
 /// Inserts rows one at a time until `stop`, returning each insert's latency.
@@ -93,16 +91,38 @@ async fn main() {
     let mut config = Config::from_lookup(|_| None, Some(Destination::Local { root: dir.clone() })).unwrap();
     config.db = DbConfig::Url(db.url.clone());
     let app = App::with_config(config).await.unwrap();
-    let payload = json!({ "rules": [{"table": "notifications_notification", "older_than": "90d",
-        "timestamp_column": "created_at", "filter": [{"column": "read", "op": "=", "value": true}]}] });
-    let started = Instant::now();
-    let (record, bk_p99, bk_n) =
-        with_inserts(&db, run::execute::<NotificationCleanup>(&app, &payload, None)).await;
-    let bk_total = started.elapsed();
-    assert_eq!(record.status, run::Status::Succeeded, "{:?}", record.error);
-    let rule = &record.outputs["rules"][0];
-    let (bk_deleted, bk_batches) = (rule["deleted"].as_i64().unwrap(), rule["batches"].as_i64().unwrap());
-    let bk_longest = Duration::from_millis(rule["longest_batch_ms"].as_u64().unwrap());
+    let batches: Vec<u32> = std::env::var("BENCH_CLEANUP_BATCHES")
+        .unwrap_or_else(|_| "5000,1000".into())
+        .split(',')
+        .map(|b| b.trim().parse().expect("BENCH_CLEANUP_BATCHES: numbers"))
+        .collect();
+    let mut rows_out = Vec::new();
+    let mut bk_deleted = 0;
+    for (i, batch_size) in batches.iter().enumerate() {
+        if i > 0 {
+            eprintln!("reloading for batch size {batch_size}");
+            load(&db, rows).await;
+        }
+        let payload = json!({ "batch_size": batch_size, "rules": [{"table": "notifications_notification",
+            "older_than": "90d", "timestamp_column": "created_at",
+            "filter": [{"column": "read", "op": "=", "value": true}]}] });
+        let started = Instant::now();
+        let (record, bk_p99, bk_n) =
+            with_inserts(&db, run::execute::<NotificationCleanup>(&app, &payload, None)).await;
+        let bk_total = started.elapsed();
+        assert_eq!(record.status, run::Status::Succeeded, "{:?}", record.error);
+        let rule = &record.outputs["rules"][0];
+        bk_deleted = rule["deleted"].as_i64().unwrap();
+        let bk_batches = rule["batches"].as_i64().unwrap();
+        let bk_longest = Duration::from_millis(rule["longest_batch_ms"].as_u64().unwrap());
+        rows_out.push(format!(
+            "| backstop notification-cleanup (batch {batch_size}, {bk_batches} batches) | {:.1} | {:.1} | {:.1} | {:.2}× | {bk_n} |",
+            bk_total.as_secs_f64(),
+            bk_longest.as_secs_f64() * 1000.0,
+            bk_p99.as_secs_f64() * 1000.0,
+            bk_p99.as_secs_f64() / idle_p99.as_secs_f64()
+        ));
+    }
 
     eprintln!("reloading for the plain DELETE");
     load(&db, rows).await;
@@ -127,13 +147,9 @@ async fn main() {
     println!("| method | total s | longest lock hold ms | insert p99 ms | p99 vs idle | inserts |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     println!("| idle (no delete) | – | – | {} | 1.00× | {idle_n} |", ms(idle_p99));
-    println!(
-        "| backstop notification-cleanup (batch 5000, {bk_batches} batches) | {:.1} | {} | {} | {:.2}× | {bk_n} |",
-        bk_total.as_secs_f64(),
-        ms(bk_longest),
-        ms(bk_p99),
-        bk_p99.as_secs_f64() / idle_p99.as_secs_f64()
-    );
+    for row in &rows_out {
+        println!("{row}");
+    }
     println!(
         "| one plain DELETE | {:.1} | {} | {} | {:.2}× | {del_n} |",
         del_total.as_secs_f64(),

@@ -309,3 +309,30 @@ async fn tls_require_encrypts_the_connection_and_verify_full_checks_the_certific
     let err = app.db.connect(None, "tls-test").await.unwrap_err().report();
     assert!(err.contains("connect") && err.to_lowercase().contains("certificate"), "{err}");
 }
+
+#[tokio::test]
+async fn the_lambda_deadline_aborts_the_upload_and_fails_the_run() {
+    // GIVEN a dump that takes longer than the time left before the (simulated) Lambda deadline
+    let stack = Stack::new("deadline").await.unwrap();
+    let db = TestDb::create("deadline").await.unwrap();
+    db.psql(
+        b"create table big (id int primary key, body text);
+              insert into big select g, repeat(md5(g::text), 8) from generate_series(1, 1500000) g;",
+    )
+    .await
+    .unwrap();
+    let mut config = stack.config(DbConfig::Url(db.url.clone()));
+    config.s3.part_size = 5 * 1024 * 1024;
+    let app = stack.app(config);
+
+    let deadline = std::time::Instant::now() + Duration::from_millis(1200);
+    let record = run::execute::<DbBackup>(&app, &json!({ "compression_level": 19 }), Some(deadline)).await;
+
+    // THEN it stopped in time, as a failure, leaving no backup and no open upload
+    assert_eq!(record.status, Status::Failed);
+    let error = record.error.clone().unwrap();
+    assert!(error.contains("before the Lambda deadline"), "{error}");
+    assert!(std::time::Instant::now() < deadline + Duration::from_secs(5));
+    assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
+    assert_eq!(stack.open_uploads().await.unwrap(), 0);
+}

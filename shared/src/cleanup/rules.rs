@@ -168,7 +168,9 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
             .enumerate()
             .map(|(i, c)| format!("CAST(${}::text AS {})", param + i, c.sql_type))
             .collect();
-        format!("({key_list}) > ({})", casts.join(", "))
+        // The plain `ts >= …` lets an index on the timestamp start the scan at the cursor; the
+        // row comparison alone is not usable with a one-column index.
+        format!("{ts} >= {} AND ({key_list}) > ({})", casts[0], casts.join(", "))
     };
     let pk_list = facts.primary_key.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
     let where_first = conditions.join(" AND ");
@@ -330,7 +332,7 @@ mod tests {
             sql.count,
             r#"SELECT count(*), min(s.ts)::text, max(s.ts)::text FROM (SELECT "created_at" AS ts FROM "public"."notif" WHERE "created_at" < CAST($1::text AS timestamp with time zone) AND "read" = CAST($3::text AS boolean) AND "kind" = ANY(CAST($4::text[] AS text[])) AND "deleted_at" IS NULL LIMIT $2) s"#
         );
-        assert!(sql.next_batch.contains(r#"("created_at", "id") > (CAST($5::text AS timestamp with time zone), CAST($6::text AS bigint))"#), "{}", sql.next_batch);
+        assert!(sql.next_batch.contains(r#""created_at" >= CAST($5::text AS timestamp with time zone) AND ("created_at", "id") > (CAST($5::text AS timestamp with time zone), CAST($6::text AS bigint))"#), "{}", sql.next_batch);
         assert!(sql.first_batch.contains("FOR UPDATE SKIP LOCKED") && sql.first_batch.contains("LIMIT $2"));
         assert_eq!(
             sql.delete_one,
