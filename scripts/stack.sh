@@ -136,6 +136,11 @@ ensure_lambda() {
   say "building the functions"
   (cd "$ROOT" && cargo build -q "${FUNCTIONS[@]/#/-p}")
   local target; target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  if port_open "$LAMBDA_PORT" && [ ! -f "$STACK/lambda.pid" ]; then
+    echo "127.0.0.1:$LAMBDA_PORT is taken by a process this checkout did not start (another checkout's" \
+      "emulator would serve its own binaries): stop it, or set BACKSTOP_LAMBDA_PORT" >&2
+    exit 1
+  fi
   # An emulator started before the last build serves old binaries: restart it.
   if port_open "$LAMBDA_PORT" && [ -f "$STACK/lambda.pid" ]; then
     for f in "${FUNCTIONS[@]}"; do

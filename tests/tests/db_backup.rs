@@ -205,17 +205,26 @@ async fn dry_run_checks_everything_and_writes_nothing() {
     assert_eq!(stack.outcomes(1, Duration::from_secs(10)).await.unwrap().len(), 1, "but says what it found");
 }
 
-#[tokio::test]
-async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() {
-    // GIVEN a database large enough that the dump takes a few seconds
-    let stack = Stack::new("kill").await.unwrap();
-    let db = TestDb::create("kill").await.unwrap();
+/// A database of ~300 MB of rows (a dump of a few seconds) and an app with 5 MiB parts.
+async fn large_backup_setup(label: &str) -> (Stack, TestDb, backstop_core::App) {
+    let stack = Stack::new(label).await.unwrap();
+    let db = TestDb::create(label).await.unwrap();
     db.psql(
         b"create table big (id int primary key, body text);
               insert into big select g, repeat(md5(g::text), 8) from generate_series(1, 1500000) g;",
     )
     .await
     .unwrap();
+    let mut config = stack.config(DbConfig::Url(db.url.clone()));
+    config.s3.part_size = 5 * 1024 * 1024;
+    let app = stack.app(config);
+    (stack, db, app)
+}
+
+#[tokio::test]
+async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() {
+    // GIVEN a database large enough that the dump takes a few seconds
+    let (stack, db, app) = large_backup_setup("kill").await;
 
     // WHEN another session terminates pg_dump's connection while it streams
     let killer_db = db.url.clone();
@@ -240,9 +249,6 @@ async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() 
         }
         false
     });
-    let mut config = stack.config(DbConfig::Url(db.url.clone()));
-    config.s3.part_size = 5 * 1024 * 1024;
-    let app = stack.app(config);
     let record = run::execute::<DbBackup>(&app, &json!({ "compression_level": 1 }), None).await;
     assert!(killer.await.unwrap(), "the killer found pg_dump's connection");
 
@@ -313,17 +319,7 @@ async fn tls_require_encrypts_the_connection_and_verify_full_checks_the_certific
 #[tokio::test]
 async fn the_lambda_deadline_aborts_the_upload_and_fails_the_run() {
     // GIVEN a dump that takes longer than the time left before the (simulated) Lambda deadline
-    let stack = Stack::new("deadline").await.unwrap();
-    let db = TestDb::create("deadline").await.unwrap();
-    db.psql(
-        b"create table big (id int primary key, body text);
-              insert into big select g, repeat(md5(g::text), 8) from generate_series(1, 1500000) g;",
-    )
-    .await
-    .unwrap();
-    let mut config = stack.config(DbConfig::Url(db.url.clone()));
-    config.s3.part_size = 5 * 1024 * 1024;
-    let app = stack.app(config);
+    let (stack, _db, app) = large_backup_setup("deadline").await;
 
     let deadline = std::time::Instant::now() + Duration::from_millis(1200);
     let record = run::execute::<DbBackup>(&app, &json!({ "compression_level": 19 }), Some(deadline)).await;
