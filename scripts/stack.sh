@@ -75,6 +75,8 @@ ensure_postgres() {
     local ver; ver=$(ls /etc/postgresql | sort -V | tail -n 1)
     # A cluster we just installed: let local tests connect over loopback without a password.
     sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "/etc/postgresql/$ver/main/pg_hba.conf"
+    # The package may have started the cluster already; make it read the new rules.
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main reload 2>/dev/null || true
   fi
   if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
     say "starting PostgreSQL"
