@@ -44,7 +44,8 @@ for m in msgs[-1:]:
 
 say "restore check: the dump, decompressed into psql, in a scratch database"
 aws s3 cp --endpoint-url "$MOTO" --quiet "s3://backstop-local/$KEY" "$ROOT/.stack/demo.sql.zst"
-psql -X -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists backstop_demo_restored" \
+PGOPTIONS='--client-min-messages=warning' psql -X -q -h 127.0.0.1 -U postgres -d postgres \
+  -c "drop database if exists backstop_demo_restored" \
   -c "create database backstop_demo_restored"
 zstd -dc "$ROOT/.stack/demo.sql.zst" | psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d backstop_demo_restored >/dev/null
 for db in backstop_demo backstop_demo_restored; do
