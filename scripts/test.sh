@@ -7,4 +7,18 @@ cd "$ROOT"
 "$ROOT/scripts/stack.sh" up
 export BACKSTOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${BACKSTOP_MOTO_PORT:-5055}"
 export BACKSTOP_TEST_LAMBDA_ENDPOINT="http://127.0.0.1:${BACKSTOP_LAMBDA_PORT:-9100}"
-cargo test --workspace "$@"
+log=$(mktemp)
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo prints one per test binary, the last often empty).
+python3 - "$log" <<'PY'
+import re, sys
+passed = failed = 0
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed", line)
+    if m:
+        passed += int(m.group(1)); failed += int(m.group(2))
+print(f"total: {passed} passed, {failed} failed")
+PY
+rm -f "$log"
+exit "$status"
