@@ -51,6 +51,41 @@ pub struct DatabaseOutcome {
     pub error: Option<String>,
 }
 
+impl DatabaseOutcome {
+    fn done(database: &str, done: Done, duration_ms: u64) -> Self {
+        let object = done.manifest.as_ref().map(|m| &m.objects[0]);
+        DatabaseOutcome {
+            database: database.to_owned(),
+            status: run::Status::Succeeded,
+            key: object.map(|o| o.key.clone()).or(done.planned_key),
+            bytes: object.map(|o| o.bytes),
+            uncompressed_bytes: object.map(|o| o.uncompressed_bytes),
+            sha256: object.map(|o| o.sha256.clone()),
+            manifest_key: done.manifest_key,
+            duration_ms,
+            server_version: Some(done.preflight.server_version),
+            tables: Some(done.preflight.tables.len()),
+            error: None,
+        }
+    }
+
+    fn failed(database: &str, error: &Error, duration_ms: u64) -> Self {
+        DatabaseOutcome {
+            database: database.to_owned(),
+            status: run::Status::Failed,
+            key: None,
+            manifest_key: None,
+            bytes: None,
+            uncompressed_bytes: None,
+            sha256: None,
+            duration_ms,
+            server_version: None,
+            tables: None,
+            error: Some(error.report()),
+        }
+    }
+}
+
 #[async_trait]
 impl Job for DbBackup {
     const NAME: &'static str = "db-backup";
@@ -77,44 +112,22 @@ impl Job for DbBackup {
             options.databases.clone()
         };
 
+        // One look at the binary per run, not per database.
+        let engine = match pg_dump::version(&app.config.pg_dump).await {
+            Ok(v) => v,
+            Err(e) => return JobReport::failed(databases.join(", "), e),
+        };
+
         let mut outcomes = Vec::new();
         let mut errors = Vec::new();
         for database in &databases {
             let clock = Instant::now();
-            let result = backup_database(app, database, options, ctx).await;
+            let result = backup_database(app, database, options, &engine, ctx).await;
             let duration_ms = clock.elapsed().as_millis() as u64;
             outcomes.push(match result {
-                Ok(done) => DatabaseOutcome {
-                    database: database.clone(),
-                    status: run::Status::Succeeded,
-                    key: done
-                        .manifest
-                        .as_ref()
-                        .map(|m| m.objects[0].key.clone())
-                        .or(done.planned_key.clone()),
-                    manifest_key: done.manifest_key,
-                    bytes: done.manifest.as_ref().map(|m| m.bytes),
-                    uncompressed_bytes: done.manifest.as_ref().map(|m| m.uncompressed_bytes),
-                    sha256: done.manifest.as_ref().map(|m| m.objects[0].sha256.clone()),
-                    duration_ms,
-                    server_version: Some(done.preflight.server_version.clone()),
-                    tables: Some(done.preflight.tables.len()),
-                    error: None,
-                },
+                Ok(done) => DatabaseOutcome::done(database, done, duration_ms),
                 Err(e) => {
-                    let outcome = DatabaseOutcome {
-                        database: database.clone(),
-                        status: run::Status::Failed,
-                        key: None,
-                        manifest_key: None,
-                        bytes: None,
-                        uncompressed_bytes: None,
-                        sha256: None,
-                        duration_ms,
-                        server_version: None,
-                        tables: None,
-                        error: Some(e.report()),
-                    };
+                    let outcome = DatabaseOutcome::failed(database, &e, duration_ms);
                     errors.push(e);
                     outcome
                 }
@@ -143,6 +156,7 @@ async fn backup_database(
     app: &App,
     database: &str,
     options: &BackupOptions,
+    (engine_version, pg_dump_major): &(String, i32),
     ctx: &RunContext,
 ) -> Result<Done> {
     let started = Timestamp::now();
@@ -159,8 +173,7 @@ async fn backup_database(
         .tables
         .retain(|t| !options.exclude_tables.iter().any(|p| pattern_matches(p, &t.schema, &t.name)));
 
-    let (engine_version, pg_dump_major) = pg_dump::version(&app.config.pg_dump, database).await?;
-    check_compatible(database, pg_dump_major, preflight.server_major())?;
+    check_compatible(database, *pg_dump_major, preflight.server_major())?;
 
     let key = dump_key(
         &app.config.prefix,
@@ -189,7 +202,7 @@ async fn backup_database(
         env: app.config.env.clone(),
         run_id: ctx.run_id.clone(),
         tag: options.tag.clone(),
-        engine: EngineInfo { name: "pg_dump".into(), version: engine_version },
+        engine: EngineInfo { name: "pg_dump".into(), version: engine_version.clone() },
         compression: CompressionInfo { algorithm: options.compression, level: options.level() },
         server_version: preflight.server_version.clone(),
         layout: "single".into(),

@@ -17,19 +17,17 @@ use crate::secrets::DbCredentials;
 pub const COMPLETE_MARKER: &[u8] = b"-- PostgreSQL database dump complete";
 
 /// `pg_dump --version`: the full line and the major version.
-pub async fn version(bin: &Path, database: &str) -> Result<(String, i32)> {
-    let out = Command::new(bin).arg("--version").output().await.map_err(|e| Error::Dump {
-        database: database.to_owned(),
-        reason: format!(
+pub async fn version(bin: &Path) -> Result<(String, i32)> {
+    let bad = |reason: String| Error::Dump { database: "(every database)".into(), reason };
+    let out = Command::new(bin).arg("--version").output().await.map_err(|e| {
+        bad(format!(
             "cannot run {}: {e} (install PostgreSQL's client or set BACKSTOP_PG_DUMP)",
             bin.display()
-        ),
+        ))
     })?;
     let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let major = parse_major(&line).ok_or_else(|| Error::Dump {
-        database: database.to_owned(),
-        reason: format!("cannot read the version of {}: {line:?}", bin.display()),
-    })?;
+    let major = parse_major(&line)
+        .ok_or_else(|| bad(format!("cannot read the version of {}: {line:?}", bin.display())))?;
     Ok((line, major))
 }
 

@@ -51,8 +51,10 @@ pub struct RestoreRequest {
 #[derive(Debug, Clone, Serialize)]
 pub struct ObjectCheck {
     pub key: String,
-    pub bytes: u64,
-    pub sha256: String,
+    /// Bytes and digest as read, for objects with a manifest to check against; a dump without
+    /// one is not read twice, only replayed.
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
     pub verified: bool,
 }
 
@@ -168,6 +170,10 @@ fn decompress(key: &str, raw: Box<dyn AsyncRead + Unpin + Send>) -> Box<dyn Asyn
 async fn verify(app: &App, planned: &Planned) -> Result<Vec<ObjectCheck>> {
     let mut checks = Vec::new();
     for (key, expected) in &planned.objects {
+        let Some(expected) = expected else {
+            checks.push(ObjectCheck { key: key.clone(), bytes: None, sha256: None, verified: false });
+            continue;
+        };
         let mut reader = open(app, planned, key).await?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -181,9 +187,7 @@ async fn verify(app: &App, planned: &Planned) -> Result<Vec<ObjectCheck>> {
             bytes += n as u64;
         }
         let sha256 = hex::encode(hasher.finalize());
-        if let Some(expected) = expected
-            && *expected != sha256
-        {
+        if *expected != sha256 {
             return Err(Error::Store {
                 op: "verify",
                 location: app.store.locate(key),
@@ -194,7 +198,12 @@ async fn verify(app: &App, planned: &Planned) -> Result<Vec<ObjectCheck>> {
                 retryable: false,
             });
         }
-        checks.push(ObjectCheck { key: key.clone(), bytes, sha256, verified: expected.is_some() });
+        checks.push(ObjectCheck {
+            key: key.clone(),
+            bytes: Some(bytes),
+            sha256: Some(sha256),
+            verified: true,
+        });
     }
     Ok(checks)
 }
@@ -303,7 +312,7 @@ pub async fn restore(app: &App, req: &RestoreRequest) -> Result<RestoreReport> {
     report.applied = Some(total);
 
     // The summary: restored row counts beside what the manifest estimated.
-    let tables: Vec<String> = client
+    let tables: Vec<(String, String)> = client
         .query(
             "select quote_ident(schemaname) || '.' || quote_ident(tablename), schemaname || '.' || tablename \
              from pg_tables where schemaname not in ('pg_catalog', 'information_schema') order by 2",
@@ -312,17 +321,16 @@ pub async fn restore(app: &App, req: &RestoreRequest) -> Result<RestoreReport> {
         .await
         .map_err(db_err("list restored tables"))?
         .iter()
-        .map(|r| format!("{}\u{0}{}", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    for t in tables {
-        let (quoted, plain) = t.split_once('\u{0}').expect("joined above");
+    for (quoted, plain) in tables {
         let rows: i64 = client
             .query_one(&format!("select count(*) from {quoted}"), &[])
             .await
             .map_err(db_err("count rows"))?
             .get(0);
-        let estimate = planned.estimates.iter().find(|(n, _)| n == plain).and_then(|(_, e)| *e);
-        report.tables.push(TableCount { table: plain.to_owned(), rows, estimate });
+        let estimate = planned.estimates.iter().find(|(n, _)| *n == plain).and_then(|(_, e)| *e);
+        report.tables.push(TableCount { table: plain, rows, estimate });
     }
     report.duration_ms = clock.elapsed().as_millis() as u64;
     Ok(report)
