@@ -28,6 +28,14 @@ insert into django_session select md5(g::text), 'data', now() - (g % 10) * inter
   from generate_series(1, 1000) g;
 "#;
 
+/// A fresh stack and a database with the Django-like schema and its rows.
+async fn django_db(label: &str) -> (Stack, TestDb) {
+    let stack = Stack::new(label).await.unwrap();
+    let db = TestDb::create(label).await.unwrap();
+    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    (stack, db)
+}
+
 fn rules() -> Value {
     json!([
         {"table": "notifications_notification", "older_than": "90d", "timestamp_column": "created_at",
@@ -54,9 +62,7 @@ async fn content(db: &TestDb, query: &str) -> (i64, String) {
 #[tokio::test]
 async fn dry_run_counts_what_a_real_run_then_deletes_and_nothing_else_goes() {
     // GIVEN notifications (read and unread, new and old) and sessions
-    let stack = Stack::new("cleanup").await.unwrap();
-    let db = TestDb::create("cleanup").await.unwrap();
-    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (stack, db) = django_db("cleanup").await;
     let keep_notifications = "select * from notifications_notification where not (created_at < now() - interval '90 days' and read)";
     let keep_sessions = "select * from django_session where expire_date >= now() - interval '1 day'";
     let (expected_n, expected_n_hash) = content(&db, keep_notifications).await;
@@ -100,9 +106,7 @@ async fn dry_run_counts_what_a_real_run_then_deletes_and_nothing_else_goes() {
 
 #[tokio::test]
 async fn max_rows_leaves_the_rest_for_the_next_run() {
-    let stack = Stack::new("cleanmax").await.unwrap();
-    let db = TestDb::create("cleanmax").await.unwrap();
-    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (stack, db) = django_db("cleanmax").await;
     let (total_s, _) =
         content(&db, "select * from django_session where expire_date < now() - interval '1 day'").await;
     let rule = json!([{"table": "django_session", "older_than": "1d", "timestamp_column": "expire_date"}]);
@@ -124,9 +128,7 @@ async fn max_rows_leaves_the_rest_for_the_next_run() {
 #[tokio::test]
 async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
     // GIVEN old users, some of whom still have notifications (no cascade)
-    let stack = Stack::new("cleanfk").await.unwrap();
-    let db = TestDb::create("cleanfk").await.unwrap();
-    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (stack, db) = django_db("cleanfk").await;
     let (old_users, _) =
         content(&db, "select * from auth_user where date_joined < now() - interval '30 days'").await;
     let (referenced, _) = content(
@@ -163,9 +165,7 @@ async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
 
 #[tokio::test]
 async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
-    let stack = Stack::new("cleanhostile").await.unwrap();
-    let db = TestDb::create("cleanhostile").await.unwrap();
-    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (stack, db) = django_db("cleanhostile").await;
     db.psql(b"create table no_pk (created_at timestamptz);").await.unwrap();
     let before = content(&db, "select * from notifications_notification").await;
 
@@ -234,9 +234,7 @@ async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
 
 #[tokio::test]
 async fn concurrent_inserts_and_updates_succeed_during_cleanup() {
-    let stack = Stack::new("cleanconc").await.unwrap();
-    let db = TestDb::create("cleanconc").await.unwrap();
-    db.psql(SCHEMA.as_bytes()).await.unwrap();
+    let (stack, db) = django_db("cleanconc").await;
     db.psql(
         b"insert into notifications_notification (recipient_id, read, verb, created_at)
               select 1 + g % 50, true, 'bulk', now() - interval '100 days' - g * interval '1 second'
