@@ -168,11 +168,19 @@ pub struct TableInfo {
     /// `reltuples`; `None` where the table was never analyzed.
     pub rows_estimate: Option<i64>,
     pub bytes: i64,
+    /// Rows dumped (native engine); `None` where the data was left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// SHA-256 of the table's `COPY … TO STDOUT` text under the native engine's session
+    /// settings, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
 }
 
 impl Preflight {
     /// Reads version, size and the table list (ordinary and partitioned tables outside the
-    /// system schemas).
+    /// system schemas). Table sizes come from the catalog (as of the last VACUUM/ANALYZE):
+    /// the size functions would wait behind a migration's lock, before any lock timeout.
     pub async fn read(client: &Client, target: &str) -> Result<Self> {
         let db_err = |context: &str| {
             let context = context.to_owned();
@@ -190,7 +198,7 @@ impl Preflight {
             .query(
                 "select n.nspname, c.relname, \
                    case when c.reltuples < 0 then null else c.reltuples::bigint end, \
-                   pg_total_relation_size(c.oid) \
+                   c.relpages::bigint * current_setting('block_size')::bigint \
                  from pg_class c join pg_namespace n on n.oid = c.relnamespace \
                  where c.relkind in ('r', 'p') and n.nspname <> 'information_schema' \
                    and n.nspname not like 'pg\\_%' \
@@ -200,7 +208,14 @@ impl Preflight {
             .await
             .map_err(db_err("list tables"))?
             .into_iter()
-            .map(|r| TableInfo { schema: r.get(0), name: r.get(1), rows_estimate: r.get(2), bytes: r.get(3) })
+            .map(|r| TableInfo {
+                schema: r.get(0),
+                name: r.get(1),
+                rows_estimate: r.get(2),
+                bytes: r.get(3),
+                rows: None,
+                content_sha256: None,
+            })
             .collect();
         Ok(Preflight {
             server_version: row.get(0),

@@ -17,7 +17,9 @@
 //! - `secrets`   — the `SecretSource` port, Secrets Manager adapter, RDS secret format.
 //! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
-//! - `backup`    — the db-backup job: options, naming, manifest, pg_dump engine.
+//! - `backup`    — the db-backup job: options, naming, manifest, engines, upload checks.
+//! - `native`    — the native dump engine: snapshot, locks, schema from the catalogs
+//!                 (`schema`, ordered by `order`), parallel COPY workers, backup sets.
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — reading plain SQL dumps as psql would (groundwork for `backstop restore`).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod lambda;
+pub mod native;
 pub mod notify;
 pub mod payload;
 pub mod restore;

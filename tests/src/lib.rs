@@ -144,6 +144,54 @@ pub async fn fingerprint(client: &Client) -> Result<Vec<(String, i64, String)>> 
     Ok(out)
 }
 
+/// Row count and an order-independent content hash of every table outside the system schemas
+/// (`schema.table`), the way the native engine's proof compares a source and its restore.
+pub async fn fingerprint_all(client: &Client) -> Result<Vec<(String, i64, String)>> {
+    let tables: Vec<String> = client
+        .query(
+            "select format('%I.%I', schemaname, tablename) from pg_tables
+             where schemaname not in ('pg_catalog', 'information_schema') order by 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        let row = client
+            .query_one(
+                &format!("select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from only {t} x"),
+                &[],
+            )
+            .await?;
+        out.push((t, row.get(0), row.get(1)));
+    }
+    Ok(out)
+}
+
+/// The SQL of a stored backup: every object in manifest order, each checked against the
+/// manifest (stored size, SHA-256, uncompressed size), decompressed and concatenated.
+pub async fn stored_sql(stack: &Stack, manifest: &backstop_core::backup::Manifest) -> Result<Vec<u8>> {
+    let (mut sql, mut stored_total) = (Vec::new(), 0u64);
+    for o in &manifest.objects {
+        let stored = stack.get(&o.key).await?;
+        if stored.len() as u64 != o.bytes || sha256_hex(&stored) != o.sha256 {
+            bail!("{} does not match its manifest entry", o.key);
+        }
+        let plain = decompress(&o.key, &stored).await?;
+        if plain.len() as u64 != o.uncompressed_bytes {
+            bail!("{}: {} bytes uncompressed, the manifest says {}", o.key, plain.len(), o.uncompressed_bytes);
+        }
+        stored_total += o.bytes;
+        sql.extend(plain);
+    }
+    if stored_total != manifest.bytes {
+        bail!("the objects hold {stored_total} bytes, the manifest says {}", manifest.bytes);
+    }
+    Ok(sql)
+}
+
 /// The SDK configuration for moto, with fixed test credentials.
 pub async fn sdk() -> Result<SdkConfig> {
     let endpoint = aws_endpoint();
@@ -382,11 +430,21 @@ pub fn shared_data(file: &str) -> Option<PathBuf> {
     }
 }
 
-/// `pg_dump --schema-only` of a database, with comments, blank lines, `SET`s and the
-/// `\restrict` guard lines removed, for comparing two databases' schemas.
+/// `pg_dump --schema-only --no-owner` of a database, with comments, blank lines, `SET`s and
+/// the `\restrict` guard lines removed, for comparing two databases' schemas.
 pub async fn schema_of(url: &str) -> Result<String> {
+    normalized_schema(url, &["--no-owner"]).await
+}
+
+/// Like [`schema_of`], with owners and privileges.
+pub async fn full_schema_of(url: &str) -> Result<String> {
+    normalized_schema(url, &[]).await
+}
+
+async fn normalized_schema(url: &str, extra: &[&str]) -> Result<String> {
     let out = tokio::process::Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "-d", url])
+        .args(["--schema-only", "-d", url])
+        .args(extra)
         .output()
         .await?;
     if !out.status.success() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use backstop_core::backup::{DbBackup, Manifest};
 use backstop_core::config::DbConfig;
 use backstop_core::run::{self, RunRecord, Status};
-use backstop_tests::{Stack, TestDb, decompress, fingerprint, sha256_hex};
+use backstop_tests::{Stack, TestDb, fingerprint, stored_sql};
 use serde_json::{Value, json};
 
 /// Values that break naive dump or restore code.
@@ -35,11 +35,9 @@ async fn manifest_of(stack: &Stack, record: &RunRecord) -> (String, Manifest) {
 }
 
 /// Restores the stored dump into a fresh database and compares table contents.
-async fn assert_restores(stack: &Stack, source: &TestDb, key: &str, manifest: &Manifest) {
-    let stored = stack.get(key).await.unwrap();
-    assert_eq!(stored.len() as u64, manifest.bytes, "stored size matches the manifest");
-    assert_eq!(sha256_hex(&stored), manifest.objects[0].sha256, "stored bytes match the manifest's SHA-256");
-    let sql = decompress(key, &stored).await.unwrap();
+async fn assert_restores(stack: &Stack, source: &TestDb, manifest: &Manifest) {
+    // Every object matches the manifest (size, SHA-256) and the parts concatenate to SQL.
+    let sql = stored_sql(stack, manifest).await.unwrap();
     assert_eq!(sql.len() as u64, manifest.uncompressed_bytes);
 
     let target = TestDb::create("restored").await.unwrap();
@@ -60,7 +58,7 @@ async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
     db.psql(TRICKY.as_bytes()).await.unwrap();
 
     // WHEN db-backup runs with a manual payload
-    let record = backup(&stack, &db, json!({ "tag": "manual" })).await;
+    let record = backup(&stack, &db, json!({ "tag": "manual", "engine": "pg_dump" })).await;
 
     // THEN it succeeded, wrote dump, manifest and run record, and the dump restores exactly
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
@@ -75,7 +73,7 @@ async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
     let stored: RunRecord =
         serde_json::from_slice(&stack.get(record.record_key.as_ref().unwrap()).await.unwrap()).unwrap();
     assert_eq!(stored.run_id, record.run_id);
-    assert_restores(&stack, &db, &key, &manifest).await;
+    assert_restores(&stack, &db, &manifest).await;
 
     // AND the outcome reached the SQS queue subscribed to the topic, filterable by attributes
     let outcomes = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();
@@ -108,8 +106,8 @@ async fn gzip_backup_in_several_parts_restores() {
     config.s3.part_size = 5 * 1024 * 1024;
     let app = stack.app(config);
 
-    let record =
-        run::execute::<DbBackup>(&app, &json!({ "compression": "gzip", "compression_level": 1 }), None).await;
+    let payload = json!({ "compression": "gzip", "compression_level": 1, "layout": "single" });
+    let record = run::execute::<DbBackup>(&app, &payload, None).await;
 
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let (key, manifest) = manifest_of(&stack, &record).await;
@@ -119,7 +117,7 @@ async fn gzip_backup_in_several_parts_restores() {
         "expected a multipart upload, got {} part(s)",
         manifest.objects[0].parts
     );
-    assert_restores(&stack, &db, &key, &manifest).await;
+    assert_restores(&stack, &db, &manifest).await;
 }
 
 #[tokio::test]
@@ -200,7 +198,7 @@ async fn dry_run_checks_everything_and_writes_nothing() {
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     assert!(record.dry_run && record.record_key.is_none());
     let planned = record.outputs["databases"][0]["key"].as_str().unwrap();
-    assert!(planned.ends_with(".sql.zst"));
+    assert!(planned.starts_with(&format!("backstop/db/{}/", db.name)), "{planned}");
     assert!(stack.keys().await.unwrap().is_empty(), "a dry run writes nothing");
     assert_eq!(stack.outcomes(1, Duration::from_secs(10)).await.unwrap().len(), 1, "but says what it found");
 }
@@ -222,22 +220,34 @@ async fn large_backup_setup(label: &str) -> (Stack, TestDb, backstop_core::App) 
 }
 
 #[tokio::test]
-async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() {
-    // GIVEN a database large enough that the dump takes a few seconds
-    let (stack, db, app) = large_backup_setup("kill").await;
+async fn pg_dump_killed_mid_dump_fails_with_no_manifest_and_no_open_upload() {
+    killed_mid_dump("killpg", json!({ "compression_level": 1, "engine": "pg_dump" }), "backstop-pg_dump", "pg_dump")
+        .await;
+}
 
-    // WHEN another session terminates pg_dump's connection while it streams
+#[tokio::test]
+async fn native_worker_killed_mid_dump_fails_with_no_manifest_and_no_open_upload() {
+    killed_mid_dump("killnat", json!({ "compression_level": 1, "jobs": 2 }), "backstop-native-%", "COPY").await;
+}
+
+/// Terminates the dumping connection (`application_name like app_name`) while it streams COPY
+/// data and checks that the run failed (its error mentioning `says`) and left nothing behind.
+async fn killed_mid_dump(label: &str, payload: Value, app_name: &str, says: &str) {
+    // GIVEN a database large enough that the dump takes a few seconds
+    let (stack, db, app) = large_backup_setup(label).await;
+
+    // WHEN another session terminates the dump's connection while it streams
     let killer_db = db.url.clone();
-    let name = db.name.clone();
+    let (name, app_name) = (db.name.clone(), app_name.to_owned());
     let killer = tokio::spawn(async move {
         let admin = backstop_tests::connect(&killer_db).await.unwrap();
         for _ in 0..1500 {
             let killed: i64 = admin
                 .query_one(
                     "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
-                     where application_name = 'backstop-pg_dump' and datname = $1 and state = 'active'
+                     where application_name like $2 and datname = $1 and state = 'active'
                        and query like 'COPY%') k",
-                    &[&name],
+                    &[&name, &app_name],
                 )
                 .await
                 .unwrap()
@@ -249,13 +259,13 @@ async fn killed_connection_mid_dump_fails_with_no_manifest_and_no_open_upload() 
         }
         false
     });
-    let record = run::execute::<DbBackup>(&app, &json!({ "compression_level": 1 }), None).await;
-    assert!(killer.await.unwrap(), "the killer found pg_dump's connection");
+    let record = run::execute::<DbBackup>(&app, &payload, None).await;
+    assert!(killer.await.unwrap(), "the killer found the dump's connection");
 
     // THEN the run failed, and nothing that looks like a backup remains
     assert_eq!(record.status, Status::Failed, "a cut dump must never be a success");
     let error = record.error.clone().unwrap();
-    assert!(error.contains("pg_dump"), "{error}");
+    assert!(error.contains(says), "{error}");
     let keys = stack.keys().await.unwrap();
     assert!(keys.iter().all(|k| k.starts_with("backstop/runs/")), "only the run record remains: {keys:?}");
     assert_eq!(stack.open_uploads().await.unwrap(), 0, "the multipart upload was aborted");
@@ -275,7 +285,7 @@ async fn pg_dump_older_than_the_server_is_refused_up_front() {
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut config = stack.config(DbConfig::Url(db.url.clone()));
     config.pg_dump = fake;
-    let record = run::execute::<DbBackup>(&stack.app(config), &Value::Null, None).await;
+    let record = run::execute::<DbBackup>(&stack.app(config), &json!({ "engine": "pg_dump" }), None).await;
 
     assert_eq!(record.status, Status::Failed);
     let error = record.error.unwrap();

@@ -45,7 +45,8 @@ async fn scheduled_event_backs_up_the_secrets_database() {
     assert_eq!(record["trigger"]["rule"], "arn:aws:events:us-east-1:123456789012:rule/backstop-nightly");
     let db = &record["outputs"]["databases"][0];
     assert_eq!(db["database"], "backstop_demo", "the secret's database");
-    assert!(object_exists(db["key"].as_str().unwrap()).await);
+    assert_eq!(db["engine"], "native");
+    assert!(object_exists(&format!("{}/pre-data.sql.zst", db["key"].as_str().unwrap())).await);
     assert!(object_exists(db["manifest_key"].as_str().unwrap()).await);
     let run_id = record["run_id"].clone();
     let got =
@@ -74,8 +75,9 @@ async fn manual_payload_chooses_database_and_compression() {
     let out = &answer.body["outputs"]["databases"][0];
     assert_eq!(out["database"], db.name.as_str());
     let key = out["key"].as_str().unwrap();
-    assert!(key.ends_with(".sql.gz"), "{key}");
-    assert!(object_exists(key).await && object_exists(&format!("{key}.manifest.json")).await);
+    assert!(object_exists(&format!("{key}/pre-data.sql.gz")).await, "{key}");
+    assert!(object_exists(&format!("{key}/post-data.sql.gz")).await);
+    assert!(object_exists(&format!("{key}.manifest.json")).await);
 }
 
 #[tokio::test]

@@ -149,7 +149,7 @@ impl CleanupArgs {
 #[derive(Debug, Args)]
 struct BackupArgs {
     /// The options as the function's JSON payload (instead of the flags below).
-    #[arg(long, conflicts_with_all = ["database", "compression", "level", "engine", "include_table", "exclude_table", "schema_only", "dry_run", "tag"])]
+    #[arg(long, conflicts_with_all = ["database", "compression", "level", "engine", "layout", "jobs", "no_owner", "no_privileges", "include_table", "exclude_table", "schema_only", "dry_run", "tag"])]
     payload: Option<String>,
     /// Database to back up (repeatable); default: the one in DATABASE_URL or the secret.
     #[arg(long)]
@@ -160,9 +160,21 @@ struct BackupArgs {
     /// Compression level (zstd 1-19, gzip 1-9).
     #[arg(long)]
     level: Option<i32>,
-    /// Dump engine: pg_dump.
+    /// Dump engine: native (default) or pg_dump.
     #[arg(long)]
     engine: Option<String>,
+    /// Native engine: set (default; parts per table, dumped in parallel) or single (one object).
+    #[arg(long)]
+    layout: Option<String>,
+    /// Native engine: parallel connections (default: CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Leave out ownership (for a server whose roles differ).
+    #[arg(long)]
+    no_owner: bool,
+    /// Leave out GRANT/REVOKE.
+    #[arg(long)]
+    no_privileges: bool,
     /// Only tables matching this pg_dump pattern (repeatable).
     #[arg(long)]
     include_table: Vec<String>,
@@ -200,6 +212,18 @@ impl BackupArgs {
         }
         if let Some(e) = &self.engine {
             set("engine", json!(e));
+        }
+        if let Some(l) = &self.layout {
+            set("layout", json!(l));
+        }
+        if let Some(j) = self.jobs {
+            set("jobs", json!(j));
+        }
+        if self.no_owner {
+            set("no_owner", json!(true));
+        }
+        if self.no_privileges {
+            set("no_privileges", json!(true));
         }
         if !self.include_table.is_empty() {
             set("include_tables", json!(self.include_table));

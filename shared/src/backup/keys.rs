@@ -17,19 +17,22 @@ pub fn key_segment(name: &str) -> String {
     out
 }
 
-/// The dump object's key.
-pub fn dump_key(prefix: &str, database: &str, env: &str, at: &Timestamp, extension: &str) -> String {
+/// The stem every key of one backup starts with: a set's parts are `{stem}/…`, its manifest
+/// `{stem}.manifest.json`.
+pub fn backup_stem(prefix: &str, database: &str, env: &str, at: &Timestamp) -> String {
     let db = key_segment(database);
-    format!(
-        "{prefix}db/{db}/{}/{db}_{env}_{}.sql.{extension}",
-        at.strftime("%Y/%m/%d"),
-        at.strftime("%Y%m%dT%H%M%SZ")
-    )
+    format!("{prefix}db/{db}/{}/{db}_{env}_{}", at.strftime("%Y/%m/%d"), at.strftime("%Y%m%dT%H%M%SZ"))
 }
 
-/// The manifest's key: written last, it is what makes a backup exist.
-pub fn manifest_key(dump_key: &str) -> String {
-    format!("{dump_key}.manifest.json")
+/// The key of a single-object dump.
+pub fn dump_key(prefix: &str, database: &str, env: &str, at: &Timestamp, extension: &str) -> String {
+    format!("{}.sql.{extension}", backup_stem(prefix, database, env, at))
+}
+
+/// The manifest's key (beside a single dump, or after a set's stem): written last, it is what
+/// makes a backup exist.
+pub fn manifest_key(dump_key_or_stem: &str) -> String {
+    format!("{dump_key_or_stem}.manifest.json")
 }
 
 #[cfg(test)]
@@ -53,5 +56,7 @@ mod tests {
         let key = dump_key("backstop/", "shop", "production", &at, "zst");
         assert_eq!(key, "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z.sql.zst");
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
+        let stem = backup_stem("", "my db", "dev", &at);
+        assert_eq!(stem, "db/my%20db/2026/11/23/my%20db_dev_20261123T030005Z");
     }
 }

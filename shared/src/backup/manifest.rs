@@ -1,6 +1,8 @@
 //! The manifest: written after every object of a backup is stored and checked, it is the
 //! backup's commit marker. A dump without a manifest is an incomplete upload, not a backup.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +10,8 @@ use super::options::Compression;
 use crate::db::TableInfo;
 
 /// Current manifest format. Readers refuse newer formats rather than guess.
-pub const FORMAT: u32 = 1;
+/// 2: backup sets (`layout: set`), per-part table and rows, per-table rows and content hashes.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -20,8 +23,14 @@ pub struct Manifest {
     pub engine: EngineInfo,
     pub compression: CompressionInfo,
     pub server_version: String,
-    /// `single`: one object holding the whole dump.
+    /// `single`: one object holding the whole dump; `set`: pre-data, data parts, post-data.
     pub layout: String,
+    /// When the snapshot every part was read in was taken (native engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Timestamp>,
+    /// Schema objects by kind (`table`, `index`, `function`, …; native engine).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, usize>,
     /// The stored objects, in restore order.
     pub objects: Vec<ObjectEntry>,
     /// Stored (compressed) bytes, all objects.
@@ -34,7 +43,8 @@ pub struct Manifest {
     pub schema_only: bool,
     pub include_tables: Vec<String>,
     pub exclude_tables: Vec<String>,
-    /// The dumped tables with the catalog's row estimates at backup time.
+    /// The tables with the catalog's estimates and, from the native engine, the rows dumped
+    /// and the SHA-256 of their COPY text (what `verify` compares a restore against).
     pub tables: Vec<TableInfo>,
 }
 
@@ -54,8 +64,14 @@ pub struct CompressionInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     pub key: String,
-    /// `dump` for a single-object backup.
+    /// `dump` for a single-object backup; `pre-data`, `data`, `post-data` in a set.
     pub kind: String,
+    /// The table a data part holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Rows in a data part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
     pub bytes: u64,
     pub uncompressed_bytes: u64,
     /// SHA-256 of the stored (compressed) bytes, hex.

@@ -6,7 +6,7 @@ mod keys;
 mod manifest;
 mod options;
 mod pg_dump;
-mod stream;
+pub(crate) mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +16,14 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use keys::{dump_key, key_segment, manifest_key};
+pub use keys::{backup_stem, dump_key, key_segment, manifest_key};
 pub use manifest::{CompressionInfo, EngineInfo, FORMAT, Manifest, ObjectEntry};
-pub use options::{BackupOptions, Compression, Engine, pattern_matches};
+pub use options::{BackupOptions, Compression, Engine, Layout, MAX_JOBS, pattern_matches};
 pub use pg_dump::{check_compatible, parse_major};
 
 use crate::App;
-use crate::db::{self, Preflight};
+use crate::db::{self, Preflight, TableInfo};
+use crate::native;
 use crate::error::{Error, Result};
 use crate::run::{self, Job, JobReport, RunContext, human_bytes};
 use crate::secrets::DbCredentials;
@@ -40,7 +41,11 @@ pub struct DbBackup;
 pub struct DatabaseOutcome {
     pub database: String,
     pub status: run::Status,
+    /// The dump object, or the stem of a set's parts.
     pub key: Option<String>,
+    pub engine: Option<String>,
+    /// Objects stored (1 for a single dump).
+    pub objects: Option<usize>,
     pub manifest_key: Option<String>,
     pub bytes: Option<u64>,
     pub uncompressed_bytes: Option<u64>,
@@ -53,14 +58,17 @@ pub struct DatabaseOutcome {
 
 impl DatabaseOutcome {
     fn done(database: &str, done: Done, duration_ms: u64) -> Self {
-        let object = done.manifest.as_ref().map(|m| &m.objects[0]);
+        let m = done.manifest.as_ref();
+        let single = m.filter(|m| m.objects.len() == 1).map(|m| &m.objects[0]);
         DatabaseOutcome {
             database: database.to_owned(),
             status: run::Status::Succeeded,
-            key: object.map(|o| o.key.clone()).or(done.planned_key),
-            bytes: object.map(|o| o.bytes),
-            uncompressed_bytes: object.map(|o| o.uncompressed_bytes),
-            sha256: object.map(|o| o.sha256.clone()),
+            key: Some(done.key),
+            engine: Some(done.engine),
+            objects: m.map(|m| m.objects.len()),
+            bytes: m.map(|m| m.bytes),
+            uncompressed_bytes: m.map(|m| m.uncompressed_bytes),
+            sha256: single.map(|o| o.sha256.clone()),
             manifest_key: done.manifest_key,
             duration_ms,
             server_version: Some(done.preflight.server_version),
@@ -74,6 +82,8 @@ impl DatabaseOutcome {
             database: database.to_owned(),
             status: run::Status::Failed,
             key: None,
+            engine: None,
+            objects: None,
             manifest_key: None,
             bytes: None,
             uncompressed_bytes: None,
@@ -113,16 +123,19 @@ impl Job for DbBackup {
         };
 
         // One look at the binary per run, not per database.
-        let engine = match pg_dump::version(&app.config.pg_dump).await {
-            Ok(v) => v,
-            Err(e) => return JobReport::failed(databases.join(", "), e),
+        let engine = match options.engine {
+            Engine::PgDump => match pg_dump::version(&app.config.pg_dump).await {
+                Ok(v) => Some(v),
+                Err(e) => return JobReport::failed(databases.join(", "), e),
+            },
+            Engine::Native => None,
         };
 
         let mut outcomes = Vec::new();
         let mut errors = Vec::new();
         for database in &databases {
             let clock = Instant::now();
-            let result = backup_database(app, database, options, &engine, ctx).await;
+            let result = backup_database(app, database, options, engine.as_ref(), ctx).await;
             let duration_ms = clock.elapsed().as_millis() as u64;
             outcomes.push(match result {
                 Ok(done) => DatabaseOutcome::done(database, done, duration_ms),
@@ -147,16 +160,29 @@ impl Job for DbBackup {
 #[derive(Debug)]
 struct Done {
     preflight: Preflight,
-    planned_key: Option<String>,
+    /// The dump object, or the stem of a set.
+    key: String,
+    engine: String,
     manifest: Option<Manifest>,
     manifest_key: Option<String>,
+}
+
+/// What an engine stored, for the manifest.
+#[derive(Debug)]
+struct Stored {
+    engine: EngineInfo,
+    layout: &'static str,
+    objects: Vec<ObjectEntry>,
+    tables: Vec<TableInfo>,
+    snapshot: Option<Timestamp>,
+    counts: std::collections::BTreeMap<String, usize>,
 }
 
 async fn backup_database(
     app: &App,
     database: &str,
     options: &BackupOptions,
-    (engine_version, pg_dump_major): &(String, i32),
+    pg_dump: Option<&(String, i32)>,
     ctx: &RunContext,
 ) -> Result<Done> {
     let started = Timestamp::now();
@@ -164,36 +190,78 @@ async fn backup_database(
     let (client, creds) = app.db.connect(Some(database), "backstop-preflight").await?;
     let mut preflight = Preflight::read(&client, &creds.display_target(database)).await?;
     drop(client);
-    if !options.include_tables.is_empty() {
-        preflight
-            .tables
-            .retain(|t| options.include_tables.iter().any(|p| pattern_matches(p, &t.schema, &t.name)));
+    if let Some((_, major)) = pg_dump {
+        check_compatible(database, *major, preflight.server_major())?;
+        preflight.tables.retain(|t| wanted(options, &t.schema, &t.name));
     }
-    preflight
-        .tables
-        .retain(|t| !options.exclude_tables.iter().any(|p| pattern_matches(p, &t.schema, &t.name)));
 
-    check_compatible(database, *pg_dump_major, preflight.server_major())?;
-
-    let key = dump_key(
-        &app.config.prefix,
-        database,
-        &app.config.env,
-        &ctx.started,
-        options.compression.extension(),
-    );
+    let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started);
+    let single = pg_dump.is_some() || options.layout == Layout::Single;
+    let key = if single { format!("{stem}.sql.{}", options.compression.extension()) } else { stem };
+    let engine_name = if pg_dump.is_some() { "pg_dump" } else { native::ENGINE };
     tracing::info!(
         database, server = %preflight.server_version, size = %human_bytes(preflight.database_bytes.max(0) as u64),
-        tables = preflight.tables.len(), engine = %engine_version, key = %app.store.locate(&key), "preflight done"
+        tables = preflight.tables.len(), engine = engine_name, key = %app.store.locate(&key), "preflight done"
     );
     if options.dry_run {
         app.store.check().await?;
-        return Ok(Done { preflight, planned_key: Some(key), manifest: None, manifest_key: None });
+        return Ok(Done { preflight, key, engine: engine_name.into(), manifest: None, manifest_key: None });
     }
 
-    let object =
-        dump_to_store(app, &creds, database, options, &key, preflight.database_bytes.max(0) as u64, ctx)
-            .await?;
+    let work = async {
+        match pg_dump {
+            Some((version, _)) => {
+                let estimate = preflight.database_bytes.max(0) as u64;
+                let object = dump_to_store(app, &creds, database, options, &key, estimate).await?;
+                verify_stored(app, &key, std::slice::from_ref(&object)).await?;
+                Ok(Stored {
+                    engine: EngineInfo { name: "pg_dump".into(), version: version.clone() },
+                    layout: "single",
+                    objects: vec![object],
+                    tables: preflight.tables.clone(),
+                    snapshot: None,
+                    counts: Default::default(),
+                })
+            }
+            None => {
+                let settings = native::Settings {
+                    jobs: options.jobs(),
+                    compression: options.compression,
+                    level: options.level(),
+                    single,
+                    schema_only: options.schema_only,
+                    lock_timeout: options.lock_timeout(),
+                    schema: native::SchemaOptions { no_owner: options.no_owner, no_privileges: options.no_privileges },
+                };
+                let dumped =
+                    native::dump(app, &creds, database, &settings, &key, |t| wanted(options, &t.schema, &t.name))
+                        .await?;
+                verify_stored(app, &key, &dumped.objects).await?;
+                Ok(Stored {
+                    engine: EngineInfo { name: native::ENGINE.into(), version: env!("CARGO_PKG_VERSION").into() },
+                    layout: if single { "single" } else { "set" },
+                    objects: dumped.objects,
+                    tables: dumped.tables,
+                    snapshot: Some(dumped.snapshot),
+                    counts: dumped.counts,
+                })
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        () = ctx.stop_signal() => Err(Error::Deadline {
+            during: format!("dumping {database}"),
+            margin_s: ctx.margin().as_secs(),
+        }),
+    };
+    let stored = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            sweep(app, &key, single).await;
+            return Err(e);
+        }
+    };
 
     let finished = Timestamp::now();
     let manifest = Manifest {
@@ -202,26 +270,86 @@ async fn backup_database(
         env: app.config.env.clone(),
         run_id: ctx.run_id.clone(),
         tag: options.tag.clone(),
-        engine: EngineInfo { name: "pg_dump".into(), version: engine_version.clone() },
+        engine: stored.engine,
         compression: CompressionInfo { algorithm: options.compression, level: options.level() },
         server_version: preflight.server_version.clone(),
-        layout: "single".into(),
-        bytes: object.bytes,
-        uncompressed_bytes: object.uncompressed_bytes,
-        objects: vec![object],
+        layout: stored.layout.into(),
+        snapshot: stored.snapshot,
+        counts: stored.counts,
+        bytes: stored.objects.iter().map(|o| o.bytes).sum(),
+        uncompressed_bytes: stored.objects.iter().map(|o| o.uncompressed_bytes).sum(),
+        objects: stored.objects,
         started,
         finished,
         duration_ms: clock.elapsed().as_millis() as u64,
         schema_only: options.schema_only,
         include_tables: options.include_tables.clone(),
         exclude_tables: options.exclude_tables.clone(),
-        tables: preflight.tables.clone(),
+        tables: stored.tables,
     };
     let manifest_key = manifest_key(&key);
     let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
-    app.store.put(&manifest_key, body.into(), "application/json").await?;
-    tracing::info!(database, key = %app.store.locate(&key), bytes = manifest.bytes, "backup stored");
-    Ok(Done { preflight, planned_key: None, manifest: Some(manifest), manifest_key: Some(manifest_key) })
+    if let Err(e) = app.store.put(&manifest_key, body.into(), "application/json").await {
+        sweep(app, &key, single).await;
+        return Err(e);
+    }
+    tracing::info!(database, key = %app.store.locate(&key), bytes = manifest.bytes, objects = manifest.objects.len(), "backup stored");
+    Ok(Done {
+        preflight,
+        key,
+        engine: engine_name.into(),
+        manifest: Some(manifest),
+        manifest_key: Some(manifest_key),
+    })
+}
+
+/// Are `schema.name`'s rows wanted by the include/exclude patterns?
+fn wanted(options: &BackupOptions, schema: &str, name: &str) -> bool {
+    (options.include_tables.is_empty() || options.include_tables.iter().any(|p| pattern_matches(p, schema, name)))
+        && !options.exclude_tables.iter().any(|p| pattern_matches(p, schema, name))
+}
+
+/// Trust, then verify: every stored object must have exactly the size that was streamed.
+async fn verify_stored(app: &App, prefix: &str, objects: &[ObjectEntry]) -> Result<()> {
+    let listed: std::collections::HashMap<String, u64> =
+        app.store.list(prefix).await?.into_iter().map(|o| (o.key, o.size)).collect();
+    for o in objects {
+        let found = listed.get(&o.key).copied();
+        if found != Some(o.bytes) {
+            return Err(Error::Store {
+                op: "verify",
+                location: app.store.locate(&o.key),
+                detail: format!("stored size {found:?} differs from the {} bytes uploaded", o.bytes),
+                source: None,
+                retryable: true,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// After a failure: aborts open uploads and deletes the objects of the unfinished backup, so
+/// nothing half-written stays (it would not be listed without a manifest, but it costs money).
+async fn sweep(app: &App, key: &str, single: bool) {
+    let prefix = if single { key.to_owned() } else { format!("{key}/") };
+    if let Ok(pending) = app.store.list_multipart(&prefix).await {
+        for p in pending {
+            let _ = app.store.abort_multipart(&p.key, &p.upload_id).await;
+        }
+    }
+    match app.store.list(&prefix).await {
+        Ok(objects) => {
+            for o in objects.into_iter().filter(|o| single || o.key.starts_with(&prefix)) {
+                if single && o.key != key {
+                    continue;
+                }
+                if let Err(e) = app.store.delete(&o.key).await {
+                    tracing::warn!(key = %o.key, error = %e.report(), "could not delete a part of the failed backup");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(prefix, error = %e.report(), "could not list the failed backup's parts"),
+    }
 }
 
 /// Runs pg_dump into the store. Returns the stored object only when everything checked out;
@@ -233,7 +361,6 @@ async fn dump_to_store(
     options: &BackupOptions,
     key: &str,
     estimate: u64,
-    ctx: &RunContext,
 ) -> Result<ObjectEntry> {
     let dump_err = |reason: String| Error::Dump { database: database.to_owned(), reason };
     let mut child = pg_dump::command(&app.config.pg_dump, creds, &app.config.db_tls, database, options)
@@ -251,8 +378,7 @@ async fn dump_to_store(
         options.compression.content_type(),
         sizer,
         app.config.s3.upload_concurrency,
-    )
-    .await?;
+    );
     let progress = tokio::spawn(report_progress(database.to_owned(), read.clone(), upload.written()));
 
     let work = async {
@@ -270,13 +396,9 @@ async fn dump_to_store(
         }
         Ok(())
     };
-    let outcome = tokio::select! {
-        r = work => r,
-        () = ctx.stop_signal() => Err(Error::Deadline {
-            during: format!("dumping {database}"),
-            margin_s: ctx.margin().as_secs(),
-        }),
-    };
+    // On the deadline the caller drops this future: pg_dump is killed on drop and the upload is
+    // swept.
+    let outcome = work.await;
     progress.abort();
     if let Err(e) = outcome {
         let _ = child.start_kill();
@@ -286,26 +408,6 @@ async fn dump_to_store(
     let uncompressed_bytes = read.load(Ordering::Relaxed);
     let stats = upload.complete().await?;
 
-    // Trust, then verify: the stored object must be exactly what was streamed.
-    let listed = app.store.list(key).await?;
-    match listed.iter().find(|o| o.key == key) {
-        Some(o) if o.size == stats.bytes => {}
-        found => {
-            // A mismatch means the store holds something other than what we hashed: remove it.
-            let _ = app.store.delete(key).await;
-            return Err(Error::Store {
-                op: "verify",
-                location: app.store.locate(key),
-                detail: format!(
-                    "stored size {:?} differs from the {} bytes uploaded",
-                    found.map(|o| o.size),
-                    stats.bytes
-                ),
-                source: None,
-                retryable: true,
-            });
-        }
-    }
     Ok(ObjectEntry {
         key: stats.key,
         kind: "dump".into(),
@@ -313,6 +415,8 @@ async fn dump_to_store(
         uncompressed_bytes,
         sha256: stats.sha256,
         parts: stats.parts,
+        table: None,
+        rows: None,
     })
 }
 

@@ -47,11 +47,28 @@ impl Compression {
 /// How the dump is produced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Engine {
-    /// The `pg_dump` binary, plain format.
+    /// Over tokio-postgres: one snapshot, parallel COPY, schema from the catalogs; no binary.
     #[default]
+    #[serde(rename = "native")]
+    Native,
+    /// The `pg_dump` binary, plain format.
     #[serde(rename = "pg_dump")]
     PgDump,
 }
+
+/// What a backup is stored as (native engine; pg_dump always writes one object).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// `pre-data`, one part per table (written in parallel), `post-data`.
+    #[default]
+    Set,
+    /// One `.sql.zst`/`.sql.gz` object.
+    Single,
+}
+
+/// Most parallel workers a payload may ask for.
+pub const MAX_JOBS: usize = 32;
 
 /// The options of one db-backup run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,9 +80,20 @@ pub struct BackupOptions {
     /// zstd 1–19 (default 3), gzip 1–9 (default 6).
     pub compression_level: Option<i32>,
     pub engine: Engine,
-    /// pg_dump `-t` patterns: only matching tables.
+    pub layout: Layout,
+    /// Parallel connections dumping data (native engine); default: the machine's CPUs.
+    pub jobs: Option<usize>,
+    /// Leave out `ALTER … OWNER TO` (for a restore into a server whose roles differ).
+    pub no_owner: bool,
+    /// Leave out GRANT and REVOKE.
+    pub no_privileges: bool,
+    /// How long to wait for each table's lock before failing (native engine), seconds.
+    pub lock_timeout_s: Option<u64>,
+    /// Patterns (`*`, `?`; `schema.table` or `table`): only matching tables. pg_dump: only
+    /// these tables at all (`-t`); native: the whole schema, only these tables' rows.
     pub include_tables: Vec<String>,
-    /// pg_dump `-T` patterns: tables left out.
+    /// Patterns of tables left out: pg_dump `-T`; native: their rows (the schema stays whole,
+    /// so the restore is consistent).
     pub exclude_tables: Vec<String>,
     pub schema_only: bool,
     /// Plan and check connectivity; write nothing.
@@ -101,6 +129,17 @@ impl BackupOptions {
                 }
             }
         }
+        if let Some(jobs) = self.jobs
+            && !(1..=MAX_JOBS).contains(&jobs)
+        {
+            return Err(Error::Payload(format!("jobs: {jobs} is outside 1..={MAX_JOBS}")));
+        }
+        if self.lock_timeout_s == Some(0) {
+            return Err(Error::Payload("lock_timeout_s: must be at least 1".into()));
+        }
+        if self.engine == Engine::PgDump && self.jobs.is_some() {
+            return Err(Error::Payload("jobs: only the native engine dumps in parallel".into()));
+        }
         if let Some(tag) = &self.tag
             && (tag.is_empty() || tag.len() > 64 || tag.chars().any(|c| c.is_control()))
         {
@@ -113,6 +152,16 @@ impl BackupOptions {
 
     pub fn level(&self) -> i32 {
         self.compression_level.unwrap_or(self.compression.default_level())
+    }
+
+    /// Parallel workers: as asked, or one per CPU (a Lambda's vCPUs follow its memory size).
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).min(8))
+    }
+
+    /// The lock wait before a backup gives up on a table.
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_timeout_s.unwrap_or(30))
     }
 }
 

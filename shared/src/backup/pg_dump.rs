@@ -64,6 +64,12 @@ pub fn command(
     if options.schema_only {
         cmd.arg("--schema-only");
     }
+    if options.no_owner {
+        cmd.arg("--no-owner");
+    }
+    if options.no_privileges {
+        cmd.arg("--no-privileges");
+    }
     for p in &options.include_tables {
         cmd.arg(format!("--table={p}"));
     }

@@ -1,5 +1,6 @@
 //! Stream plumbing for dumps: a reader that counts bytes and keeps the stream's tail (to check
-//! the dump ended where it should), and the compressors.
+//! the dump ended where it should), and the compressors (as readers for pg_dump's output, as
+//! writers for the native engine's producers).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::task::{Context, Poll};
 
 use async_compression::Level;
 use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
-use tokio::io::{AsyncRead, BufReader, ReadBuf};
+use async_compression::tokio::write::{GzipEncoder as GzipWriter, ZstdEncoder as ZstdWriter};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 
 use super::options::Compression;
 
@@ -57,6 +59,46 @@ impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
         }
         poll
     }
+}
+
+/// Counts the bytes written through it.
+#[derive(Debug)]
+pub struct CountingWriter<W> {
+    inner: W,
+    count: Arc<AtomicU64>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.count.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A writer that compresses into `writer`, and a counter of the bytes written to it
+/// (uncompressed). `shutdown` ends the compressed stream.
+pub fn compress_writer<W: AsyncWrite + Unpin + Send + 'static>(
+    writer: W,
+    compression: Compression,
+    level: i32,
+) -> (Box<dyn AsyncWrite + Unpin + Send>, Arc<AtomicU64>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let encoder: Box<dyn AsyncWrite + Unpin + Send> = match compression {
+        Compression::Zstd => Box::new(ZstdWriter::with_quality(writer, Level::Precise(level))),
+        Compression::Gzip => Box::new(GzipWriter::with_quality(writer, Level::Precise(level))),
+    };
+    (Box::new(CountingWriter { inner: encoder, count: count.clone() }), count)
 }
 
 /// Wraps `reader` in the chosen compressor.
@@ -112,5 +154,23 @@ mod tests {
             assert_eq!(back, data);
             assert!(out.len() < data.len() / 10);
         }
+    }
+
+    #[tokio::test]
+    async fn compressing_writer_counts_and_ends_the_frame() {
+        use tokio::io::AsyncWriteExt;
+        let data = b"1\tx\n".repeat(5000);
+        let (w, r) = tokio::io::duplex(1024);
+        let (mut sink, count) = compress_writer(w, Compression::Zstd, 3);
+        let reader = tokio::spawn(async move {
+            let mut back = Vec::new();
+            async_compression::tokio::bufread::ZstdDecoder::new(BufReader::new(r)).read_to_end(&mut back).await.unwrap();
+            back
+        });
+        sink.write_all(&data).await.unwrap();
+        sink.shutdown().await.unwrap();
+        drop(sink);
+        assert_eq!(reader.await.unwrap(), data);
+        assert_eq!(count.load(Ordering::Relaxed), data.len() as u64);
     }
 }

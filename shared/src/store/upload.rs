@@ -59,11 +59,17 @@ pub struct UploadStats {
 
 /// A multipart upload being fed from a stream. Call [`StreamUpload::complete`] only once the
 /// producer is known to have succeeded; on any doubt call [`StreamUpload::abort`].
+///
+/// The multipart upload starts with the second part: a stream that fits in one part (most
+/// tables of a backup set) is written with one plain PUT at [`StreamUpload::complete`].
 #[derive(Debug)]
 pub struct StreamUpload {
     store: Arc<dyn ObjectStore>,
     key: String,
-    upload_id: String,
+    content_type: String,
+    upload_id: Option<String>,
+    /// The whole stream, when it ended within the first part.
+    single: Option<Bytes>,
     sizer: PartSizer,
     concurrency: usize,
     in_flight: JoinSet<Result<CompletedPart>>,
@@ -74,19 +80,20 @@ pub struct StreamUpload {
 }
 
 impl StreamUpload {
-    /// Starts the multipart upload.
-    pub async fn begin(
+    /// Prepares the upload; nothing is sent until the first part fills or the stream ends.
+    pub fn begin(
         store: Arc<dyn ObjectStore>,
         key: &str,
         content_type: &str,
         sizer: PartSizer,
         concurrency: usize,
-    ) -> Result<Self> {
-        let upload_id = store.create_multipart(key, content_type).await?;
-        Ok(StreamUpload {
+    ) -> Self {
+        StreamUpload {
             store,
             key: key.to_owned(),
-            upload_id,
+            content_type: content_type.to_owned(),
+            upload_id: None,
+            single: None,
             sizer,
             concurrency: concurrency.max(1),
             in_flight: JoinSet::new(),
@@ -94,7 +101,7 @@ impl StreamUpload {
             hasher: Sha256::new(),
             next_part: 1,
             written: Arc::new(AtomicU64::new(0)),
-        })
+        }
     }
 
     /// A counter of bytes read from the stream so far, for progress reports.
@@ -119,10 +126,11 @@ impl StreamUpload {
                 self.written.fetch_add(n as u64, Ordering::Relaxed);
             }
             let at_end = filled < size;
-            // S3 needs at least one part, so an empty stream still sends an empty part 1.
-            if filled > 0 || self.next_part == 1 {
-                buf.truncate(filled);
-                self.hasher.update(&buf);
+            buf.truncate(filled);
+            self.hasher.update(&buf);
+            if at_end && self.next_part == 1 {
+                self.single = Some(Bytes::from(buf));
+            } else if filled > 0 {
                 self.send_part(Bytes::from(buf)).await?;
             }
             if at_end {
@@ -135,8 +143,15 @@ impl StreamUpload {
         while self.in_flight.len() >= self.concurrency {
             self.join_one().await?;
         }
-        let (store, key, id, number) =
-            (self.store.clone(), self.key.clone(), self.upload_id.clone(), self.next_part);
+        let id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.store.create_multipart(&self.key, &self.content_type).await?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let (store, key, number) = (self.store.clone(), self.key.clone(), self.next_part);
         self.next_part += 1;
         self.in_flight.spawn(async move {
             let digest: [u8; 32] = Sha256::digest(&body).into();
@@ -161,6 +176,15 @@ impl StreamUpload {
 
     /// Waits for the parts in flight and makes the object visible.
     pub async fn complete(mut self) -> Result<UploadStats> {
+        if let Some(body) = self.single.take() {
+            self.store.put(&self.key, body, &self.content_type).await?;
+            return Ok(UploadStats {
+                key: self.key,
+                bytes: self.written.load(Ordering::Relaxed),
+                sha256: hex::encode(self.hasher.finalize()),
+                parts: 1,
+            });
+        }
         while !self.in_flight.is_empty() {
             if let Err(e) = self.join_one().await {
                 self.abort().await;
@@ -170,7 +194,8 @@ impl StreamUpload {
         let mut parts = std::mem::take(&mut self.done);
         parts.sort_by_key(|p| p.number);
         let count = parts.len() as u32;
-        if let Err(e) = self.store.complete_multipart(&self.key, &self.upload_id, parts).await {
+        let id = self.upload_id.clone().expect("a stream longer than one part started the upload");
+        if let Err(e) = self.store.complete_multipart(&self.key, &id, parts).await {
             self.abort().await;
             return Err(e);
         }
@@ -186,8 +211,9 @@ impl StreamUpload {
     /// money. A failure to abort is logged: the caller is already failing with the first error.
     pub async fn abort(mut self) {
         self.in_flight.shutdown().await;
-        if let Err(e) = self.store.abort_multipart(&self.key, &self.upload_id).await {
-            tracing::error!(key = %self.key, upload_id = %self.upload_id, error = %e.report(),
+        let Some(id) = self.upload_id.take() else { return };
+        if let Err(e) = self.store.abort_multipart(&self.key, &id).await {
+            tracing::error!(key = %self.key, upload_id = %id, error = %e.report(),
                 "could not abort the multipart upload; a bucket lifecycle rule should clean it up");
         }
     }

@@ -1,0 +1,499 @@
+//! The native dump engine: no pg_dump binary, one consistent snapshot, parallel data.
+//!
+//! A coordinating connection opens a `REPEATABLE READ, READ ONLY` transaction, exports its
+//! snapshot, takes `ACCESS SHARE` locks on every table (with a lock timeout, so a concurrent
+//! `DROP` or `ALTER` fails the backup instead of corrupting it) and writes the schema from the
+//! catalogs (`schema`). Worker connections import the snapshot and stream `COPY … TO STDOUT`
+//! table by table, largest first, each through its own compressor into its own upload. The
+//! coordinator's transaction stays open until the last worker is done, so every table is read
+//! at the same point in time.
+//!
+//! Output, in restore order: `pre-data`, one `data` part per table (plus one for large
+//! objects), `post-data`: each plain SQL that psql replays as it is. `layout: single` writes the
+//! same SQL as one stream instead.
+
+mod order;
+mod schema;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio_postgres::Client;
+
+pub use schema::{DataTable, Schema, SchemaOptions};
+
+use crate::App;
+use crate::backup::{Compression, ObjectEntry, stream};
+use crate::db::TableInfo;
+use crate::error::{Error, Result};
+use crate::run::human_bytes;
+use crate::secrets::DbCredentials;
+use crate::store::{PartSizer, StreamUpload};
+
+/// The engine's name in manifests.
+pub const ENGINE: &str = "native";
+
+/// Session settings of every dumping connection: the text COPY produces depends on them, so
+/// they are fixed (and a content hash taken at backup time can be checked after a restore).
+pub const SESSION: &str = "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
+     SET DateStyle = ISO; SET IntervalStyle = postgres; SET TimeZone = 'UTC'; SET extra_float_digits = 3; \
+     SET row_security = off; SET synchronize_seqscans = off; SELECT pg_catalog.set_config('search_path', '', false)";
+
+/// The head of every part: what psql (or `backstop restore`) needs set before replaying it.
+pub const PREAMBLE: &str = "-- Backstop native dump\n\
+SET statement_timeout = 0;\n\
+SET lock_timeout = 0;\n\
+SET idle_in_transaction_session_timeout = 0;\n\
+SET client_encoding = 'UTF8';\n\
+SET standard_conforming_strings = on;\n\
+SELECT pg_catalog.set_config('search_path', '', false);\n\
+SET check_function_bodies = false;\n\
+SET xmloption = content;\n\
+SET client_min_messages = warning;\n\
+SET row_security = off;\n\n";
+
+/// Bytes of a large object read (and written back) per statement.
+const LO_CHUNK: i32 = 512 * 1024;
+/// Tables locked per round trip (each `LOCK` is its own statement, pipelined).
+const LOCK_BATCH: usize = 64;
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// How the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub jobs: usize,
+    pub compression: Compression,
+    pub level: i32,
+    /// One object instead of a set.
+    pub single: bool,
+    pub schema_only: bool,
+    pub lock_timeout: Duration,
+    pub schema: SchemaOptions,
+}
+
+/// What a native dump stored.
+#[derive(Debug, Clone)]
+pub struct Dumped {
+    /// In restore order.
+    pub objects: Vec<ObjectEntry>,
+    /// Every table with its row count and content hash (`None` where its data was left out).
+    pub tables: Vec<TableInfo>,
+    /// When the snapshot was taken.
+    pub snapshot: Timestamp,
+    pub counts: BTreeMap<String, usize>,
+}
+
+/// One table's data as it was read.
+#[derive(Debug, Clone, Default)]
+struct TableStats {
+    rows: u64,
+    content_sha256: String,
+}
+
+/// Dumps `database` into objects under `stem` (`{stem}/…` for a set, `{stem}.sql.zst` for a
+/// single object). `wanted` says whose rows are dumped (the schema is always whole). On any
+/// error the caller removes what was stored under the stem.
+pub async fn dump(
+    app: &App,
+    creds: &DbCredentials,
+    database: &str,
+    settings: &Settings,
+    stem: &str,
+    wanted: impl Fn(&DataTable) -> bool,
+) -> Result<Dumped> {
+    let db_err = |context: &str| {
+        let (target, context) = (creds.display_target(database), context.to_owned());
+        move |source| Error::Database { target, context, source }
+    };
+    let coordinator = Arc::new(app.db.connect_to(creds, Some(database), "backstop-native").await?);
+    coordinator
+        .batch_execute(&format!("{SESSION}; SET lock_timeout = {}", settings.lock_timeout.as_millis()))
+        .await
+        .map_err(db_err("set up the session"))?;
+    coordinator
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(db_err("start the snapshot"))?;
+    let row = coordinator
+        .query_one("select pg_export_snapshot(), statement_timestamp()", &[])
+        .await
+        .map_err(db_err("export the snapshot"))?;
+    let (snapshot_id, snapshot): (String, Timestamp) = (row.get(0), row.get(1));
+    lock_tables(&coordinator, database, settings.lock_timeout).await?;
+    let schema = schema::read(&coordinator, database, settings.schema).await?;
+    tracing::info!(database, snapshot = %snapshot, tables = schema.tables.len(), objects = ?schema.counts, "schema read");
+
+    let mut data: Vec<DataTable> = Vec::new();
+    let mut skipped: Vec<DataTable> = Vec::new();
+    for t in schema.tables.iter().cloned() {
+        if !settings.schema_only && wanted(&t) { data.push(t) } else { skipped.push(t) }
+    }
+    let large_objects = if settings.schema_only { Vec::new() } else { schema.large_objects.clone() };
+    let progress = Progress::new(database, data.len(), data.iter().map(|t| t.bytes.max(0) as u64).sum());
+    let ticker = tokio::spawn(progress.clone().report());
+
+    let outcome = if settings.single {
+        dump_single(app, &coordinator, settings, stem, &schema, &data, &large_objects, &progress).await
+    } else {
+        dump_set(app, creds, database, &snapshot_id, settings, stem, &schema, &data, &large_objects, &progress)
+            .await
+    };
+    ticker.abort();
+    let (objects, stats) = outcome?;
+    // The snapshot (and the locks) could go only now: every worker has finished reading.
+    coordinator.batch_execute("COMMIT").await.map_err(db_err("end the snapshot"))?;
+
+    let info = |t: &DataTable, s: Option<&TableStats>| TableInfo {
+        schema: t.schema.clone(),
+        name: t.name.clone(),
+        rows_estimate: t.rows_estimate,
+        bytes: t.bytes,
+        rows: s.map(|s| s.rows),
+        content_sha256: s.map(|s| s.content_sha256.clone()),
+    };
+    let mut tables: Vec<TableInfo> = data.iter().zip(&stats).map(|(t, s)| info(t, Some(s))).collect();
+    tables.extend(skipped.iter().map(|t| info(t, None)));
+    tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+    Ok(Dumped { objects, tables, snapshot, counts: schema.counts })
+}
+
+/// `LOCK TABLE … IN ACCESS SHARE MODE` on every user table, as pg_dump does: from here on a
+/// concurrent `DROP` or `ALTER` waits for the backup instead of changing what it reads.
+async fn lock_tables(client: &Client, database: &str, timeout: Duration) -> Result<()> {
+    let rows = client
+        .query(
+            "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where c.relkind in ('r', 'p') and n.nspname !~ '^pg_' and n.nspname <> 'information_schema' order by 1",
+            &[],
+        )
+        .await
+        .map_err(|source| Error::Database { target: database.to_owned(), context: "list tables".into(), source })?;
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for batch in names.chunks(LOCK_BATCH) {
+        let locks = batch.iter().map(|name| async move {
+            client.batch_execute(&format!("LOCK TABLE {name} IN ACCESS SHARE MODE")).await.map_err(|e| {
+                let why = match e.as_db_error() {
+                    Some(db) if db.code() == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => format!(
+                        "another session holds a conflicting lock (a migration, DROP or ALTER?) for more than {} s",
+                        timeout.as_secs_f64()
+                    ),
+                    Some(db) => db.message().to_owned(),
+                    None => crate::error::report(&e),
+                };
+                Error::Dump { database: database.to_owned(), reason: format!("cannot lock table {name}: {why}") }
+            })
+        });
+        futures_util::future::try_join_all(locks).await?;
+    }
+    Ok(())
+}
+
+/// The whole dump as one stream on the coordinator's connection.
+#[allow(clippy::too_many_arguments)]
+async fn dump_single(
+    app: &App,
+    client: &Arc<Client>,
+    settings: &Settings,
+    key: &str,
+    schema: &Schema,
+    data: &[DataTable],
+    large_objects: &[u32],
+    progress: &Progress,
+) -> Result<(Vec<ObjectEntry>, Vec<TableStats>)> {
+    let (client, schema, data, lo, progress) =
+        (client.clone(), schema.clone(), data.to_vec(), large_objects.to_vec(), progress.clone());
+    let estimate = data.iter().map(|t| t.bytes.max(0) as u64).sum::<u64>() + 1024 * 1024;
+    let (entry, stats) = upload(app, key, settings, estimate, app.config.s3.upload_concurrency, "dump", |mut out| async move {
+        out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
+        out.write_all(schema.pre_data.as_bytes()).await.map_err(pipe_err)?;
+        let mut stats = Vec::with_capacity(data.len());
+        for table in &data {
+            stats.push(copy_table(&client, table, &mut out, &progress).await?);
+        }
+        write_large_objects(&client, &lo, &mut out).await?;
+        out.write_all(schema.post_data.as_bytes()).await.map_err(pipe_err)?;
+        Ok((out, stats))
+    })
+    .await?;
+    Ok((vec![entry], stats))
+}
+
+/// Pre-data, data parts from `jobs` workers in parallel, post-data: one object each.
+#[allow(clippy::too_many_arguments)]
+async fn dump_set(
+    app: &App,
+    creds: &DbCredentials,
+    database: &str,
+    snapshot_id: &str,
+    settings: &Settings,
+    stem: &str,
+    schema: &Schema,
+    data: &[DataTable],
+    large_objects: &[u32],
+    progress: &Progress,
+) -> Result<(Vec<ObjectEntry>, Vec<TableStats>)> {
+    let ext = settings.compression.extension();
+    let mut objects = vec![upload_text(app, &format!("{stem}/pre-data.sql.{ext}"), settings, "pre-data", &schema.pre_data).await?];
+
+    // Work items: tables largest first (so the longest one does not start last), then the
+    // large objects.
+    let mut queue: VecDeque<Work> = data.iter().cloned().enumerate().map(|(i, t)| Work::Table(i, t)).collect();
+    if !large_objects.is_empty() {
+        queue.push_back(Work::LargeObjects(large_objects.to_vec()));
+    }
+    let jobs = settings.jobs.clamp(1, queue.len().max(1));
+    let queue = Arc::new(Mutex::new(queue));
+    // Each worker keeps a share of the upload concurrency, so memory stays bounded by the total.
+    let concurrency = (app.config.s3.upload_concurrency / jobs).max(1);
+    let worker = |w: usize| {
+        let (queue, progress) = (queue.clone(), progress.clone());
+        async move {
+            let client = Arc::new(app.db.connect_to(creds, Some(database), &format!("backstop-native-{w}")).await?);
+            let import = format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_id}'"
+            );
+            let session = client.batch_execute(SESSION).await;
+            session
+                .and(client.batch_execute(&import).await)
+                .map_err(|source| Error::Database {
+                    target: creds.display_target(database),
+                    context: "import the snapshot".into(),
+                    source,
+                })?;
+            let mut done = Vec::new();
+            loop {
+                let Some(work) = queue.lock().await.pop_front() else { break };
+                let (c, p) = (client.clone(), progress.clone());
+                let part = match work {
+                    Work::Table(i, table) => {
+                        let key = format!("{stem}/data-{i:05}.sql.{ext}");
+                        let estimate = table.bytes.max(0) as u64;
+                        let label = table.qualified.clone();
+                        let (mut entry, stats) = upload(app, &key, settings, estimate, concurrency, "data", |mut out| async move {
+                            out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
+                            let stats = copy_table(&c, &table, &mut out, &p).await?;
+                            Ok((out, stats))
+                        })
+                        .await?;
+                        entry.table = Some(label);
+                        entry.rows = Some(stats.rows);
+                        (i, entry, Some(stats))
+                    }
+                    Work::LargeObjects(oids) => {
+                        let key = format!("{stem}/large-objects.sql.{ext}");
+                        let (entry, ()) = upload(app, &key, settings, 0, concurrency, "data", |mut out| async move {
+                            out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
+                            write_large_objects(&c, &oids, &mut out).await?;
+                            Ok((out, ()))
+                        })
+                        .await?;
+                        (usize::MAX, entry, None)
+                    }
+                };
+                done.push(part);
+            }
+            client.batch_execute("COMMIT").await.ok();
+            Ok::<_, Error>(done)
+        }
+    };
+    // Workers run concurrently on this task; each part's reading, hashing and compression run
+    // on a task of their own, so they use every core. The first error cancels the rest.
+    let mut parts: Vec<_> =
+        futures_util::future::try_join_all((0..jobs).map(worker)).await?.into_iter().flatten().collect();
+    parts.sort_by_key(|(i, ..)| *i);
+    let mut stats = Vec::with_capacity(data.len());
+    for (_, entry, s) in parts {
+        objects.push(entry);
+        stats.extend(s);
+    }
+    objects.push(upload_text(app, &format!("{stem}/post-data.sql.{ext}"), settings, "post-data", &schema.post_data).await?);
+    Ok((objects, stats))
+}
+
+/// What a worker takes from the queue.
+#[derive(Debug)]
+enum Work {
+    Table(usize, DataTable),
+    LargeObjects(Vec<u32>),
+}
+
+/// Where a producer writes: the compressor in front of the upload's pipe.
+type Sink = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Streams what `produce` writes (compressed on the producer's task, so workers compress in
+/// parallel) into `key`. The object is completed only when the producer succeeded;
+/// otherwise the upload is aborted.
+async fn upload<T, F, Fut>(
+    app: &App,
+    key: &str,
+    settings: &Settings,
+    estimate: u64,
+    concurrency: usize,
+    kind: &str,
+    produce: F,
+) -> Result<(ObjectEntry, T)>
+where
+    T: Send + 'static,
+    F: FnOnce(Sink) -> Fut,
+    Fut: Future<Output = Result<(Sink, T)>> + Send + 'static,
+{
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let (sink, uncompressed) = stream::compress_writer(writer, settings.compression, settings.level);
+    let work = produce(sink);
+    let mut producer = JoinSet::new();
+    producer.spawn(async move {
+        let (mut sink, value) = work.await?;
+        // Ends the compressed frame; without it the object would be cut short.
+        sink.shutdown().await.map_err(pipe_err)?;
+        Ok(value)
+    });
+    let sizer = PartSizer::new(&app.config.s3, Some(estimate));
+    let mut upload = StreamUpload::begin(app.store.clone(), key, settings.compression.content_type(), sizer, concurrency);
+    let copied = upload.copy_from(reader).await;
+    // The stream ended (or failed): the producer's verdict decides whether it was complete.
+    let produced = match producer.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(Error::Dump { database: key.to_owned(), reason: format!("producer failed: {e}") }),
+        None => unreachable!("one producer was spawned"),
+    };
+    let value = match (copied, produced) {
+        (Ok(()), Ok(v)) => v,
+        // The producer's error is the cause; a broken pipe is its consequence.
+        (_, Err(e)) | (Err(e), Ok(_)) => {
+            upload.abort().await;
+            return Err(e);
+        }
+    };
+    let stats = upload.complete().await?;
+    let entry = ObjectEntry {
+        key: stats.key,
+        kind: kind.to_owned(),
+        bytes: stats.bytes,
+        uncompressed_bytes: uncompressed.load(Ordering::Relaxed),
+        sha256: stats.sha256,
+        parts: stats.parts,
+        table: None,
+        rows: None,
+    };
+    Ok((entry, value))
+}
+
+/// A schema section as one object.
+async fn upload_text(app: &App, key: &str, settings: &Settings, kind: &str, sql: &str) -> Result<ObjectEntry> {
+    let text = format!("{PREAMBLE}{sql}");
+    let estimate = text.len() as u64;
+    let (entry, ()) = upload(app, key, settings, estimate, 1, kind, |mut out| async move {
+        out.write_all(text.as_bytes()).await.map_err(pipe_err)?;
+        Ok((out, ()))
+    })
+    .await?;
+    Ok(entry)
+}
+
+fn pipe_err(e: std::io::Error) -> Error {
+    Error::io("writing the dump stream", e)
+}
+
+/// One table as a `COPY … FROM stdin;` block. Counts rows (text COPY ends each with a newline)
+/// and hashes the data lines as the server sent them.
+async fn copy_table(
+    client: &Client,
+    table: &DataTable,
+    out: &mut (impl AsyncWrite + Unpin),
+    progress: &Progress,
+) -> Result<TableStats> {
+    let head = table.copy_head();
+    out.write_all(format!("{head} FROM stdin;\n").as_bytes()).await.map_err(pipe_err)?;
+    let copy_err = |source| Error::Database { target: table.qualified.clone(), context: "COPY TO STDOUT".into(), source };
+    let stream = client.copy_out(&format!("{head} TO STDOUT")).await.map_err(copy_err)?;
+    let mut stream = std::pin::pin!(stream);
+    let (mut hasher, mut rows) = (Sha256::new(), 0u64);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(copy_err)?;
+        hasher.update(&chunk);
+        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        out.write_all(&chunk).await.map_err(pipe_err)?;
+    }
+    out.write_all(b"\\.\n\n").await.map_err(pipe_err)?;
+    progress.tables.fetch_add(1, Ordering::Relaxed);
+    Ok(TableStats { rows, content_sha256: hex::encode(hasher.finalize()) })
+}
+
+/// Large objects as `lo_put` statements (their `lo_create` is in pre-data).
+async fn write_large_objects(client: &Client, oids: &[u32], out: &mut (impl AsyncWrite + Unpin)) -> Result<()> {
+    for &oid in oids {
+        let mut offset: i64 = 0;
+        loop {
+            let row = client
+                .query_one("select pg_catalog.lo_get($1, $2, $3)", &[&oid, &offset, &LO_CHUNK])
+                .await
+                .map_err(|source| Error::Database {
+                    target: format!("large object {oid}"),
+                    context: "read".into(),
+                    source,
+                })?;
+            let bytes: Vec<u8> = row.get(0);
+            if bytes.is_empty() {
+                break;
+            }
+            let line = format!("SELECT pg_catalog.lo_put('{oid}', {offset}, '\\x{}');\n", hex::encode(&bytes));
+            out.write_all(line.as_bytes()).await.map_err(pipe_err)?;
+            offset += bytes.len() as i64;
+            if bytes.len() < LO_CHUNK as usize {
+                break;
+            }
+        }
+    }
+    out.write_all(b"\n").await.map_err(pipe_err)
+}
+
+/// Counters the workers bump and a ticker logs.
+#[derive(Debug, Clone)]
+struct Progress {
+    database: String,
+    total_tables: usize,
+    total_bytes: u64,
+    tables: Arc<AtomicUsize>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Progress {
+    fn new(database: &str, total_tables: usize, total_bytes: u64) -> Self {
+        Progress {
+            database: database.to_owned(),
+            total_tables,
+            total_bytes,
+            tables: Arc::default(),
+            bytes: Arc::default(),
+        }
+    }
+
+    /// Logs tables done, bytes read and the rate at a steady interval until aborted.
+    async fn report(self) {
+        let start = Instant::now();
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let bytes = self.bytes.load(Ordering::Relaxed);
+            let rate = bytes as f64 / start.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                database = %self.database,
+                tables = %format!("{}/{}", self.tables.load(Ordering::Relaxed), self.total_tables),
+                dumped = %human_bytes(bytes),
+                on_disk = %human_bytes(self.total_bytes),
+                rate = %format!("{}/s", human_bytes(rate as u64)),
+                "dump in progress"
+            );
+        }
+    }
+}
