@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark: db-backup beside the pipelines it replaces, on one generated database of ≥ 500 MB,
-# all uploading to the same loopback S3 endpoint (moto), in one run. Prints a Markdown table
-# (wall time, stored bytes, peak RSS of the largest process, ratios to the gzip -6 pipeline).
+# Benchmark: db-backup (native engine with 1, 2 and 4 jobs; pg_dump engine) beside the pipelines
+# it replaces, on one generated database of ≥ 500 MB, all uploading to the same loopback S3
+# endpoint (moto), in one run; `pg_dump > file` is the uncompressed one-stream baseline. Prints a
+# Markdown table (wall time, stored bytes, peak RSS of the largest process, ratios).
 #
 #   scripts/bench.sh            # BENCH_ROWS=4000000 (≈ 600 MB) by default
 set -euo pipefail
@@ -54,31 +55,49 @@ measure() { # name, key, command...
   echo "$name: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
 }
 
+FILE_OUT=$(mktemp)
+t=$(mktemp)
+/usr/bin/time -f '%e %M' -o "$t" bash -c "pg_dump $PG -d $DB > $FILE_OUT"
+read -r wall rss <"$t"
+RESULTS+=("pg_dump > file (no compression, local disk);$wall;$(stat -c %s "$FILE_OUT");$rss")
+echo "pg_dump > file: ${wall}s" >&2
+rm -f "$FILE_OUT"
 measure 'pg_dump | gzip -6 | aws s3 cp -' bench/gzip6.sql.gz \
   "pg_dump $PG -d $DB | gzip -6 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/gzip6.sql.gz"
+measure 'pg_dump | zstd -3 -T2 | aws s3 cp -' bench/zstd3.sql.zst \
+  "pg_dump $PG -d $DB | zstd -3 -T2 -q | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/zstd3.sql.zst"
 measure 'pg_dump -Fc -Z1 | aws s3 cp -' bench/custom-z1.dump \
   "pg_dump $PG -d $DB -Fc -Z1 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/custom-z1.dump"
-OUT=$(mktemp)
-t=$(mktemp)
-/usr/bin/time -f '%e %M' -o "$t" env BACKSTOP_BUCKET=$BUCKET BACKSTOP_PREFIX=bench/ BACKSTOP_ENV=bench \
-  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn "$BIN" db-backup >"$OUT"
-read -r wall rss <"$t"
-bytes=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["status"]=="succeeded", r; print(r["outputs"]["databases"][0]["bytes"])' "$OUT")
-RESULTS+=("backstop db-backup (zstd 3);$wall;$bytes;$rss")
-echo "backstop db-backup: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
+
+backstop() { # name, payload
+  local out t; out=$(mktemp); t=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$t" env BACKSTOP_BUCKET=$BUCKET BACKSTOP_PREFIX=bench/ BACKSTOP_ENV=bench \
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn "$BIN" db-backup --payload "$2" >"$out"
+  read -r wall rss <"$t"
+  bytes=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["status"]=="succeeded", r; print(r["outputs"]["databases"][0]["bytes"])' "$out")
+  RESULTS+=("$1;$wall;$bytes;$rss")
+  echo "$1: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
+}
+backstop 'backstop db-backup, pg_dump engine (zstd 3)' '{"engine": "pg_dump"}'
+for jobs in 1 2 4; do
+  backstop "backstop db-backup, native, jobs $jobs (zstd 3)" "{\"jobs\": $jobs}"
+done
 
 echo
 echo "Database: $DB, $((SIZE / 1000000)) MB on disk ($ROWS orders); S3: moto on loopback; $(nproc) cores."
 echo
-echo "| method | wall s | stored MB | peak RSS MB | wall vs gzip -6 | size vs gzip -6 |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-IFS=';' read -r _ base_wall base_bytes _ <<<"${RESULTS[0]}"
+echo "| method | wall s | stored MB | peak RSS MB | wall vs pg_dump > file | wall vs gzip -6 | size vs gzip -6 | size vs zstd -3 |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+IFS=';' read -r _ file_wall _ _ <<<"${RESULTS[0]}"
+IFS=';' read -r _ base_wall base_bytes _ <<<"${RESULTS[1]}"
+IFS=';' read -r _ _ zstd_bytes _ <<<"${RESULTS[2]}"
 for r in "${RESULTS[@]}"; do
   IFS=';' read -r name wall bytes rss <<<"$r"
-  python3 - "$name" "$wall" "$bytes" "$rss" "$base_wall" "$base_bytes" <<'PY'
+  python3 - "$name" "$wall" "$bytes" "$rss" "$file_wall" "$base_wall" "$base_bytes" "$zstd_bytes" <<'PY'
 import sys
-name, wall, b, rss, bw, bb = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+name, wall, b, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+fw, bw, bb, zb = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 name = name.replace("|", "\\|")
-print(f"| {name} | {wall:.1f} | {b/1e6:.1f} | {rss/1024:.0f} | {wall/bw:.2f}× | {b/bb:.2f}× |")
+print(f"| {name} | {wall:.1f} | {b/1e6:.1f} | {rss/1024:.0f} | {wall/fw:.2f}× | {wall/bw:.2f}× | {b/bb:.2f}× | {b/zb:.2f}× |")
 PY
 done

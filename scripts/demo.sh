@@ -21,11 +21,11 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 print(f"status:  {r['status']}\nsummary: {r['summary']}\nrecord:  {r['record_key']}")
 for d in r["outputs"]["databases"]:
-    print(f"dump:    {d['key']}\n         {d['bytes']} bytes stored, {d['uncompressed_bytes']} bytes of SQL, sha256 {d['sha256']}")
+    print(f"backup:  {d['key']} ({d['engine']} engine, {d['objects']} objects)\n         {d['bytes']} bytes stored, {d['uncompressed_bytes']} bytes of SQL\nmanifest: {d['manifest_key']}")
 if r["status"] != "succeeded":
     sys.exit(1)
 PY
-KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"]["databases"][0]["key"])' "$ROOT/.stack/demo-response.json")
+MANIFEST=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"]["databases"][0]["manifest_key"])' "$ROOT/.stack/demo-response.json")
 
 say "objects in s3://backstop-local/backstop/"
 aws s3 ls --endpoint-url "$MOTO" --recursive s3://backstop-local/backstop/ | tail -n 6
@@ -42,12 +42,14 @@ for m in msgs[-1:]:
     print("subject:   ", body["Subject"]); print("attributes:", attrs)
 '
 
-say "restore check: the dump, decompressed into psql, in a scratch database"
-aws s3 cp --endpoint-url "$MOTO" --quiet "s3://backstop-local/$KEY" "$ROOT/.stack/demo.sql.zst"
+say "restore check: the backup's parts, in manifest order, decompressed into psql, in a scratch database"
 PGOPTIONS='--client-min-messages=warning' psql -X -q -h 127.0.0.1 -U postgres -d postgres \
   -c "drop database if exists backstop_demo_restored" \
   -c "create database backstop_demo_restored"
-zstd -dc "$ROOT/.stack/demo.sql.zst" | psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d backstop_demo_restored >/dev/null
+aws s3 cp --endpoint-url "$MOTO" --quiet "s3://backstop-local/$MANIFEST" - \
+  | python3 -c 'import json,sys; print("\n".join(o["key"] for o in json.load(sys.stdin)["objects"]))' \
+  | while read -r key; do aws s3 cp --endpoint-url "$MOTO" --quiet "s3://backstop-local/$key" - | zstd -dc; done \
+  | psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d backstop_demo_restored >/dev/null
 for db in backstop_demo backstop_demo_restored; do
   printf '%-24s' "$db"; psql -X -tA -h 127.0.0.1 -U postgres -d "$db" -c \
     "select string_agg(format('%s=%s', t, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I', t), false, true, '')))[1]), ' ' order by t) from unnest(array['auth_user','shop_order','shop_product','notifications_notification']) t"

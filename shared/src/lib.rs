@@ -19,7 +19,7 @@
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, engines, upload checks.
 //! - `native`    — the native dump engine: snapshot, locks, schema from the catalogs
-//!                 (`schema`, ordered by `order`), parallel COPY workers, backup sets.
+//!   (`schema`, ordered by `order`), parallel COPY workers, backup sets.
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — reading plain SQL dumps as psql would (groundwork for `backstop restore`).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.

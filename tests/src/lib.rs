@@ -181,7 +181,12 @@ pub async fn stored_sql(stack: &Stack, manifest: &backstop_core::backup::Manifes
         }
         let plain = decompress(&o.key, &stored).await?;
         if plain.len() as u64 != o.uncompressed_bytes {
-            bail!("{}: {} bytes uncompressed, the manifest says {}", o.key, plain.len(), o.uncompressed_bytes);
+            bail!(
+                "{}: {} bytes uncompressed, the manifest says {}",
+                o.key,
+                plain.len(),
+                o.uncompressed_bytes
+            );
         }
         stored_total += o.bytes;
         sql.extend(plain);

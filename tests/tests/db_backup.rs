@@ -221,13 +221,19 @@ async fn large_backup_setup(label: &str) -> (Stack, TestDb, backstop_core::App) 
 
 #[tokio::test]
 async fn pg_dump_killed_mid_dump_fails_with_no_manifest_and_no_open_upload() {
-    killed_mid_dump("killpg", json!({ "compression_level": 1, "engine": "pg_dump" }), "backstop-pg_dump", "pg_dump")
-        .await;
+    killed_mid_dump(
+        "killpg",
+        json!({ "compression_level": 1, "engine": "pg_dump" }),
+        "backstop-pg_dump",
+        "pg_dump",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn native_worker_killed_mid_dump_fails_with_no_manifest_and_no_open_upload() {
-    killed_mid_dump("killnat", json!({ "compression_level": 1, "jobs": 2 }), "backstop-native-%", "COPY").await;
+    killed_mid_dump("killnat", json!({ "compression_level": 1, "jobs": 2 }), "backstop-native-%", "COPY")
+        .await;
 }
 
 /// Terminates the dumping connection (`application_name like app_name`) while it streams COPY

@@ -108,7 +108,8 @@ async fn every_schema_feature_and_awkward_value_round_trips() {
     assert_eq!(kinds.first(), Some(&"pre-data"));
     assert_eq!(kinds.last(), Some(&"post-data"));
     assert!(manifest.snapshot.is_some());
-    for kind in ["table", "view", "materialized view", "index", "foreign key", "trigger", "policy", "domain"] {
+    for kind in ["table", "view", "materialized view", "index", "foreign key", "trigger", "policy", "domain"]
+    {
         assert!(manifest.counts.get(kind).copied().unwrap_or(0) > 0, "{kind} counted: {:?}", manifest.counts);
     }
     let customers = manifest.tables.iter().find(|t| t.name == "customers").unwrap();
@@ -237,7 +238,10 @@ async fn a_table_being_dropped_by_another_session_fails_the_backup_cleanly() {
     // GIVEN another session dropping a table in an open transaction (a migration in progress)
     let stack = Stack::new("droptable").await.unwrap();
     let source = TestDb::create("droptable").await.unwrap();
-    source.psql(b"create table keep (id int); create table doomed (id int); insert into doomed values (1);").await.unwrap();
+    source
+        .psql(b"create table keep (id int); create table doomed (id int); insert into doomed values (1);")
+        .await
+        .unwrap();
     let migration = source.client().await.unwrap();
     migration.batch_execute("begin; drop table doomed;").await.unwrap();
 
@@ -248,7 +252,10 @@ async fn a_table_being_dropped_by_another_session_fails_the_backup_cleanly() {
     // THEN it failed naming the table, and left no manifest, no parts and no open upload
     assert_eq!(record.status, Status::Failed);
     let error = record.error.unwrap();
-    assert!(error.contains("cannot lock table public.doomed") && error.contains("conflicting lock"), "{error}");
+    assert!(
+        error.contains("cannot lock table public.doomed") && error.contains("conflicting lock"),
+        "{error}"
+    );
     let keys = stack.keys().await.unwrap();
     assert!(keys.iter().all(|k| k.starts_with("backstop/runs/")), "{keys:?}");
     assert_eq!(stack.open_uploads().await.unwrap(), 0);
@@ -279,7 +286,8 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
     let stack = Stack::new("nsingle").await.unwrap();
     let source = TestDb::create("nsingle").await.unwrap();
     source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
-    let payload = json!({ "layout": "single", "compression": "gzip", "no_owner": true, "no_privileges": true });
+    let payload =
+        json!({ "layout": "single", "compression": "gzip", "no_owner": true, "no_privileges": true });
     let record = backup(&stack, &source, payload).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let manifest = manifest_of(&stack, &record).await;

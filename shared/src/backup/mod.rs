@@ -23,8 +23,8 @@ pub use pg_dump::{check_compatible, parse_major};
 
 use crate::App;
 use crate::db::{self, Preflight, TableInfo};
-use crate::native;
 use crate::error::{Error, Result};
+use crate::native;
 use crate::run::{self, Job, JobReport, RunContext, human_bytes};
 use crate::secrets::DbCredentials;
 use crate::store::{PartSizer, StreamUpload};
@@ -231,14 +231,21 @@ async fn backup_database(
                     single,
                     schema_only: options.schema_only,
                     lock_timeout: options.lock_timeout(),
-                    schema: native::SchemaOptions { no_owner: options.no_owner, no_privileges: options.no_privileges },
+                    schema: native::SchemaOptions {
+                        no_owner: options.no_owner,
+                        no_privileges: options.no_privileges,
+                    },
                 };
-                let dumped =
-                    native::dump(app, &creds, database, &settings, &key, |t| wanted(options, &t.schema, &t.name))
-                        .await?;
+                let dumped = native::dump(app, &creds, database, &settings, &key, |t| {
+                    wanted(options, &t.schema, &t.name)
+                })
+                .await?;
                 verify_stored(app, &key, &dumped.objects).await?;
                 Ok(Stored {
-                    engine: EngineInfo { name: native::ENGINE.into(), version: env!("CARGO_PKG_VERSION").into() },
+                    engine: EngineInfo {
+                        name: native::ENGINE.into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                    },
                     layout: if single { "single" } else { "set" },
                     objects: dumped.objects,
                     tables: dumped.tables,
@@ -305,7 +312,8 @@ async fn backup_database(
 
 /// Are `schema.name`'s rows wanted by the include/exclude patterns?
 fn wanted(options: &BackupOptions, schema: &str, name: &str) -> bool {
-    (options.include_tables.is_empty() || options.include_tables.iter().any(|p| pattern_matches(p, schema, name)))
+    (options.include_tables.is_empty()
+        || options.include_tables.iter().any(|p| pattern_matches(p, schema, name)))
         && !options.exclude_tables.iter().any(|p| pattern_matches(p, schema, name))
 }
 

@@ -69,7 +69,11 @@ pub struct CountingWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = poll {
             self.count.fetch_add(n as u64, Ordering::Relaxed);
@@ -164,7 +168,10 @@ mod tests {
         let (mut sink, count) = compress_writer(w, Compression::Zstd, 3);
         let reader = tokio::spawn(async move {
             let mut back = Vec::new();
-            async_compression::tokio::bufread::ZstdDecoder::new(BufReader::new(r)).read_to_end(&mut back).await.unwrap();
+            async_compression::tokio::bufread::ZstdDecoder::new(BufReader::new(r))
+                .read_to_end(&mut back)
+                .await
+                .unwrap();
             back
         });
         sink.write_all(&data).await.unwrap();

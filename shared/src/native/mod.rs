@@ -143,8 +143,19 @@ pub async fn dump(
     let outcome = if settings.single {
         dump_single(app, &coordinator, settings, stem, &schema, &data, &large_objects, &progress).await
     } else {
-        dump_set(app, creds, database, &snapshot_id, settings, stem, &schema, &data, &large_objects, &progress)
-            .await
+        dump_set(
+            app,
+            creds,
+            database,
+            &snapshot_id,
+            settings,
+            stem,
+            &schema,
+            &data,
+            &large_objects,
+            &progress,
+        )
+        .await
     };
     ticker.abort();
     let (objects, stats) = outcome?;
@@ -211,17 +222,25 @@ async fn dump_single(
     let (client, schema, data, lo, progress) =
         (client.clone(), schema.clone(), data.to_vec(), large_objects.to_vec(), progress.clone());
     let estimate = data.iter().map(|t| t.bytes.max(0) as u64).sum::<u64>() + 1024 * 1024;
-    let (entry, stats) = upload(app, key, settings, estimate, app.config.s3.upload_concurrency, "dump", |mut out| async move {
-        out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
-        out.write_all(schema.pre_data.as_bytes()).await.map_err(pipe_err)?;
-        let mut stats = Vec::with_capacity(data.len());
-        for table in &data {
-            stats.push(copy_table(&client, table, &mut out, &progress).await?);
-        }
-        write_large_objects(&client, &lo, &mut out).await?;
-        out.write_all(schema.post_data.as_bytes()).await.map_err(pipe_err)?;
-        Ok((out, stats))
-    })
+    let (entry, stats) = upload(
+        app,
+        key,
+        settings,
+        estimate,
+        app.config.s3.upload_concurrency,
+        "dump",
+        |mut out| async move {
+            out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
+            out.write_all(schema.pre_data.as_bytes()).await.map_err(pipe_err)?;
+            let mut stats = Vec::with_capacity(data.len());
+            for table in &data {
+                stats.push(copy_table(&client, table, &mut out, &progress).await?);
+            }
+            write_large_objects(&client, &lo, &mut out).await?;
+            out.write_all(schema.post_data.as_bytes()).await.map_err(pipe_err)?;
+            Ok((out, stats))
+        },
+    )
     .await?;
     Ok((vec![entry], stats))
 }
@@ -241,11 +260,15 @@ async fn dump_set(
     progress: &Progress,
 ) -> Result<(Vec<ObjectEntry>, Vec<TableStats>)> {
     let ext = settings.compression.extension();
-    let mut objects = vec![upload_text(app, &format!("{stem}/pre-data.sql.{ext}"), settings, "pre-data", &schema.pre_data).await?];
+    let mut objects = vec![
+        upload_text(app, &format!("{stem}/pre-data.sql.{ext}"), settings, "pre-data", &schema.pre_data)
+            .await?,
+    ];
 
     // Work items: tables largest first (so the longest one does not start last), then the
     // large objects.
-    let mut queue: VecDeque<Work> = data.iter().cloned().enumerate().map(|(i, t)| Work::Table(i, t)).collect();
+    let mut queue: VecDeque<Work> =
+        data.iter().cloned().enumerate().map(|(i, t)| Work::Table(i, t)).collect();
     if !large_objects.is_empty() {
         queue.push_back(Work::LargeObjects(large_objects.to_vec()));
     }
@@ -256,18 +279,17 @@ async fn dump_set(
     let worker = |w: usize| {
         let (queue, progress) = (queue.clone(), progress.clone());
         async move {
-            let client = Arc::new(app.db.connect_to(creds, Some(database), &format!("backstop-native-{w}")).await?);
+            let client =
+                Arc::new(app.db.connect_to(creds, Some(database), &format!("backstop-native-{w}")).await?);
             let import = format!(
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snapshot_id}'"
             );
             let session = client.batch_execute(SESSION).await;
-            session
-                .and(client.batch_execute(&import).await)
-                .map_err(|source| Error::Database {
-                    target: creds.display_target(database),
-                    context: "import the snapshot".into(),
-                    source,
-                })?;
+            session.and(client.batch_execute(&import).await).map_err(|source| Error::Database {
+                target: creds.display_target(database),
+                context: "import the snapshot".into(),
+                source,
+            })?;
             let mut done = Vec::new();
             loop {
                 let Some(work) = queue.lock().await.pop_front() else { break };
@@ -277,11 +299,19 @@ async fn dump_set(
                         let key = format!("{stem}/data-{i:05}.sql.{ext}");
                         let estimate = table.bytes.max(0) as u64;
                         let label = table.qualified.clone();
-                        let (mut entry, stats) = upload(app, &key, settings, estimate, concurrency, "data", |mut out| async move {
-                            out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
-                            let stats = copy_table(&c, &table, &mut out, &p).await?;
-                            Ok((out, stats))
-                        })
+                        let (mut entry, stats) = upload(
+                            app,
+                            &key,
+                            settings,
+                            estimate,
+                            concurrency,
+                            "data",
+                            |mut out| async move {
+                                out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
+                                let stats = copy_table(&c, &table, &mut out, &p).await?;
+                                Ok((out, stats))
+                            },
+                        )
                         .await?;
                         entry.table = Some(label);
                         entry.rows = Some(stats.rows);
@@ -289,12 +319,13 @@ async fn dump_set(
                     }
                     Work::LargeObjects(oids) => {
                         let key = format!("{stem}/large-objects.sql.{ext}");
-                        let (entry, ()) = upload(app, &key, settings, 0, concurrency, "data", |mut out| async move {
-                            out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
-                            write_large_objects(&c, &oids, &mut out).await?;
-                            Ok((out, ()))
-                        })
-                        .await?;
+                        let (entry, ()) =
+                            upload(app, &key, settings, 0, concurrency, "data", |mut out| async move {
+                                out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
+                                write_large_objects(&c, &oids, &mut out).await?;
+                                Ok((out, ()))
+                            })
+                            .await?;
                         (usize::MAX, entry, None)
                     }
                 };
@@ -314,7 +345,10 @@ async fn dump_set(
         objects.push(entry);
         stats.extend(s);
     }
-    objects.push(upload_text(app, &format!("{stem}/post-data.sql.{ext}"), settings, "post-data", &schema.post_data).await?);
+    objects.push(
+        upload_text(app, &format!("{stem}/post-data.sql.{ext}"), settings, "post-data", &schema.post_data)
+            .await?,
+    );
     Ok((objects, stats))
 }
 
@@ -356,12 +390,15 @@ where
         Ok(value)
     });
     let sizer = PartSizer::new(&app.config.s3, Some(estimate));
-    let mut upload = StreamUpload::begin(app.store.clone(), key, settings.compression.content_type(), sizer, concurrency);
+    let mut upload =
+        StreamUpload::begin(app.store.clone(), key, settings.compression.content_type(), sizer, concurrency);
     let copied = upload.copy_from(reader).await;
     // The stream ended (or failed): the producer's verdict decides whether it was complete.
     let produced = match producer.join_next().await {
         Some(Ok(r)) => r,
-        Some(Err(e)) => Err(Error::Dump { database: key.to_owned(), reason: format!("producer failed: {e}") }),
+        Some(Err(e)) => {
+            Err(Error::Dump { database: key.to_owned(), reason: format!("producer failed: {e}") })
+        }
         None => unreachable!("one producer was spawned"),
     };
     let value = match (copied, produced) {
@@ -387,7 +424,13 @@ where
 }
 
 /// A schema section as one object.
-async fn upload_text(app: &App, key: &str, settings: &Settings, kind: &str, sql: &str) -> Result<ObjectEntry> {
+async fn upload_text(
+    app: &App,
+    key: &str,
+    settings: &Settings,
+    kind: &str,
+    sql: &str,
+) -> Result<ObjectEntry> {
     let text = format!("{PREAMBLE}{sql}");
     let estimate = text.len() as u64;
     let (entry, ()) = upload(app, key, settings, estimate, 1, kind, |mut out| async move {
@@ -412,7 +455,11 @@ async fn copy_table(
 ) -> Result<TableStats> {
     let head = table.copy_head();
     out.write_all(format!("{head} FROM stdin;\n").as_bytes()).await.map_err(pipe_err)?;
-    let copy_err = |source| Error::Database { target: table.qualified.clone(), context: "COPY TO STDOUT".into(), source };
+    let copy_err = |source| Error::Database {
+        target: table.qualified.clone(),
+        context: "COPY TO STDOUT".into(),
+        source,
+    };
     let stream = client.copy_out(&format!("{head} TO STDOUT")).await.map_err(copy_err)?;
     let mut stream = std::pin::pin!(stream);
     let (mut hasher, mut rows) = (Sha256::new(), 0u64);
@@ -429,7 +476,11 @@ async fn copy_table(
 }
 
 /// Large objects as `lo_put` statements (their `lo_create` is in pre-data).
-async fn write_large_objects(client: &Client, oids: &[u32], out: &mut (impl AsyncWrite + Unpin)) -> Result<()> {
+async fn write_large_objects(
+    client: &Client,
+    oids: &[u32],
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<()> {
     for &oid in oids {
         let mut offset: i64 = 0;
         loop {
@@ -445,7 +496,8 @@ async fn write_large_objects(client: &Client, oids: &[u32], out: &mut (impl Asyn
             if bytes.is_empty() {
                 break;
             }
-            let line = format!("SELECT pg_catalog.lo_put('{oid}', {offset}, '\\x{}');\n", hex::encode(&bytes));
+            let line =
+                format!("SELECT pg_catalog.lo_put('{oid}', {offset}, '\\x{}');\n", hex::encode(&bytes));
             out.write_all(line.as_bytes()).await.map_err(pipe_err)?;
             offset += bytes.len() as i64;
             if bytes.len() < LO_CHUNK as usize {

@@ -131,7 +131,8 @@ pub struct Schema {
 /// Reads the catalogs of `client`'s database (inside the snapshot's transaction) and writes
 /// the schema. `database` names the database in errors.
 pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Result<Schema> {
-    let mut reader = Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() };
+    let mut reader =
+        Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() };
     reader.check_supported().await?;
     let members = reader.extension_members().await?;
     reader.members = members.iter().map(|(m, _)| *m).collect();
@@ -168,10 +169,8 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
             aliases.entry(*member).or_insert(i);
         }
     }
-    let mut deps: Vec<Vec<usize>> = nodes
-        .iter()
-        .map(|n| n.needs.iter().filter_map(|k| aliases.get(k).copied()).collect())
-        .collect();
+    let mut deps: Vec<Vec<usize>> =
+        nodes.iter().map(|n| n.needs.iter().filter_map(|k| aliases.get(k).copied()).collect()).collect();
     let owned_sequences: HashSet<u32> = sequences.values().filter(|s| s.owned).map(|s| s.oid).collect();
     for (dependent, referenced, deptype) in depend {
         let (Some(&a), Some(&b)) = (aliases.get(&dependent), aliases.get(&referenced)) else { continue };
@@ -182,7 +181,8 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
         }
         deps[a].push(b);
     }
-    let ranks: Vec<u32> = nodes.iter().map(|n| n.rank + if n.section == Section::PostData { 1000 } else { 0 }).collect();
+    let ranks: Vec<u32> =
+        nodes.iter().map(|n| n.rank + if n.section == Section::PostData { 1000 } else { 0 }).collect();
     let sorted = order::sort(&ranks, &deps).map_err(|stuck| Error::Dump {
         database: database.to_owned(),
         reason: format!(
@@ -292,7 +292,8 @@ impl Reader<'_> {
 
     /// Fails naming every object of a kind the engine cannot write.
     async fn check_supported(&self) -> Result<()> {
-        let version: i32 = self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0);
+        let version: i32 =
+            self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0);
         if version < 140_000 {
             return Err(Error::Dump {
                 database: self.database.to_owned(),
@@ -331,7 +332,8 @@ impl Reader<'_> {
                and not exists (select 1 from pg_depend d where d.classid = x.c and d.objid = x.o and d.deptype in ('e', 'i'))
              order by 1"
         );
-        let found: Vec<String> = self.query("unsupported objects", &sql).await?.iter().map(|r| r.get(0)).collect();
+        let found: Vec<String> =
+            self.query("unsupported objects", &sql).await?.iter().map(|r| r.get(0)).collect();
         let configured: Vec<String> = self
             .query(
                 "extension configuration",
@@ -386,8 +388,14 @@ impl Reader<'_> {
         for r in self.query("schemas", &sql).await? {
             let (oid, name): (u32, String) = (r.get(0), r.get(1));
             self.push(
-                Node::new(Section::PreData, 10, "schema", format!("schema {name}"), format!("CREATE SCHEMA {name};"))
-                    .keys([ObjKey(PG_NAMESPACE, oid)]),
+                Node::new(
+                    Section::PreData,
+                    10,
+                    "schema",
+                    format!("schema {name}"),
+                    format!("CREATE SCHEMA {name};"),
+                )
+                .keys([ObjKey(PG_NAMESPACE, oid)]),
             );
         }
         // `public` comes with every new database; its comment, owner and grants still follow.
@@ -402,7 +410,8 @@ impl Reader<'_> {
         );
         let mut out = HashMap::new();
         for r in self.query("extensions", &sql).await? {
-            let (oid, name, schema, nsp): (u32, String, String, u32) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            let (oid, name, schema, nsp): (u32, String, String, u32) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
             let key = ObjKey(PG_EXTENSION, oid);
             out.insert(key, self.nodes.len());
             self.push(
@@ -452,7 +461,11 @@ impl Reader<'_> {
             let (node_kind, label, sql) = match kind.as_str() {
                 "e" => {
                     let labels: Option<String> = r.get(6);
-                    ("type", format!("type {name}"), format!("CREATE TYPE {name} AS ENUM (\n    {}\n);", labels.unwrap_or_default()))
+                    (
+                        "type",
+                        format!("type {name}"),
+                        format!("CREATE TYPE {name} AS ENUM (\n    {}\n);", labels.unwrap_or_default()),
+                    )
                 }
                 "r" => {
                     let def: String = r.get(11);
@@ -489,13 +502,34 @@ impl Reader<'_> {
                     let cols = composite_columns.get(&relid).map(Vec::as_slice).unwrap_or_default();
                     let body: Vec<String> = cols
                         .iter()
-                        .map(|c| format!("    {} {}{}", c.name, c.type_name, c.collation.as_deref().map(|co| format!(" COLLATE {co}")).unwrap_or_default()))
+                        .map(|c| {
+                            format!(
+                                "    {} {}{}",
+                                c.name,
+                                c.type_name,
+                                c.collation.as_deref().map(|co| format!(" COLLATE {co}")).unwrap_or_default()
+                            )
+                        })
                         .collect();
-                    ("type", format!("type {name}"), format!("CREATE TYPE {name} AS (\n{}\n);", body.join(",\n")))
+                    (
+                        "type",
+                        format!("type {name}"),
+                        format!("CREATE TYPE {name} AS (\n{}\n);", body.join(",\n")),
+                    )
                 }
             };
-            let rank = if kind == "d" { 32 } else if kind == "c" { 34 } else { 30 };
-            self.push(Node::new(Section::PreData, rank, node_kind, label, sql).keys(keys).needs([ObjKey(PG_NAMESPACE, nsp)]));
+            let rank = if kind == "d" {
+                32
+            } else if kind == "c" {
+                34
+            } else {
+                30
+            };
+            self.push(
+                Node::new(Section::PreData, rank, node_kind, label, sql)
+                    .keys(keys)
+                    .needs([ObjKey(PG_NAMESPACE, nsp)]),
+            );
         }
         Ok(())
     }
@@ -573,9 +607,15 @@ impl Reader<'_> {
             };
             let def = def.unwrap_or_default();
             self.push(
-                Node::new(Section::PreData, rank, node_kind, format!("{node_kind} {name}"), format!("{};", def.trim_end()))
-                    .keys([ObjKey(PG_PROC, oid)])
-                    .needs([ObjKey(PG_NAMESPACE, nsp)]),
+                Node::new(
+                    Section::PreData,
+                    rank,
+                    node_kind,
+                    format!("{node_kind} {name}"),
+                    format!("{};", def.trim_end()),
+                )
+                .keys([ObjKey(PG_PROC, oid)])
+                .needs([ObjKey(PG_NAMESPACE, nsp)]),
             );
         }
         Ok(())
@@ -595,7 +635,8 @@ impl Reader<'_> {
         );
         let mut out = HashMap::new();
         for r in self.query("sequences", &sql).await? {
-            let (oid, name, nsp, unlogged): (u32, String, u32, bool) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            let (oid, name, nsp, unlogged): (u32, String, u32, bool) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
             let (start, inc, min, max, cache, cycle): (i64, i64, i64, i64, i64, bool) =
                 (r.get(5), r.get(6), r.get(7), r.get(8), r.get(9), r.get(10));
             let options = format!(
@@ -610,7 +651,8 @@ impl Reader<'_> {
                 None => format!("SELECT pg_catalog.setval({}, {start}, false);", sql_literal(&name)),
             };
             let key = ObjKey(PG_CLASS, oid);
-            let identity = (deptype.as_deref() == Some("i")).then(|| format!("SEQUENCE NAME {name} {options}"));
+            let identity =
+                (deptype.as_deref() == Some("i")).then(|| format!("SEQUENCE NAME {name} {options}"));
             if identity.is_none() {
                 let ty: String = r.get(4);
                 self.push(
@@ -631,13 +673,16 @@ impl Reader<'_> {
             let owned = deptype.as_deref() == Some("a");
             if owned {
                 let (column, table_name): (String, String) = (r.get(13), r.get(14));
-                self.push(Node::extra(
-                    Section::PreData,
-                    65,
-                    format!("ownership of sequence {name}"),
-                    format!("ALTER SEQUENCE {name} OWNED BY {table_name}.{column};"),
-                    key,
-                ).needs(table.map(|t| ObjKey(PG_CLASS, t))));
+                self.push(
+                    Node::extra(
+                        Section::PreData,
+                        65,
+                        format!("ownership of sequence {name}"),
+                        format!("ALTER SEQUENCE {name} OWNED BY {table_name}.{column};"),
+                        key,
+                    )
+                    .needs(table.map(|t| ObjKey(PG_CLASS, t))),
+                );
             }
             self.push(Node::extra(Section::PostData, 150, format!("value of sequence {name}"), setval, key));
             out.insert(oid, Sequence { oid, identity, owned });
@@ -676,7 +721,8 @@ impl Reader<'_> {
             let parents: Vec<u32> = r.get(11);
             let mut keys = vec![ObjKey(PG_CLASS, oid), ObjKey(PG_TYPE, reltype), ObjKey(PG_TYPE, array)];
             let cols = columns.get(&oid).map(Vec::as_slice).unwrap_or_default();
-            let needs = [ObjKey(PG_NAMESPACE, nsp)].into_iter().chain(parents.iter().map(|p| ObjKey(PG_CLASS, *p)));
+            let needs =
+                [ObjKey(PG_NAMESPACE, nsp)].into_iter().chain(parents.iter().map(|p| ObjKey(PG_CLASS, *p)));
             match kind.as_str() {
                 "v" | "m" => {
                     let def: String = r.get(12);
@@ -686,13 +732,25 @@ impl Reader<'_> {
                     let (sql, node_kind, rank) = if kind == "v" {
                         let mut sql = format!("CREATE VIEW {name}{with} AS\n{def};");
                         for c in cols.iter().filter(|c| c.default.is_some()) {
-                            sql.push_str(&format!("\nALTER VIEW {name} ALTER COLUMN {} SET DEFAULT {};", c.name, c.default.as_deref().unwrap_or_default()));
+                            sql.push_str(&format!(
+                                "\nALTER VIEW {name} ALTER COLUMN {} SET DEFAULT {};",
+                                c.name,
+                                c.default.as_deref().unwrap_or_default()
+                            ));
                         }
                         (sql, "view", 120)
                     } else {
-                        (format!("CREATE MATERIALIZED VIEW {name}{with} AS\n{def}\n  WITH NO DATA;"), "materialized view", 121)
+                        (
+                            format!("CREATE MATERIALIZED VIEW {name}{with} AS\n{def}\n  WITH NO DATA;"),
+                            "materialized view",
+                            121,
+                        )
                     };
-                    self.push(Node::new(Section::PostData, rank, node_kind, format!("{node_kind} {name}"), sql).keys(keys).needs(needs));
+                    self.push(
+                        Node::new(Section::PostData, rank, node_kind, format!("{node_kind} {name}"), sql)
+                            .keys(keys)
+                            .needs(needs),
+                    );
                     if kind == "m" && r.get::<_, bool>(13) {
                         self.push(Node::extra(
                             Section::PostData,
@@ -709,29 +767,47 @@ impl Reader<'_> {
                     let table_checks = checks.get(&oid).map(Vec::as_slice).unwrap_or_default();
                     let mut body: Vec<String> = Vec::new();
                     let mut after: Vec<String> = Vec::new();
-                    let parent_cols: Vec<&Column> =
-                        parents.iter().flat_map(|p| columns.get(p).map(Vec::as_slice).unwrap_or_default()).collect();
+                    let parent_cols: Vec<&Column> = parents
+                        .iter()
+                        .flat_map(|p| columns.get(p).map(Vec::as_slice).unwrap_or_default())
+                        .collect();
                     for c in cols {
                         keys.extend(c.attrdef.map(|d| ObjKey(PG_ATTRDEF, d)));
                         if c.local && partition.is_none() {
-                            body.push(format!("    {}", column_def(c, seq_by_table.get(&(oid, c.attnum)).copied())));
+                            body.push(format!(
+                                "    {}",
+                                column_def(c, seq_by_table.get(&(oid, c.attnum)).copied())
+                            ));
                         } else {
                             // Inherited: only what differs from the parent.
                             let parent = parent_cols.iter().find(|p| p.name == c.name);
-                            if c.default != parent.and_then(|p| p.default.clone()) && c.generated.is_empty() {
-                                if let Some(d) = &c.default {
-                                    after.push(format!("ALTER TABLE ONLY {name} ALTER COLUMN {} SET DEFAULT {d};", c.name));
-                                }
+                            if c.default != parent.and_then(|p| p.default.clone())
+                                && c.generated.is_empty()
+                                && let Some(d) = &c.default
+                            {
+                                after.push(format!(
+                                    "ALTER TABLE ONLY {name} ALTER COLUMN {} SET DEFAULT {d};",
+                                    c.name
+                                ));
                             }
                             if c.not_null && !parent.is_some_and(|p| p.not_null) {
-                                after.push(format!("ALTER TABLE ONLY {name} ALTER COLUMN {} SET NOT NULL;", c.name));
+                                after.push(format!(
+                                    "ALTER TABLE ONLY {name} ALTER COLUMN {} SET NOT NULL;",
+                                    c.name
+                                ));
                             }
                         }
                         if c.stattarget >= 0 {
-                            after.push(format!("ALTER TABLE ONLY {name} ALTER COLUMN {} SET STATISTICS {};", c.name, c.stattarget));
+                            after.push(format!(
+                                "ALTER TABLE ONLY {name} ALTER COLUMN {} SET STATISTICS {};",
+                                c.name, c.stattarget
+                            ));
                         }
                         if let Some(s) = &c.storage {
-                            after.push(format!("ALTER TABLE ONLY {name} ALTER COLUMN {} SET STORAGE {s};", c.name));
+                            after.push(format!(
+                                "ALTER TABLE ONLY {name} ALTER COLUMN {} SET STORAGE {s};",
+                                c.name
+                            ));
                         }
                     }
                     for (con, def) in table_checks {
@@ -741,15 +817,21 @@ impl Reader<'_> {
                     let persistence = if unlogged { "UNLOGGED " } else { "" };
                     let mut sql = match &partition {
                         Some(bound) => {
-                            let parent = parents.first().and_then(|p| names.get(p)).cloned().unwrap_or_default();
-                            let body = if body.is_empty() { String::new() } else { format!(" (\n{}\n)", body.join(",\n")) };
+                            let parent =
+                                parents.first().and_then(|p| names.get(p)).cloned().unwrap_or_default();
+                            let body = if body.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" (\n{}\n)", body.join(",\n"))
+                            };
                             format!("CREATE {persistence}TABLE {name} PARTITION OF {parent}{body}\n{bound}")
                         }
                         None => {
                             let inherits = if parents.is_empty() {
                                 String::new()
                             } else {
-                                let p: Vec<&str> = parents.iter().filter_map(|p| names.get(p)).map(String::as_str).collect();
+                                let p: Vec<&str> =
+                                    parents.iter().filter_map(|p| names.get(p)).map(String::as_str).collect();
                                 format!("\nINHERITS ({})", p.join(", "))
                             };
                             format!("CREATE {persistence}TABLE {name} (\n{}\n){inherits}", body.join(",\n"))
@@ -769,19 +851,41 @@ impl Reader<'_> {
                             keys.push(ObjKey(PG_CLASS, seq.oid));
                         }
                     }
-                    self.push(Node::new(Section::PreData, 60, "table", format!("table {name}"), sql).keys(keys).needs(needs));
+                    self.push(
+                        Node::new(Section::PreData, 60, "table", format!("table {name}"), sql)
+                            .keys(keys)
+                            .needs(needs),
+                    );
 
                     let (rls, force, replident): (bool, bool, String) = (r.get(14), r.get(15), r.get(16));
                     let on = ObjKey(PG_CLASS, oid);
                     if rls {
-                        self.push(Node::extra(Section::PostData, 143, format!("row security of {name}"), format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;"), on));
+                        self.push(Node::extra(
+                            Section::PostData,
+                            143,
+                            format!("row security of {name}"),
+                            format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;"),
+                            on,
+                        ));
                     }
                     if force {
-                        self.push(Node::extra(Section::PostData, 143, format!("row security of {name}"), format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY;"), on));
+                        self.push(Node::extra(
+                            Section::PostData,
+                            143,
+                            format!("row security of {name}"),
+                            format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY;"),
+                            on,
+                        ));
                     }
                     if replident == "f" || replident == "n" {
                         let what = if replident == "f" { "FULL" } else { "NOTHING" };
-                        self.push(Node::extra(Section::PostData, 145, format!("replica identity of {name}"), format!("ALTER TABLE ONLY {name} REPLICA IDENTITY {what};"), on));
+                        self.push(Node::extra(
+                            Section::PostData,
+                            145,
+                            format!("replica identity of {name}"),
+                            format!("ALTER TABLE ONLY {name} REPLICA IDENTITY {what};"),
+                            on,
+                        ));
                     }
                     if kind == "r" && !self.members.contains(&ObjKey(PG_CLASS, oid)) {
                         let data_cols: Vec<&str> =
@@ -803,7 +907,10 @@ impl Reader<'_> {
     }
 
     /// Identity sequences by `(table, column)`.
-    async fn identity_sequences<'s>(&self, sequences: &'s HashMap<u32, Sequence>) -> Result<HashMap<(u32, i16), &'s Sequence>> {
+    async fn identity_sequences<'s>(
+        &self,
+        sequences: &'s HashMap<u32, Sequence>,
+    ) -> Result<HashMap<(u32, i16), &'s Sequence>> {
         let sql = format!(
             "select d.objid, d.refobjid, d.refobjsubid::smallint from pg_depend d
              where d.classid = {PG_CLASS} and d.refclassid = {PG_CLASS} and d.deptype = 'i' and d.refobjsubid > 0"
@@ -842,8 +949,17 @@ impl Reader<'_> {
         );
         let mut constraint_index: HashSet<u32> = HashSet::new();
         for r in self.query("constraints", &sql).await? {
-            let (oid, kind, name, rel, table, def, index, relkind, parent): (u32, String, String, u32, String, String, u32, String, u32) =
-                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8));
+            let (oid, kind, name, rel, table, def, index, relkind, parent): (
+                u32,
+                String,
+                String,
+                u32,
+                String,
+                String,
+                u32,
+                String,
+                u32,
+            ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8));
             // Foreign keys of partitions come with their parent's.
             if kind == "f" && parent != 0 {
                 continue;
@@ -882,8 +998,15 @@ impl Reader<'_> {
              where {USER_SCHEMA} and t.relkind in ('r', 'p', 'm') order by 4"
         );
         for r in self.query("indexes", &sql).await? {
-            let (oid, rel, def, name, clustered, replident, table): (u32, u32, String, String, bool, bool, String) =
-                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
+            let (oid, rel, def, name, clustered, replident, table): (
+                u32,
+                u32,
+                String,
+                String,
+                bool,
+                bool,
+                String,
+            ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5), r.get(6));
             let key = ObjKey(PG_CLASS, oid);
             if !constraint_index.contains(&oid) {
                 self.push(
@@ -906,7 +1029,13 @@ impl Reader<'_> {
                 );
             }
             if clustered {
-                self.push(Node::extra(Section::PostData, 145, format!("clustering of {table}"), format!("ALTER TABLE {table} CLUSTER ON {};", unqualified(&name)), key));
+                self.push(Node::extra(
+                    Section::PostData,
+                    145,
+                    format!("clustering of {table}"),
+                    format!("ALTER TABLE {table} CLUSTER ON {};", unqualified(&name)),
+                    key,
+                ));
             }
             if replident {
                 self.push(Node::extra(
@@ -980,23 +1109,37 @@ impl Reader<'_> {
              from pg_statistic_ext s join pg_namespace n on n.oid = s.stxnamespace where {USER_SCHEMA} order by 4"
         );
         for r in self.query("statistics objects", &sql).await? {
-            let (oid, rel, def, name, nsp): (u32, u32, String, String, u32) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            let (oid, rel, def, name, nsp): (u32, u32, String, String, u32) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
             self.push(
-                Node::new(Section::PostData, 144, "statistics", format!("statistics {name}"), format!("{def};"))
-                    .keys([ObjKey(PG_STATISTIC_EXT, oid)])
-                    .needs([ObjKey(PG_CLASS, rel), ObjKey(PG_NAMESPACE, nsp)]),
+                Node::new(
+                    Section::PostData,
+                    144,
+                    "statistics",
+                    format!("statistics {name}"),
+                    format!("{def};"),
+                )
+                .keys([ObjKey(PG_STATISTIC_EXT, oid)])
+                .needs([ObjKey(PG_CLASS, rel), ObjKey(PG_NAMESPACE, nsp)]),
             );
         }
         Ok(())
     }
 
     async fn large_objects(&mut self) -> Result<Vec<u32>> {
-        let rows = self.query("large objects", "select oid from pg_largeobject_metadata order by oid").await?;
+        let rows =
+            self.query("large objects", "select oid from pg_largeobject_metadata order by oid").await?;
         let oids: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
         for &oid in &oids {
             self.push(
-                Node::new(Section::PreData, 70, "large object", format!("large object {oid}"), format!("SELECT pg_catalog.lo_create('{oid}');"))
-                    .keys([ObjKey(PG_LARGEOBJECT, oid)]),
+                Node::new(
+                    Section::PreData,
+                    70,
+                    "large object",
+                    format!("large object {oid}"),
+                    format!("SELECT pg_catalog.lo_create('{oid}');"),
+                )
+                .keys([ObjKey(PG_LARGEOBJECT, oid)]),
             );
         }
         Ok(oids)
@@ -1016,7 +1159,7 @@ impl Reader<'_> {
                    from pg_description d, lateral pg_identify_object(d.classoid, d.objoid, d.objsubid) i
                    where d.classoid <> 'pg_database'::regclass order by 3";
         let rows = self.query("comments", sql).await?;
-        self.extras(rows, 190, "comment on", |target, text| format!("COMMENT ON {target} IS {text};"), true)
+        self.extras(rows, 190, "comment on", |target, text| format!("COMMENT ON {target} IS {text};"))
     }
 
     /// `ALTER … OWNER TO` for every owned object this dump creates.
@@ -1046,34 +1189,41 @@ impl Reader<'_> {
                 let (class, target, owner): (u32, Option<String>, String) = (r.get(0), r.get(2), r.get(3));
                 let sequence = class == PG_CLASS
                     && sequences.get(&r.get(1)).is_some_and(|s| s.owned || s.identity.is_some());
-                let default_public = target.as_deref() == Some("SCHEMA public") && owner == "pg_database_owner";
+                let default_public =
+                    target.as_deref() == Some("SCHEMA public") && owner == "pg_database_owner";
                 !sequence && !default_public
             })
             .collect();
-        self.extras(rows, 170, "owner of", |target, owner| format!("ALTER {target} OWNER TO {owner};"), true)
+        self.extras(rows, 170, "owner of", |target, owner| format!("ALTER {target} OWNER TO {owner};"))
     }
 
     /// For each row `(class, oid, target, value)` naming an object this dump creates (or the
-    /// schema `public`), a post-data statement `render(target, value)`.
+    /// schema `public`, which every database has), a post-data statement `render(target, value)`.
     fn extras(
         &mut self,
         rows: Vec<Row>,
         rank: u32,
         what: &str,
         render: impl Fn(&str, &str) -> String,
-        include_public: bool,
     ) -> Result<()> {
         let created = self.created();
         for r in rows {
-            let (class, oid, target, value): (u32, u32, Option<String>, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            let (class, oid, target, value): (u32, u32, Option<String>, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
             let Some(target) = target else { continue };
             let key = ObjKey(class, oid);
             let public = class == PG_NAMESPACE && target == "SCHEMA public";
-            if !created.contains(&key) && !(public && include_public) {
+            if !(created.contains(&key) || public) {
                 continue;
             }
             let sql = render(&target, &value);
-            self.push(Node::extra(Section::PostData, rank, format!("{what} {}", target.to_lowercase()), sql, key));
+            self.push(Node::extra(
+                Section::PostData,
+                rank,
+                format!("{what} {}", target.to_lowercase()),
+                sql,
+                key,
+            ));
         }
         Ok(())
     }
@@ -1128,9 +1278,18 @@ impl Reader<'_> {
             let sql = if verb.starts_with("REVOKE") {
                 format!("{verb} ON {target} FROM {grantee};")
             } else {
-                format!("{verb} ON {target} TO {grantee}{};", if grantable { " WITH GRANT OPTION" } else { "" })
+                format!(
+                    "{verb} ON {target} TO {grantee}{};",
+                    if grantable { " WITH GRANT OPTION" } else { "" }
+                )
             };
-            self.push(Node::extra(Section::PostData, 180, format!("privileges on {}", target.to_lowercase()), sql, key));
+            self.push(Node::extra(
+                Section::PostData,
+                180,
+                format!("privileges on {}", target.to_lowercase()),
+                sql,
+                key,
+            ));
         }
         let sql = "with d as (
                      select da.oid, da.defaclrole role, da.defaclnamespace nsp, da.defaclobjtype t, a.grantee, a.privilege_type, a.is_grantable
@@ -1154,7 +1313,13 @@ impl Reader<'_> {
                    from diff group by oid, role, nsp, t, verb, grantee, is_grantable order by 1";
         for r in self.query("default privileges", sql).await? {
             let (sql, nsp): (String, u32) = (r.get(0), r.get(1));
-            self.push(Node::extra(Section::PostData, 185, "default privileges".into(), sql, ObjKey(PG_NAMESPACE, nsp)));
+            self.push(Node::extra(
+                Section::PostData,
+                185,
+                "default privileges".into(),
+                sql,
+                ObjKey(PG_NAMESPACE, nsp),
+            ));
         }
         Ok(())
     }
@@ -1190,7 +1355,10 @@ fn column_def(c: &Column, identity: Option<&Sequence>) -> String {
         s.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", c.default.as_deref().unwrap_or_default()));
     } else if let Some(seq) = identity.filter(|_| !c.identity.is_empty()) {
         let how = if c.identity == "a" { "ALWAYS" } else { "BY DEFAULT" };
-        s.push_str(&format!(" GENERATED {how} AS IDENTITY ({})", seq.identity.as_deref().unwrap_or_default()));
+        s.push_str(&format!(
+            " GENERATED {how} AS IDENTITY ({})",
+            seq.identity.as_deref().unwrap_or_default()
+        ));
     } else if let Some(d) = &c.default {
         s.push_str(&format!(" DEFAULT {d}"));
     }

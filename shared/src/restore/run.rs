@@ -125,6 +125,14 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
             if key.ends_with(".manifest.json") {
                 return Err(Error::Payload(format!("{} does not exist", store.locate(key))));
             }
+            // A part of a backup set (`{stem}/pre-data.sql.zst`): the set is what restores.
+            if let Some((stem, _)) = key.rsplit_once('/') {
+                let set_manifest = format!("{stem}.manifest.json");
+                if store.get(&set_manifest).await?.is_some() {
+                    let m = read_manifest(store, &set_manifest).await?;
+                    return Ok(from_manifest(set_manifest, m));
+                }
+            }
             // A dump without a manifest (another tool's): restorable, but nothing to verify.
             Ok(Planned {
                 label: store.locate(key),
