@@ -28,19 +28,24 @@ PY
 MANIFEST=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["outputs"]["databases"][0]["manifest_key"])' "$ROOT/.stack/demo-response.json")
 
 say "objects in s3://backstop-local/backstop/"
-aws s3 ls --endpoint-url "$MOTO" --recursive s3://backstop-local/backstop/ | tail -n 6
+aws s3 ls --endpoint-url "$MOTO" --recursive "s3://backstop-local/${MANIFEST%.manifest.json}" 
 
 say "the outcome, as the SQS queue subscribed to the SNS topic received it"
 QUEUE_URL=$(aws sqs get-queue-url --endpoint-url "$MOTO" --queue-name backstop-local-outcomes --output text --query QueueUrl)
-aws sqs receive-message --endpoint-url "$MOTO" --queue-url "$QUEUE_URL" --max-number-of-messages 10 \
-  --wait-time-seconds 2 --output json | python3 -c '
+# The queue may hold other runs' outcomes (tests share it): read until this run's turns up.
+for _ in 1 2 3 4 5 6; do
+  aws sqs receive-message --endpoint-url "$MOTO" --queue-url "$QUEUE_URL" --max-number-of-messages 10 \
+    --wait-time-seconds 2 --output json | python3 -c '
 import json, sys
-msgs = json.load(sys.stdin).get("Messages", [])
-for m in msgs[-1:]:
+run_id = json.load(open(sys.argv[1]))["run_id"]
+for m in (json.loads(sys.stdin.read() or "{}")).get("Messages", []):
     body = json.loads(m["Body"])
-    attrs = {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}
-    print("subject:   ", body["Subject"]); print("attributes:", attrs)
-'
+    if json.loads(body["Message"]).get("run_id") == run_id:
+        attrs = {k: v["Value"] for k, v in body.get("MessageAttributes", {}).items()}
+        print("subject:   ", body["Subject"]); print("attributes:", attrs)
+        sys.exit(3)
+' "$ROOT/.stack/demo-response.json" || break
+done
 
 say "restore check: the backup's parts, in manifest order, decompressed into psql, in a scratch database"
 PGOPTIONS='--client-min-messages=warning' psql -X -q -h 127.0.0.1 -U postgres -d postgres \
