@@ -171,10 +171,10 @@ pub struct TableInfo {
     /// Rows dumped (native engine); `None` where the data was left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,
-    /// SHA-256 of the table's `COPY … TO STDOUT` text under the native engine's session
-    /// settings, hex.
+    /// The table's content hash (native engine): see `native::RowHasher`. Independent of row
+    /// order, so a restore in any order (parallel parts) compares equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_sha256: Option<String>,
+    pub content_hash: Option<String>,
 }
 
 impl Preflight {
@@ -214,7 +214,7 @@ impl Preflight {
                 rows_estimate: r.get(2),
                 bytes: r.get(3),
                 rows: None,
-                content_sha256: None,
+                content_hash: None,
             })
             .collect();
         Ok(Preflight {

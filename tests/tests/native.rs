@@ -12,9 +12,7 @@ use backstop_core::run::{self, RunRecord, Status};
 use backstop_tests::{
     Stack, TestDb, admin_url, fingerprint_all, full_schema_of, repo_root, shared_data, stored_sql,
 };
-use futures_util::StreamExt;
 use serde_json::{Value, json};
-use sha2::Digest;
 
 async fn backup(stack: &Stack, db: &TestDb, payload: Value) -> RunRecord {
     let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
@@ -60,32 +58,15 @@ fn quote(ident: &str) -> String {
     }
 }
 
-/// SHA-256 of each table's COPY text under the engine's session settings, as the manifest
-/// records it: what `verify` compares after a restore.
+/// Rows and content hash of each table the manifest hashed, read from `url`'s copy.
 async fn content_hashes(url: &str, manifest: &Manifest) -> Vec<(String, String)> {
     let client = backstop_tests::connect(url).await.unwrap();
     client.batch_execute(backstop_core::native::SESSION).await.unwrap();
     let mut out = Vec::new();
-    for t in manifest.tables.iter().filter(|t| t.content_sha256.is_some()) {
-        let name = format!("{}.{}", quote(&t.schema), quote(&t.name));
-        let cols: Vec<String> = client
-            .query(
-                "select quote_ident(attname) from pg_attribute where attrelid = $1::text::regclass and attnum > 0
-                 and not attisdropped and attgenerated = '' order by attnum",
-                &[&name],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let stream = client.copy_out(&format!("COPY {name} ({}) TO STDOUT", cols.join(", "))).await.unwrap();
-        let mut stream = std::pin::pin!(stream);
-        let mut hasher = sha2::Sha256::new();
-        while let Some(chunk) = stream.next().await {
-            hasher.update(chunk.unwrap());
-        }
-        out.push((name, hex::encode(hasher.finalize())));
+    for t in manifest.tables.iter().filter(|t| t.content_hash.is_some()) {
+        let (rows, hash) = backstop_core::native::table_content(&client, &t.schema, &t.name).await.unwrap();
+        assert_eq!(Some(rows), t.rows);
+        out.push((format!("{}.{}", quote(&t.schema), quote(&t.name)), hash));
     }
     out
 }
@@ -129,7 +110,7 @@ async fn every_schema_feature_and_awkward_value_round_trips() {
     let recorded: Vec<(String, String)> = manifest
         .tables
         .iter()
-        .filter_map(|t| Some((format!("{}.{}", quote(&t.schema), quote(&t.name)), t.content_sha256.clone()?)))
+        .filter_map(|t| Some((format!("{}.{}", quote(&t.schema), quote(&t.name)), t.content_hash.clone()?)))
         .collect();
     assert_eq!(content_hashes(&target.url, &manifest).await, recorded);
 }
@@ -204,8 +185,8 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // WHEN a backup runs while transfers keep committing
-    let record = backup(&stack, &source, json!({ "jobs": 3 })).await;
+    // WHEN a backup runs while transfers keep committing, the ledger read in parts by three workers
+    let record = backup(&stack, &source, json!({ "jobs": 3, "split_mb": 4 })).await;
     let during = transfers.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
@@ -214,6 +195,9 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     assert!(during > 10, "transfers ran during the backup ({during})");
     let manifest = manifest_of(&stack, &record).await;
+    let ledger_parts =
+        manifest.objects.iter().filter(|o| o.table.as_deref() == Some("public.ledger")).count();
+    assert!(ledger_parts >= 2, "the ledger was split ({ledger_parts} part)");
     let sql = stored_sql(&stack, &manifest).await.unwrap();
     let target = TestDb::create("concurrent_restored").await.unwrap();
     target.psql(&sql).await.unwrap();
@@ -231,6 +215,18 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     assert_eq!(sum, 1_000_000, "money is neither made nor lost");
     assert_eq!(ledger, counter, "ledger and counter are from the same instant");
     assert!(counter > 200_000, "the snapshot saw some transfers");
+    // AND the parts' rows and hashes add up to the table's, as a restored copy reads it
+    let info = manifest.tables.iter().find(|t| t.name == "ledger").unwrap();
+    let part_rows: u64 = manifest
+        .objects
+        .iter()
+        .filter(|o| o.table.as_deref() == Some("public.ledger"))
+        .filter_map(|o| o.rows)
+        .sum();
+    assert_eq!(info.rows, Some(part_rows));
+    assert_eq!(info.rows, Some(ledger as u64));
+    let hashes = content_hashes(&target.url, &manifest).await;
+    assert!(hashes.contains(&("public.ledger".to_owned(), info.content_hash.clone().unwrap())));
 }
 
 #[tokio::test]
@@ -311,6 +307,7 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
         force: false,
         dry_run: false,
         single_transaction: false,
+        jobs: 1,
     };
     let report = restore(&app, &request).await.unwrap();
 
@@ -321,4 +318,129 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
         fingerprint_all(&source.client().await.unwrap()).await.unwrap(),
         fingerprint_all(&restored).await.unwrap()
     );
+}
+
+/// A restore request for `target` (created) from the newest backup of `database`.
+fn restore_request(database: &str, target: &str, jobs: usize) -> RestoreRequest {
+    let base = admin_url();
+    RestoreRequest {
+        source: RestoreSource::Latest { database: Some(database.to_owned()) },
+        target_url: format!("{}/{target}", &base[..base.rfind('/').unwrap()]),
+        database: None,
+        create: true,
+        clean: false,
+        force: false,
+        dry_run: false,
+        single_transaction: false,
+        jobs,
+    }
+}
+
+#[tokio::test]
+async fn a_backup_set_restores_in_parallel_with_backstop_restore() {
+    // GIVEN a native backup set of the fidelity schema
+    let stack = Stack::new("npar").await.unwrap();
+    let source = TestDb::create("npar").await.unwrap();
+    source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
+    let record = backup(&stack, &source, json!({ "jobs": 2 })).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+
+    // WHEN Backstop restores it (no psql) with three connections replaying the data parts
+    let target = format!("{}_restored", source.name);
+    let request = restore_request(&source.name, &target, 3);
+    let _cleanup = TestDb { name: target.clone(), url: request.target_url.clone() };
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let report = restore(&app, &request).await.unwrap();
+
+    // THEN schema and rows equal the source, and every table has the rows the manifest recorded
+    assert!(report.objects.len() > 3 && report.objects.iter().all(|o| o.verified));
+    assert_eq!(
+        full_schema_of(&source.url).await.unwrap(),
+        full_schema_of(&request.target_url).await.unwrap()
+    );
+    let restored = backstop_tests::connect(&request.target_url).await.unwrap();
+    assert_eq!(
+        fingerprint_all(&source.client().await.unwrap()).await.unwrap(),
+        fingerprint_all(&restored).await.unwrap()
+    );
+    let customers = report.tables.iter().find(|t| t.table == "app.customers").unwrap();
+    assert_eq!((customers.rows, customers.expected), (4, Some(4)));
+}
+
+#[tokio::test]
+async fn a_missing_part_stops_the_restore_before_the_target_is_touched() {
+    let stack = Stack::new("nmissing").await.unwrap();
+    let source = TestDb::create("nmissing").await.unwrap();
+    source
+        .psql(b"create table a (id int); insert into a values (1); create table b (id int);")
+        .await
+        .unwrap();
+    let record = backup(&stack, &source, Value::Null).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let manifest = manifest_of(&stack, &record).await;
+    let part = manifest.objects.iter().find(|o| o.kind == "data").unwrap().key.clone();
+    stack.s3.delete_object().bucket(&stack.bucket).key(&part).send().await.unwrap();
+
+    let target = format!("{}_restored", source.name);
+    let request = restore_request(&source.name, &target, 2);
+    let _cleanup = TestDb { name: target.clone(), url: request.target_url.clone() };
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let err = restore(&app, &request).await.unwrap_err().report();
+
+    assert!(err.contains(&part), "the error names the missing part: {err}");
+    let admin = backstop_tests::connect(&admin_url()).await.unwrap();
+    let exists = admin.query_opt("select 1 from pg_database where datname = $1", &[&target]).await.unwrap();
+    assert!(exists.is_none(), "nothing was created");
+}
+
+#[tokio::test]
+async fn verify_restores_into_a_scratch_database_and_catches_a_copy_that_differs() {
+    use backstop_core::restore::Verify;
+    // GIVEN a native backup
+    let stack = Stack::new("nverify").await.unwrap();
+    let source = TestDb::create("nverify").await.unwrap();
+    source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
+    let record = backup(&stack, &source, Value::Null).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let admin = backstop_tests::connect(&admin_url()).await.unwrap();
+    let scratch_left = || async {
+        admin
+            .query_one("select count(*) from pg_database where datname like 'backstop_verify_%'", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let before = scratch_left().await;
+
+    // WHEN verify runs on the newest backup
+    let verified = run::execute::<Verify>(&app, &json!({ "database": source.name }), None).await;
+
+    // THEN every table matched, the scratch database is gone, and the outcome was published
+    assert_eq!(verified.status, Status::Succeeded, "{:?}", verified.error);
+    let tables = verified.outputs["tables"].as_array().unwrap();
+    assert!(tables.len() >= 10 && tables.iter().all(|t| t["matches"] == true), "{tables:?}");
+    assert_eq!(scratch_left().await, before, "the scratch database was dropped");
+    let outcomes = stack.outcomes(2, Duration::from_secs(10)).await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.attributes["job"]["Value"] == "verify"
+                && o.attributes["status"]["Value"] == "succeeded")
+    );
+
+    // WHEN the manifest says a table held something else than what restores
+    let manifest_key = record.outputs["databases"][0]["manifest_key"].as_str().unwrap().to_owned();
+    let mut manifest = manifest_of(&stack, &record).await;
+    let t = manifest.tables.iter_mut().find(|t| t.name == "orders").unwrap();
+    t.content_hash = Some(format!("xxh3sum:{}", "0".repeat(32)));
+    let body = serde_json::to_vec(&manifest).unwrap();
+    stack.s3.put_object().bucket(&stack.bucket).key(&manifest_key).body(body.into()).send().await.unwrap();
+    let failed = run::execute::<Verify>(&app, &json!({ "key": manifest_key }), None).await;
+
+    // THEN verify fails naming the table, and still drops the scratch database
+    assert_eq!(failed.status, Status::Failed);
+    let error = failed.error.unwrap();
+    assert!(error.contains("differs from the backup in app.orders"), "{error}");
+    assert_eq!(scratch_left().await, before);
 }

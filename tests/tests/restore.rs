@@ -90,6 +90,7 @@ mod from_backups {
             force: false,
             dry_run: false,
             single_transaction: true,
+            jobs: 1,
         }
     }
 

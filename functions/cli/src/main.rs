@@ -9,7 +9,7 @@ use backstop_core::backup::DbBackup;
 use backstop_core::catalog;
 use backstop_core::cleanup::NotificationCleanup;
 use backstop_core::config::Destination;
-use backstop_core::restore::{RestoreRequest, RestoreSource, restore};
+use backstop_core::restore::{RestoreRequest, RestoreSource, Verify, restore};
 use backstop_core::run::{self, Status};
 use backstop_core::{App, Config, telemetry};
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +54,21 @@ enum Command {
     },
     /// Restore a backup (verified against its manifest first) or a plain dump file.
     Restore(RestoreArgs),
+    /// The restore drill: restore into a scratch database, compare rows and content hashes with
+    /// the manifest, drop it; a run record and an SNS outcome like every job.
+    Verify {
+        /// A backup's key or manifest key (default: the newest backup).
+        key: Option<String>,
+        /// Without KEY: the newest backup of this database.
+        #[arg(long)]
+        database: Option<String>,
+        /// Connections replaying data parts (default 2).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Keep the scratch database afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +103,9 @@ struct RestoreArgs {
     /// Roll back everything at the first error (the target stays as it was).
     #[arg(long)]
     single_transaction: bool,
+    /// Connections replaying a backup set's data parts in parallel.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -272,6 +290,10 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             history(&app, job.as_deref(), since.as_deref(), failed, json).await
         }
         Command::Restore(args) => restore_command(&app, args).await,
+        Command::Verify { key, database, jobs, keep } => {
+            let payload = json!({ "key": key, "database": database, "jobs": jobs, "keep": keep });
+            Ok(finish(run::execute::<Verify>(&app, &payload, None).await))
+        }
         Command::NotificationCleanup(args) => {
             Ok(finish(run::execute::<NotificationCleanup>(&app, &args.payload()?, None).await))
         }
@@ -350,6 +372,7 @@ async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCod
         force: args.force,
         dry_run: args.dry_run,
         single_transaction: args.single_transaction,
+        jobs: args.jobs.max(1),
     };
     let report = restore(app, &request).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -231,6 +231,7 @@ async fn backup_database(
                     single,
                     schema_only: options.schema_only,
                     lock_timeout: options.lock_timeout(),
+                    split_pages: (options.split_mb.unwrap_or(128) * 1024 * 1024 / 8192) as i64,
                     schema: native::SchemaOptions {
                         no_owner: options.no_owner,
                         no_privileges: options.no_privileges,

@@ -89,6 +89,9 @@ pub struct BackupOptions {
     pub no_privileges: bool,
     /// How long to wait for each table's lock before failing (native engine), seconds.
     pub lock_timeout_s: Option<u64>,
+    /// Tables larger than this (MiB, main fork) are dumped in parts by several workers
+    /// (native engine, `set` layout, `jobs` > 1); default 128.
+    pub split_mb: Option<u64>,
     /// Patterns (`*`, `?`; `schema.table` or `table`): only matching tables. pg_dump: only
     /// these tables at all (`-t`); native: the whole schema, only these tables' rows.
     pub include_tables: Vec<String>,
@@ -133,6 +136,9 @@ impl BackupOptions {
             && !(1..=MAX_JOBS).contains(&jobs)
         {
             return Err(Error::Payload(format!("jobs: {jobs} is outside 1..={MAX_JOBS}")));
+        }
+        if self.split_mb == Some(0) {
+            return Err(Error::Payload("split_mb: must be at least 1".into()));
         }
         if self.lock_timeout_s == Some(0) {
             return Err(Error::Payload("lock_timeout_s: must be at least 1".into()));

@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -76,6 +75,8 @@ pub struct Settings {
     pub single: bool,
     pub schema_only: bool,
     pub lock_timeout: Duration,
+    /// Tables with more pages than this are dumped in parts when `jobs` > 1.
+    pub split_pages: i64,
     pub schema: SchemaOptions,
 }
 
@@ -91,12 +92,57 @@ pub struct Dumped {
     pub counts: BTreeMap<String, usize>,
 }
 
-/// One table's data as it was read.
-#[derive(Debug, Clone, Default)]
-struct TableStats {
+/// Rows and content hash of a table (or of a part of one; parts add up).
+///
+/// The hash is the wrapping sum of the XXH3-128 of every COPY line (each row's text under
+/// [`SESSION`]): independent of row order, so a table dumped in parts, or restored by parallel
+/// workers into a different physical order, hashes the same. It detects a copy that differs
+/// from what was dumped; it is not a defence against a forger (the manifest's SHA-256s are).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowHasher {
     rows: u64,
-    content_sha256: String,
+    sum: u128,
+    /// The start of a row cut at a chunk boundary.
+    partial: Vec<u8>,
 }
+
+impl RowHasher {
+    /// Feeds COPY text; rows may span calls.
+    pub fn update(&mut self, mut data: &[u8]) {
+        while let Some(end) = data.iter().position(|&b| b == b'\n') {
+            let line = &data[..=end];
+            let hash = if self.partial.is_empty() {
+                xxhash_rust::xxh3::xxh3_128(line)
+            } else {
+                self.partial.extend_from_slice(line);
+                let h = xxhash_rust::xxh3::xxh3_128(&self.partial);
+                self.partial.clear();
+                h
+            };
+            self.sum = self.sum.wrapping_add(hash);
+            self.rows += 1;
+            data = &data[end + 1..];
+        }
+        self.partial.extend_from_slice(data);
+    }
+
+    /// Adds another part's rows.
+    pub fn merge(&mut self, other: &RowHasher) {
+        self.rows += other.rows;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// `xxh3sum:` and the sum in hex.
+    pub fn hash(&self) -> String {
+        format!("xxh3sum:{:032x}", self.sum)
+    }
+}
+
+type TableStats = RowHasher;
 
 /// Dumps `database` into objects under `stem` (`{stem}/…` for a set, `{stem}.sql.zst` for a
 /// single object). `wanted` says whose rows are dumped (the schema is always whole). On any
@@ -140,8 +186,18 @@ pub async fn dump(
     let progress = Progress::new(database, data.len(), data.iter().map(|t| t.bytes.max(0) as u64).sum());
     let ticker = tokio::spawn(progress.clone().report());
 
+    // Large tables become several parts when several workers can read them at once.
+    let mut parts: Vec<DataTable> = Vec::new();
+    for t in &data {
+        if !settings.single && settings.jobs > 1 && t.pages > settings.split_pages {
+            let n = (t.pages / settings.split_pages.max(1) + 1).min(settings.jobs as i64 * 2);
+            parts.extend(t.split(n));
+        } else {
+            parts.push(t.clone());
+        }
+    }
     let outcome = if settings.single {
-        dump_single(app, &coordinator, settings, stem, &schema, &data, &large_objects, &progress).await
+        dump_single(app, &coordinator, settings, stem, &schema, &parts, &large_objects, &progress).await
     } else {
         dump_set(
             app,
@@ -151,7 +207,7 @@ pub async fn dump(
             settings,
             stem,
             &schema,
-            &data,
+            &parts,
             &large_objects,
             &progress,
         )
@@ -162,15 +218,19 @@ pub async fn dump(
     // The snapshot (and the locks) could go only now: every worker has finished reading.
     coordinator.batch_execute("COMMIT").await.map_err(db_err("end the snapshot"))?;
 
+    let mut per_table: std::collections::HashMap<u32, RowHasher> = std::collections::HashMap::new();
+    for (part, s) in parts.iter().zip(&stats) {
+        per_table.entry(part.oid).or_default().merge(s);
+    }
     let info = |t: &DataTable, s: Option<&TableStats>| TableInfo {
         schema: t.schema.clone(),
         name: t.name.clone(),
         rows_estimate: t.rows_estimate,
         bytes: t.bytes,
-        rows: s.map(|s| s.rows),
-        content_sha256: s.map(|s| s.content_sha256.clone()),
+        rows: s.map(|s| s.rows()),
+        content_hash: s.map(|s| s.hash()),
     };
-    let mut tables: Vec<TableInfo> = data.iter().zip(&stats).map(|(t, s)| info(t, Some(s))).collect();
+    let mut tables: Vec<TableInfo> = data.iter().map(|t| info(t, per_table.get(&t.oid))).collect();
     tables.extend(skipped.iter().map(|t| info(t, None)));
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
     Ok(Dumped { objects, tables, snapshot, counts: schema.counts })
@@ -314,7 +374,7 @@ async fn dump_set(
                         )
                         .await?;
                         entry.table = Some(label);
-                        entry.rows = Some(stats.rows);
+                        entry.rows = Some(stats.rows());
                         (i, entry, Some(stats))
                     }
                     Work::LargeObjects(oids) => {
@@ -445,34 +505,31 @@ fn pipe_err(e: std::io::Error) -> Error {
     Error::io("writing the dump stream", e)
 }
 
-/// One table as a `COPY … FROM stdin;` block. Counts rows (text COPY ends each with a newline)
-/// and hashes the data lines as the server sent them.
+/// One table (or part of one) as a `COPY … FROM stdin;` block; counts and hashes its rows.
 async fn copy_table(
     client: &Client,
     table: &DataTable,
     out: &mut (impl AsyncWrite + Unpin),
     progress: &Progress,
 ) -> Result<TableStats> {
-    let head = table.copy_head();
-    out.write_all(format!("{head} FROM stdin;\n").as_bytes()).await.map_err(pipe_err)?;
+    out.write_all(format!("{} FROM stdin;\n", table.copy_head()).as_bytes()).await.map_err(pipe_err)?;
     let copy_err = |source| Error::Database {
         target: table.qualified.clone(),
         context: "COPY TO STDOUT".into(),
         source,
     };
-    let stream = client.copy_out(&format!("{head} TO STDOUT")).await.map_err(copy_err)?;
+    let stream = client.copy_out(&table.copy_out()).await.map_err(copy_err)?;
     let mut stream = std::pin::pin!(stream);
-    let (mut hasher, mut rows) = (Sha256::new(), 0u64);
+    let mut hasher = RowHasher::default();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(copy_err)?;
         hasher.update(&chunk);
-        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
         progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         out.write_all(&chunk).await.map_err(pipe_err)?;
     }
     out.write_all(b"\\.\n\n").await.map_err(pipe_err)?;
     progress.tables.fetch_add(1, Ordering::Relaxed);
-    Ok(TableStats { rows, content_sha256: hex::encode(hasher.finalize()) })
+    Ok(hasher)
 }
 
 /// Large objects as `lo_put` statements (their `lo_create` is in pre-data).
@@ -547,5 +604,62 @@ impl Progress {
                 "dump in progress"
             );
         }
+    }
+}
+
+/// Rows and content hash ([`RowHasher`]) of one table as the engine records them, for
+/// `verify` to compare a restored copy with.
+/// `client` must have run [`SESSION`].
+pub async fn table_content(client: &Client, schema: &str, name: &str) -> Result<(u64, String)> {
+    let qualified = format!("{}.{}", crate::db::quote_ident(schema), crate::db::quote_ident(name));
+    let cols: Vec<String> = client
+        .query(
+            "select quote_ident(a.attname) from pg_attribute a join pg_class c on c.oid = a.attrelid
+             join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
+             order by a.attnum",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(|source| Error::Database { target: qualified.clone(), context: "read columns".into(), source })?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let table = DataTable {
+        oid: 0,
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+        qualified,
+        columns: cols.join(", "),
+        bytes: 0,
+        rows_estimate: None,
+        pages: 0,
+        chunk: None,
+    };
+    let stats = copy_table(client, &table, &mut tokio::io::sink(), &Progress::new("", 0, 0)).await?;
+    Ok((stats.rows(), stats.hash()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_hashes_ignore_order_and_chunking_but_not_content() {
+        let hash = |chunks: &[&[u8]]| {
+            let mut h = RowHasher::default();
+            for c in chunks {
+                h.update(c);
+            }
+            h
+        };
+        let whole = hash(&[b"1\ta\n2\tb\n3\t\\N\n"]);
+        assert_eq!(whole.rows(), 3);
+        assert_eq!(hash(&[b"3\t\\N\n2\tb", b"\n1\ta\n"]), whole, "order and chunk boundaries do not matter");
+        let mut parts = hash(&[b"2\tb\n"]);
+        parts.merge(&hash(&[b"3\t\\N\n1\ta\n"]));
+        assert_eq!(parts.hash(), whole.hash(), "parts add up");
+        assert_ne!(hash(&[b"1\ta\n2\tc\n3\t\\N\n"]).hash(), whole.hash());
+        assert_ne!(hash(&[b"1\ta\n2\tb\n"]).hash(), whole.hash());
     }
 }

@@ -96,16 +96,48 @@ pub struct DataTable {
     pub columns: String,
     pub bytes: i64,
     pub rows_estimate: Option<i64>,
+    /// Pages of the main fork (for splitting a large table into parts).
+    pub pages: i64,
+    /// For one part of a split table: the pages `[first, end)` it reads (`None`: to the end).
+    pub chunk: Option<(i64, Option<i64>)>,
 }
 
 impl DataTable {
-    /// `COPY {table} ({columns})`, the head of both the dump and the restore statement.
+    /// `COPY {table} ({columns})`: the restore statement's head.
     pub fn copy_head(&self) -> String {
         if self.columns.is_empty() {
             format!("COPY {}", self.qualified)
         } else {
             format!("COPY {} ({})", self.qualified, self.columns)
         }
+    }
+
+    /// The dump statement: the whole table, or one range of its pages (a TID range scan), which
+    /// yields the same rows in the same form.
+    pub fn copy_out(&self) -> String {
+        match self.chunk {
+            None => format!("{} TO STDOUT", self.copy_head()),
+            Some((first, end)) => {
+                let upper = end.map(|e| format!(" AND ctid < '({e},0)'::tid")).unwrap_or_default();
+                format!(
+                    "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({first},0)'::tid{upper}) TO STDOUT",
+                    self.columns, self.qualified
+                )
+            }
+        }
+    }
+
+    /// This table as `n` parts over its pages (the last one open-ended, so pages added since
+    /// the size was read are still covered).
+    pub fn split(&self, n: i64) -> Vec<DataTable> {
+        let n = n.max(1);
+        let step = (self.pages / n).max(1);
+        (0..n)
+            .map(|i| {
+                let end = (i + 1 < n).then_some((i + 1) * step);
+                DataTable { chunk: Some((i * step, end)), ..self.clone() }
+            })
+            .collect()
     }
 }
 
@@ -703,7 +735,7 @@ impl Reader<'_> {
                c.relispopulated, c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text,
                pg_total_relation_size(c.oid), case when c.reltuples < 0 then null else c.reltuples::bigint end,
                (select r.oid from pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN'),
-               n.nspname, c.relname
+               n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::bigint
              from pg_class c join pg_namespace n on n.oid = c.relnamespace
              where c.relkind in ('r', 'p', 'v', 'm') and {USER_SCHEMA} order by 3"
         );
@@ -898,6 +930,8 @@ impl Reader<'_> {
                             columns: data_cols.join(", "),
                             bytes: r.get(17),
                             rows_estimate: r.get(18),
+                            pages: r.get(22),
+                            chunk: None,
                         });
                     }
                 }
@@ -1391,6 +1425,30 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    #[test]
+    fn large_tables_split_into_page_ranges() {
+        let t = DataTable {
+            oid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            qualified: "public.t".into(),
+            columns: "id, v".into(),
+            bytes: 0,
+            rows_estimate: None,
+            pages: 100,
+            chunk: None,
+        };
+        assert_eq!(t.copy_out(), "COPY public.t (id, v) TO STDOUT");
+        let parts = t.split(3);
+        let chunks: Vec<_> = parts.iter().map(|p| p.chunk).collect();
+        assert_eq!(chunks, vec![Some((0, Some(33))), Some((33, Some(66))), Some((66, None))]);
+        assert_eq!(
+            parts[1].copy_out(),
+            "COPY (SELECT id, v FROM ONLY public.t WHERE ctid >= '(33,0)'::tid AND ctid < '(66,0)'::tid) TO STDOUT"
+        );
+        assert_eq!(parts[2].copy_head(), "COPY public.t (id, v)");
+    }
 
     #[rstest]
     #[case("public.orders", "orders")]

@@ -16,7 +16,20 @@ pub struct ApplyStats {
     pub statements: u64,
     pub copies: u64,
     pub copy_bytes: u64,
+    /// Rows loaded by COPY (as the server counted them).
+    pub copy_rows: u64,
     pub lines: u64,
+}
+
+impl ApplyStats {
+    /// Adds another replay's counts (parts of one restore).
+    pub fn add(&mut self, other: &ApplyStats) {
+        self.statements += other.statements;
+        self.copies += other.copies;
+        self.copy_bytes += other.copy_bytes;
+        self.copy_rows += other.copy_rows;
+        self.lines += other.lines;
+    }
 }
 
 /// Replays `dump` (named `source` in errors) into `client`'s database. With
@@ -88,7 +101,7 @@ async fn replay<R: AsyncBufRead + Unpin>(
                 }
                 Item::CopyEnd { .. } => {
                     let (mut s, at) = sink.take().expect("end follows a COPY start");
-                    s.as_mut().finish().await.map_err(|e| sql_err(at, e))?;
+                    stats.copy_rows += s.as_mut().finish().await.map_err(|e| sql_err(at, e))?;
                 }
                 Item::Connect { database, line } => {
                     return Err(fail(

@@ -1,11 +1,14 @@
 //! Restore: the other half of a backup. `script` reads plain SQL dumps as psql would,
 //! `apply` replays them into a database without psql, `run` is `backstop restore`: find,
-//! verify, check the target, replay.
+//! verify, check the target, replay. `verify` is the monthly restore drill as a job: restore
+//! into a scratch database, compare rows and content hashes with the manifest, drop it.
 
 mod apply;
 mod run;
 mod script;
+mod verify;
 
 pub use apply::{ApplyStats, apply_plain};
-pub use run::{ObjectCheck, RestoreReport, RestoreRequest, RestoreSource, TableCount, restore};
+pub use run::{ObjectCheck, RestoreReport, RestoreRequest, RestoreSource, TableCount, restore, restore_with};
 pub use script::{Item, ScriptError, ScriptReader};
+pub use verify::{TableCheck, Verify, VerifyOptions};

@@ -45,6 +45,8 @@ pub struct RestoreRequest {
     pub dry_run: bool,
     /// All or nothing: roll back everything at the first error.
     pub single_transaction: bool,
+    /// Connections replaying a backup set's data parts in parallel (1: one after the other).
+    pub jobs: usize,
 }
 
 /// One stored object checked against the manifest.
@@ -80,6 +82,8 @@ pub struct TableCount {
     pub table: String,
     pub rows: i64,
     pub estimate: Option<i64>,
+    /// The rows the backup dumped (native engine): the restore must have exactly these.
+    pub expected: Option<u64>,
 }
 
 /// A dump to replay: where it is, and what it should hash to.
@@ -87,10 +91,27 @@ pub struct TableCount {
 struct Planned {
     label: String,
     manifest_key: Option<String>,
-    /// `(key, sha256)` in restore order; sha256 is `None` for dumps without a manifest.
-    objects: Vec<(String, Option<String>)>,
-    estimates: Vec<(String, Option<i64>)>,
+    /// In restore order.
+    objects: Vec<PlannedObject>,
+    /// `(schema.table, estimate, rows dumped)` from the manifest.
+    tables: Vec<(String, Option<i64>, Option<u64>)>,
     local: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct PlannedObject {
+    key: String,
+    /// `None` for dumps without a manifest.
+    sha256: Option<String>,
+    /// `data` parts of a set can be replayed in parallel.
+    kind: String,
+    uncompressed_bytes: Option<u64>,
+}
+
+impl PlannedObject {
+    fn unverified(key: String) -> Self {
+        PlannedObject { key, sha256: None, kind: "dump".into(), uncompressed_bytes: None }
+    }
 }
 
 async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
@@ -98,8 +119,21 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
     let from_manifest = |manifest_key: String, m: crate::backup::Manifest| Planned {
         label: store.locate(&m.objects.first().map(|o| o.key.clone()).unwrap_or_default()),
         manifest_key: Some(manifest_key),
-        objects: m.objects.iter().map(|o| (o.key.clone(), Some(o.sha256.clone()))).collect(),
-        estimates: m.tables.iter().map(|t| (format!("{}.{}", t.schema, t.name), t.rows_estimate)).collect(),
+        objects: m
+            .objects
+            .iter()
+            .map(|o| PlannedObject {
+                key: o.key.clone(),
+                sha256: Some(o.sha256.clone()),
+                kind: o.kind.clone(),
+                uncompressed_bytes: Some(o.uncompressed_bytes),
+            })
+            .collect(),
+        tables: m
+            .tables
+            .iter()
+            .map(|t| (format!("{}.{}", t.schema, t.name), t.rows_estimate, t.rows))
+            .collect(),
         local: None,
     };
     match source {
@@ -137,16 +171,16 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
             Ok(Planned {
                 label: store.locate(key),
                 manifest_key: None,
-                objects: vec![(key.clone(), None)],
-                estimates: vec![],
+                objects: vec![PlannedObject::unverified(key.clone())],
+                tables: vec![],
                 local: None,
             })
         }
         RestoreSource::File(path) => Ok(Planned {
             label: path.display().to_string(),
             manifest_key: None,
-            objects: vec![(path.display().to_string(), None)],
-            estimates: vec![],
+            objects: vec![PlannedObject::unverified(path.display().to_string())],
+            tables: vec![],
             local: Some(path.clone()),
         }),
     }
@@ -177,7 +211,7 @@ fn decompress(key: &str, raw: Box<dyn AsyncRead + Unpin + Send>) -> Box<dyn Asyn
 
 async fn verify(app: &App, planned: &Planned) -> Result<Vec<ObjectCheck>> {
     let mut checks = Vec::new();
-    for (key, expected) in &planned.objects {
+    for PlannedObject { key, sha256: expected, .. } in &planned.objects {
         let Some(expected) = expected else {
             checks.push(ObjectCheck { key: key.clone(), bytes: None, sha256: None, verified: false });
             continue;
@@ -218,12 +252,23 @@ async fn verify(app: &App, planned: &Planned) -> Result<Vec<ObjectCheck>> {
 
 /// Runs a restore as requested.
 pub async fn restore(app: &App, req: &RestoreRequest) -> Result<RestoreReport> {
+    let creds = DbCredentials::from_url(&req.target_url)?;
+    restore_with(app, req, creds).await
+}
+
+/// [`restore`] into the server `creds` reach (`req.target_url` is not read): `verify` restores
+/// into a scratch database on the configured server, whose credentials may come from a secret.
+pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials) -> Result<RestoreReport> {
     let clock = Instant::now();
+    if req.jobs > 1 && req.single_transaction {
+        return Err(Error::Payload(
+            "--single-transaction needs one connection; leave out --jobs or pass --jobs 1".into(),
+        ));
+    }
     let planned = resolve(app, &req.source).await?;
     // Every object is read and checked before the target is touched.
     let objects = verify(app, &planned).await?;
 
-    let creds = DbCredentials::from_url(&req.target_url)?;
     let target = req
         .database
         .clone()
@@ -307,15 +352,36 @@ pub async fn restore(app: &App, req: &RestoreRequest) -> Result<RestoreReport> {
         admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await.map_err(db_err("create"))?;
     }
     let client = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
+    let progress = Progress::new(&planned);
     let mut total = ApplyStats::default();
-    for (key, _) in &planned.objects {
-        tracing::info!(object = %key, target = %report.target, "replaying");
-        let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, &planned, key).await?));
-        let stats = apply_plain(&client, key, reader, req.single_transaction).await?;
-        total.statements += stats.statements;
-        total.copies += stats.copies;
-        total.copy_bytes += stats.copy_bytes;
-        total.lines += stats.lines;
+    // pre-data, then the data parts (in parallel with --jobs), then the rest.
+    let data: Vec<&PlannedObject> = planned.objects.iter().filter(|o| o.kind == "data").collect();
+    let before = planned.objects.iter().take_while(|o| o.kind != "data");
+    for o in before {
+        total.add(&replay(app, &planned, &client, o, req.single_transaction, &progress).await?);
+    }
+    if req.jobs > 1 && data.len() > 1 {
+        let queue = std::sync::Mutex::new(data.iter().copied().collect::<std::collections::VecDeque<_>>());
+        let worker = |_| async {
+            let c = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
+            let mut stats = ApplyStats::default();
+            loop {
+                let Some(o) = queue.lock().expect("queue lock").pop_front() else { break };
+                stats.add(&replay(app, &planned, &c, o, false, &progress).await?);
+            }
+            Ok::<_, Error>(stats)
+        };
+        for stats in futures_util::future::try_join_all((0..req.jobs.min(data.len())).map(worker)).await? {
+            total.add(&stats);
+        }
+    } else {
+        for o in &data {
+            total.add(&replay(app, &planned, &client, o, req.single_transaction, &progress).await?);
+        }
+    }
+    let after = planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data");
+    for o in after {
+        total.add(&replay(app, &planned, &client, o, req.single_transaction, &progress).await?);
     }
     report.applied = Some(total);
 
@@ -333,13 +399,85 @@ pub async fn restore(app: &App, req: &RestoreRequest) -> Result<RestoreReport> {
         .collect();
     for (quoted, plain) in tables {
         let rows: i64 = client
-            .query_one(&format!("select count(*) from {quoted}"), &[])
+            .query_one(&format!("select count(*) from only {quoted}"), &[])
             .await
             .map_err(db_err("count rows"))?
             .get(0);
-        let estimate = planned.estimates.iter().find(|(n, _)| *n == plain).and_then(|(_, e)| *e);
-        report.tables.push(TableCount { table: plain, rows, estimate });
+        let known = planned.tables.iter().find(|(n, ..)| *n == plain);
+        let (estimate, expected) = known.map_or((None, None), |(_, e, r)| (*e, *r));
+        report.tables.push(TableCount { table: plain, rows, estimate, expected });
+    }
+    // A backup that recorded its row counts must come back with exactly those.
+    let wrong: Vec<String> = report
+        .tables
+        .iter()
+        .filter(|t| t.expected.is_some_and(|e| e != t.rows as u64))
+        .map(|t| format!("{} has {} rows, the backup {}", t.table, t.rows, t.expected.unwrap_or_default()))
+        .collect();
+    if !wrong.is_empty() {
+        return Err(Error::Restore {
+            dump: planned.label.clone(),
+            line: 0,
+            reason: format!("restored row counts differ from the manifest: {}", wrong.join("; ")),
+        });
     }
     report.duration_ms = clock.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Streams one object from the store through decompression into `client`.
+async fn replay(
+    app: &App,
+    planned: &Planned,
+    client: &tokio_postgres::Client,
+    object: &PlannedObject,
+    single_transaction: bool,
+    progress: &Progress,
+) -> Result<ApplyStats> {
+    let key = &object.key;
+    let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
+    let stats = apply_plain(client, key, reader, single_transaction).await?;
+    progress.done(object, &stats);
+    Ok(stats)
+}
+
+/// Parts, bytes and rows replayed, the rate and the time left, logged as each part ends.
+#[derive(Debug)]
+struct Progress {
+    start: Instant,
+    parts: usize,
+    total_bytes: Option<u64>,
+    done_parts: std::sync::atomic::AtomicUsize,
+    done_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    fn new(planned: &Planned) -> Self {
+        Progress {
+            start: Instant::now(),
+            parts: planned.objects.len(),
+            total_bytes: planned.objects.iter().map(|o| o.uncompressed_bytes).sum(),
+            done_parts: Default::default(),
+            done_bytes: Default::default(),
+        }
+    }
+
+    fn done(&self, object: &PlannedObject, stats: &ApplyStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let parts = self.done_parts.fetch_add(1, Relaxed) + 1;
+        let bytes = self.done_bytes.fetch_add(object.uncompressed_bytes.unwrap_or(0), Relaxed)
+            + object.uncompressed_bytes.unwrap_or(0);
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let rate = bytes as f64 / secs;
+        let eta = self.total_bytes.filter(|_| rate > 0.0).map(|t| (t.saturating_sub(bytes)) as f64 / rate);
+        tracing::info!(
+            part = %object.key,
+            parts = %format!("{parts}/{}", self.parts),
+            sql = %crate::run::human_bytes(bytes),
+            rows = stats.copy_rows,
+            rate = %format!("{}/s", crate::run::human_bytes(rate as u64)),
+            eta_s = eta.map(|e| e.round() as u64),
+            "restore progress"
+        );
+    }
 }
