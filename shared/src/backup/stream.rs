@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use async_compression::Level;
 use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
 use async_compression::tokio::write::{GzipEncoder as GzipWriter, ZstdEncoder as ZstdWriter};
+use async_compression::zstd::CParameter;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 
 use super::options::Compression;
@@ -99,7 +100,14 @@ pub fn compress_writer<W: AsyncWrite + Unpin + Send + 'static>(
 ) -> (Box<dyn AsyncWrite + Unpin + Send>, Arc<AtomicU64>) {
     let count = Arc::new(AtomicU64::new(0));
     let encoder: Box<dyn AsyncWrite + Unpin + Send> = match compression {
-        Compression::Zstd => Box::new(ZstdWriter::with_quality(writer, Level::Precise(level))),
+        // One background compression thread per stream, in 1 MiB jobs: the producer goes on
+        // reading COPY data meanwhile, and zstd's multi-threaded mode (the CLI's default)
+        // compresses SQL slightly smaller than its single-threaded one at the same level.
+        Compression::Zstd => Box::new(ZstdWriter::with_quality_and_params(
+            writer,
+            Level::Precise(level),
+            &[CParameter::nb_workers(1), CParameter::job_size(1 << 20)],
+        )),
         Compression::Gzip => Box::new(GzipWriter::with_quality(writer, Level::Precise(level))),
     };
     (Box::new(CountingWriter { inner: encoder, count: count.clone() }), count)

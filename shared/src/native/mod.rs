@@ -287,7 +287,7 @@ async fn dump_single(
         key,
         settings,
         estimate,
-        app.config.s3.upload_concurrency,
+        Budget::shared(&app.config.s3, 1),
         "dump",
         |mut out| async move {
             out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
@@ -334,8 +334,8 @@ async fn dump_set(
     }
     let jobs = settings.jobs.clamp(1, queue.len().max(1));
     let queue = Arc::new(Mutex::new(queue));
-    // Each worker keeps a share of the upload concurrency, so memory stays bounded by the total.
-    let concurrency = (app.config.s3.upload_concurrency / jobs).max(1);
+    // Each worker keeps a share of one stream's memory, so the total stays bounded.
+    let budget = Budget::shared(&app.config.s3, jobs);
     let worker = |w: usize| {
         let (queue, progress) = (queue.clone(), progress.clone());
         async move {
@@ -359,20 +359,13 @@ async fn dump_set(
                         let key = format!("{stem}/data-{i:05}.sql.{ext}");
                         let estimate = table.bytes.max(0) as u64;
                         let label = table.qualified.clone();
-                        let (mut entry, stats) = upload(
-                            app,
-                            &key,
-                            settings,
-                            estimate,
-                            concurrency,
-                            "data",
-                            |mut out| async move {
+                        let (mut entry, stats) =
+                            upload(app, &key, settings, estimate, budget, "data", |mut out| async move {
                                 out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
                                 let stats = copy_table(&c, &table, &mut out, &p).await?;
                                 Ok((out, stats))
-                            },
-                        )
-                        .await?;
+                            })
+                            .await?;
                         entry.table = Some(label);
                         entry.rows = Some(stats.rows());
                         (i, entry, Some(stats))
@@ -380,7 +373,7 @@ async fn dump_set(
                     Work::LargeObjects(oids) => {
                         let key = format!("{stem}/large-objects.sql.{ext}");
                         let (entry, ()) =
-                            upload(app, &key, settings, 0, concurrency, "data", |mut out| async move {
+                            upload(app, &key, settings, 0, budget, "data", |mut out| async move {
                                 out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
                                 write_large_objects(&c, &oids, &mut out).await?;
                                 Ok((out, ()))
@@ -422,6 +415,27 @@ enum Work {
 /// Where a producer writes: the compressor in front of the upload's pipe.
 type Sink = Box<dyn AsyncWrite + Unpin + Send>;
 
+/// How much memory one stream's upload may hold: parts in flight, and their size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Budget {
+    concurrency: usize,
+    part_size: usize,
+}
+
+impl Budget {
+    /// The configured single stream's budget (`upload_concurrency` parts in flight plus the one
+    /// filling) shared by `streams` concurrent streams: each keeps one part in flight and one
+    /// filling, of at least S3's 5 MiB; so four workers hold about what one stream would.
+    fn shared(s3: &crate::config::S3Settings, streams: usize) -> Self {
+        let streams = streams.max(1);
+        let total = s3.part_size * (s3.upload_concurrency + 1);
+        let per_stream = (s3.upload_concurrency / streams).max(1);
+        let part_size =
+            (total / (streams * (per_stream + 1))).clamp(crate::config::MIN_PART_SIZE, s3.part_size);
+        Budget { concurrency: per_stream, part_size }
+    }
+}
+
 /// Streams what `produce` writes (compressed on the producer's task, so workers compress in
 /// parallel) into `key`. The object is completed only when the producer succeeded;
 /// otherwise the upload is aborted.
@@ -430,7 +444,7 @@ async fn upload<T, F, Fut>(
     key: &str,
     settings: &Settings,
     estimate: u64,
-    concurrency: usize,
+    budget: Budget,
     kind: &str,
     produce: F,
 ) -> Result<(ObjectEntry, T)>
@@ -449,9 +463,15 @@ where
         sink.shutdown().await.map_err(pipe_err)?;
         Ok(value)
     });
-    let sizer = PartSizer::new(&app.config.s3, Some(estimate));
-    let mut upload =
-        StreamUpload::begin(app.store.clone(), key, settings.compression.content_type(), sizer, concurrency);
+    let s3 = crate::config::S3Settings { part_size: budget.part_size, ..app.config.s3.clone() };
+    let sizer = PartSizer::new(&s3, Some(estimate));
+    let mut upload = StreamUpload::begin(
+        app.store.clone(),
+        key,
+        settings.compression.content_type(),
+        sizer,
+        budget.concurrency,
+    );
     let copied = upload.copy_from(reader).await;
     // The stream ended (or failed): the producer's verdict decides whether it was complete.
     let produced = match producer.join_next().await {
@@ -493,7 +513,8 @@ async fn upload_text(
 ) -> Result<ObjectEntry> {
     let text = format!("{PREAMBLE}{sql}");
     let estimate = text.len() as u64;
-    let (entry, ()) = upload(app, key, settings, estimate, 1, kind, |mut out| async move {
+    let budget = Budget { concurrency: 1, part_size: app.config.s3.part_size };
+    let (entry, ()) = upload(app, key, settings, estimate, budget, kind, |mut out| async move {
         out.write_all(text.as_bytes()).await.map_err(pipe_err)?;
         Ok((out, ()))
     })
@@ -643,6 +664,16 @@ pub async fn table_content(client: &Client, schema: &str, name: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_share_one_streams_memory() {
+        let mib = 1024 * 1024;
+        let s3 =
+            crate::config::S3Settings { part_size: 8 * mib, upload_concurrency: 2, ..Default::default() };
+        assert_eq!(Budget::shared(&s3, 1), Budget { concurrency: 2, part_size: 8 * mib });
+        assert_eq!(Budget::shared(&s3, 2), Budget { concurrency: 1, part_size: 6 * mib });
+        assert_eq!(Budget::shared(&s3, 4), Budget { concurrency: 1, part_size: 5 * mib });
+    }
 
     #[test]
     fn row_hashes_ignore_order_and_chunking_but_not_content() {
