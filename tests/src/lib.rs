@@ -125,47 +125,38 @@ pub async fn psql(url: &str, sql: &[u8]) -> Result<String> {
 
 /// Row count and an order-independent content hash per table of the `public` schema.
 pub async fn fingerprint(client: &Client) -> Result<Vec<(String, i64, String)>> {
-    let tables: Vec<String> = client
-        .query("select tablename from pg_tables where schemaname = 'public' order by 1", &[])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut out = Vec::new();
-    for t in tables {
-        let row = client
-            .query_one(
-                &format!("select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from public.\"{t}\" x"),
-                &[],
-            )
-            .await?;
-        out.push((t, row.get(0), row.get(1)));
-    }
-    Ok(out)
+    fingerprint_of(
+        client,
+        "select tablename, 'public.' || quote_ident(tablename) from pg_tables where schemaname = 'public' order by 1",
+    )
+    .await
 }
 
 /// Row count and an order-independent content hash of every table outside the system schemas
-/// (`schema.table`), the way the native engine's proof compares a source and its restore.
+/// (`schema.table`, its own rows only), the way the native engine's proof compares a source and
+/// its restore.
 pub async fn fingerprint_all(client: &Client) -> Result<Vec<(String, i64, String)>> {
-    let tables: Vec<String> = client
-        .query(
-            "select format('%I.%I', schemaname, tablename) from pg_tables
-             where schemaname not in ('pg_catalog', 'information_schema') order by 1",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    fingerprint_of(
+        client,
+        "select format('%I.%I', schemaname, tablename), 'only ' || format('%I.%I', schemaname, tablename)
+         from pg_tables where schemaname not in ('pg_catalog', 'information_schema') order by 1",
+    )
+    .await
+}
+
+/// `tables` lists `(name, FROM expression)`; each table's count and hash under its name.
+async fn fingerprint_of(client: &Client, tables: &str) -> Result<Vec<(String, i64, String)>> {
+    let tables: Vec<(String, String)> =
+        client.query(tables, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut out = Vec::new();
-    for t in tables {
+    for (name, from) in tables {
         let row = client
             .query_one(
-                &format!("select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from only {t} x"),
+                &format!("select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from {from} x"),
                 &[],
             )
             .await?;
-        out.push((t, row.get(0), row.get(1)));
+        out.push((name, row.get(0), row.get(1)));
     }
     Ok(out)
 }

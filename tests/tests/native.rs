@@ -294,21 +294,9 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
 
     // WHEN Backstop restores it (no psql) into a new database
     let target = format!("{}_restored", source.name);
-    let base = admin_url();
-    let target_url = format!("{}/{target}", &base[..base.rfind('/').unwrap()]);
-    let _cleanup = TestDb { name: target.clone(), url: target_url.clone() };
+    let request = restore_request(&source.name, &target, 1);
+    let _cleanup = TestDb { name: target.clone(), url: request.target_url.clone() };
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
-    let request = RestoreRequest {
-        source: RestoreSource::Latest { database: Some(source.name.clone()) },
-        target_url,
-        database: None,
-        create: true,
-        clean: false,
-        force: false,
-        dry_run: false,
-        single_transaction: false,
-        jobs: 1,
-    };
     let report = restore(&app, &request).await.unwrap();
 
     // THEN every table has its rows and content

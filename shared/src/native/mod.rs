@@ -384,7 +384,12 @@ async fn dump_set(
                 };
                 done.push(part);
             }
-            client.batch_execute("COMMIT").await.ok();
+            // A connection that breaks even here leaves doubt about what it sent: fail.
+            client.batch_execute("COMMIT").await.map_err(|source| Error::Database {
+                target: creds.display_target(database),
+                context: "end a worker's snapshot".into(),
+                source,
+            })?;
             Ok::<_, Error>(done)
         }
     };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run::{RestoreRequest, RestoreSource, restore_with};
 use crate::App;
+use crate::backup::Manifest;
 use crate::catalog::{list_backups, read_manifest};
 use crate::db::quote_ident;
 use crate::error::{Error, Result};
@@ -50,12 +51,12 @@ impl Job for Verify {
     }
 
     async fn run(app: &App, options: &VerifyOptions, ctx: &RunContext) -> JobReport {
-        let manifest_key = match locate(app, options).await {
+        let (manifest_key, manifest) = match locate(app, options).await {
             Ok(k) => k,
             Err(e) => return JobReport::failed("no backup to verify", e),
         };
         let scratch = format!("backstop_verify_{}", ctx.run_id.to_lowercase().replace('-', "_"));
-        let outcome = drill(app, options, &manifest_key, &scratch).await;
+        let outcome = drill(app, options, &manifest_key, &manifest, &scratch).await;
         let dropped = if options.keep { Ok(()) } else { drop_scratch(app, &scratch).await };
         let (checks, error) = match (outcome, dropped) {
             (Ok(checks), Ok(())) => {
@@ -91,14 +92,15 @@ impl Job for Verify {
     }
 }
 
-async fn locate(app: &App, options: &VerifyOptions) -> Result<String> {
+/// The manifest to verify against, and its key (read once).
+async fn locate(app: &App, options: &VerifyOptions) -> Result<(String, Manifest)> {
     if let Some(key) = &options.key {
         let key = if key.ends_with(".manifest.json") { key.clone() } else { format!("{key}.manifest.json") };
-        read_manifest(app.store.as_ref(), &key).await?;
-        return Ok(key);
+        let manifest = read_manifest(app.store.as_ref(), &key).await?;
+        return Ok((key, manifest));
     }
     let newest = list_backups(app.store.as_ref(), &app.config.prefix, options.database.as_deref()).await?;
-    newest.into_iter().next().map(|b| b.manifest_key).ok_or_else(|| {
+    newest.into_iter().next().map(|b| (b.manifest_key, b.manifest)).ok_or_else(|| {
         Error::Payload(format!("no backup under {} has a manifest", app.store.locate(&app.config.prefix)))
     })
 }
@@ -108,9 +110,9 @@ async fn drill(
     app: &App,
     options: &VerifyOptions,
     manifest_key: &str,
+    manifest: &Manifest,
     scratch: &str,
 ) -> Result<Vec<TableCheck>> {
-    let manifest = read_manifest(app.store.as_ref(), manifest_key).await?;
     if manifest.tables.iter().all(|t| t.content_hash.is_none()) {
         return Err(Error::Payload(format!(
             "{manifest_key} records no content hashes (a pg_dump-engine backup): restore it to check it"
