@@ -22,7 +22,8 @@
 //!   (`schema`, ordered by `order`), parallel COPY workers, backup sets.
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump, parallel data
-//!   parts) and the `verify` job (restore into a scratch database, compare with the manifest).
+//!   parts, `--tables`) and the `verify` job (restore into a scratch database, compare with the
+//!   manifest).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 
 pub mod app;

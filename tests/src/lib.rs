@@ -26,6 +26,31 @@ pub fn admin_url() -> String {
     std::env::var("BACKSTOP_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The URL of database `name` on the admin URL's server.
+pub fn database_url(name: &str) -> String {
+    let base = admin_url();
+    format!("{}/{name}", &base[..base.rfind('/').expect("the admin URL names a database")])
+}
+
+/// A restore of `source` into `target` (created), one connection, no single transaction.
+pub fn restore_request(
+    source: backstop_core::restore::RestoreSource,
+    target: &str,
+) -> backstop_core::restore::RestoreRequest {
+    backstop_core::restore::RestoreRequest {
+        source,
+        target_url: database_url(target),
+        database: None,
+        create: true,
+        clean: false,
+        force: false,
+        dry_run: false,
+        single_transaction: false,
+        jobs: 1,
+        tables: vec![],
+    }
+}
+
 /// The moto endpoint.
 pub fn aws_endpoint() -> String {
     std::env::var("BACKSTOP_TEST_AWS_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:5055".into())

@@ -310,18 +310,8 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
 
 /// A restore request for `target` (created) from the newest backup of `database`.
 fn restore_request(database: &str, target: &str, jobs: usize) -> RestoreRequest {
-    let base = admin_url();
-    RestoreRequest {
-        source: RestoreSource::Latest { database: Some(database.to_owned()) },
-        target_url: format!("{}/{target}", &base[..base.rfind('/').unwrap()]),
-        database: None,
-        create: true,
-        clean: false,
-        force: false,
-        dry_run: false,
-        single_transaction: false,
-        jobs,
-    }
+    let source = RestoreSource::Latest { database: Some(database.to_owned()) };
+    RestoreRequest { jobs, ..backstop_tests::restore_request(source, target) }
 }
 
 #[tokio::test]

@@ -75,23 +75,8 @@ mod from_backups {
     use backstop_tests::{Stack, TestDb, admin_url, fingerprint, pg_dump_plain};
     use serde_json::json;
 
-    fn target_url(name: &str) -> String {
-        let base = admin_url();
-        format!("{}/{name}", &base[..base.rfind('/').unwrap()])
-    }
-
     fn request(source: RestoreSource, target: &str) -> RestoreRequest {
-        RestoreRequest {
-            source,
-            target_url: target_url(target),
-            database: None,
-            create: true,
-            clean: false,
-            force: false,
-            dry_run: false,
-            single_transaction: true,
-            jobs: 1,
-        }
+        RestoreRequest { single_transaction: true, ..backstop_tests::restore_request(source, target) }
     }
 
     async fn exists(name: &str) -> bool {
@@ -101,7 +86,7 @@ mod from_backups {
 
     /// A TestDb for a name the restore creates, so it is dropped at the end.
     fn adopt(name: &str) -> TestDb {
-        TestDb { name: name.to_owned(), url: target_url(name) }
+        TestDb { name: name.to_owned(), url: backstop_tests::database_url(name) }
     }
 
     async fn backed_up(label: &str) -> (Stack, TestDb, backstop_core::App) {
@@ -142,7 +127,7 @@ mod from_backups {
         assert_eq!(report.target_state, "absent");
         let t = report.tables.iter().find(|t| t.table == "public.t").unwrap();
         assert_eq!((t.rows, t.estimate), (5000, Some(5000)));
-        let restored = backstop_tests::connect(&target_url(&target)).await.unwrap();
+        let restored = backstop_tests::connect(&backstop_tests::database_url(&target)).await.unwrap();
         assert_eq!(
             fingerprint(&db.client().await.unwrap()).await.unwrap(),
             fingerprint(&restored).await.unwrap()
@@ -224,7 +209,7 @@ mod from_backups {
             let _cleanup = adopt(&target);
             let report = restore(&app, &request(RestoreSource::File(path), &target)).await.unwrap();
             assert!(!report.objects[0].verified, "a file without a manifest cannot be verified");
-            let restored = backstop_tests::connect(&target_url(&target)).await.unwrap();
+            let restored = backstop_tests::connect(&backstop_tests::database_url(&target)).await.unwrap();
             assert_eq!(
                 fingerprint(&db.client().await.unwrap()).await.unwrap(),
                 fingerprint(&restored).await.unwrap(),
@@ -232,5 +217,90 @@ mod from_backups {
             );
         }
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Names of the foreign keys in `client`'s database.
+    async fn foreign_keys(client: &tokio_postgres::Client) -> Vec<String> {
+        let rows =
+            client.query("select conname::text from pg_constraint where contype = 'f' order by 1", &[]);
+        rows.await.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
+    #[tokio::test]
+    async fn tables_restores_only_the_named_tables_rows_from_a_backup_set() {
+        // GIVEN a native backup set of t (5000 rows) and u (100 rows, u.t_id references t)
+        let (_stack, db, app) = backed_up("rtables").await;
+        let manifest = &list_backups(app.store.as_ref(), "backstop/", None).await.unwrap()[0].manifest;
+        let source = fingerprint(&db.client().await.unwrap()).await.unwrap();
+
+        // WHEN only u's rows are restored
+        let target = format!("{}_u", db.name);
+        let _cleanup = adopt(&target);
+        let latest = RestoreSource::Latest { database: Some(db.name.clone()) };
+        let mut req = RestoreRequest { tables: vec!["public.u".into()], ..request(latest.clone(), &target) };
+        let report = restore(&app, &req).await.unwrap();
+
+        // THEN u equals the source, t is there but empty, and the foreign key that would fail
+        // without t's rows is left out and said
+        let restored = backstop_tests::connect(&backstop_tests::database_url(&target)).await.unwrap();
+        let got = fingerprint(&restored).await.unwrap();
+        assert_eq!(got.iter().find(|f| f.0 == "u"), source.iter().find(|f| f.0 == "u"));
+        assert_eq!(got.iter().find(|f| f.0 == "t").map(|f| f.1), Some(0));
+        assert_eq!(foreign_keys(&restored).await, Vec::<String>::new());
+        let applied = report.applied.as_ref().unwrap();
+        assert!(applied.skipped_constraints[0].contains("u_t_id_fkey"), "{:?}", applied.skipped_constraints);
+        assert_eq!(applied.copy_rows, 100);
+        // only u's data part was read; the summary counts u against the manifest
+        let t_part = manifest.objects.iter().find(|o| o.table.as_deref() == Some("public.t")).unwrap();
+        assert!(report.objects.iter().all(|o| o.key != t_part.key && o.verified));
+        assert_eq!(report.objects.len(), manifest.objects.len() - 1);
+        assert_eq!(report.tables.len(), 1);
+        assert_eq!((report.tables[0].rows, report.tables[0].expected), (100, Some(100)));
+
+        // AND a pattern that matches nothing is named, with the tables there are, before any change
+        let typo = format!("{}_typo", db.name);
+        let _cleanup2 = adopt(&typo);
+        req = RestoreRequest { tables: vec!["public.uu".into()], ..request(latest, &typo) };
+        let err = restore(&app, &req).await.unwrap_err().report();
+        assert!(err.contains("public.uu") && err.contains("public.t, public.u"), "{err}");
+        assert!(!exists(&typo).await, "nothing was created");
+    }
+
+    #[tokio::test]
+    async fn tables_filters_a_plain_pg_dump_file_too() {
+        // GIVEN a plain pg_dump file of t and u (u.t_id references t)
+        let (_stack, db, app) = backed_up("rtabfile").await;
+        let path = std::env::temp_dir().join(format!("backstop-{}.sql", db.name));
+        std::fs::write(&path, pg_dump_plain(&db.url).await.unwrap()).unwrap();
+        let source = fingerprint(&db.client().await.unwrap()).await.unwrap();
+
+        // WHEN only t's rows are restored (t* matches t only)
+        let target = format!("{}_t", db.name);
+        let _cleanup = adopt(&target);
+        let req = RestoreRequest {
+            tables: vec!["t*".into()],
+            ..request(RestoreSource::File(path.clone()), &target)
+        };
+        let report = restore(&app, &req).await.unwrap();
+
+        // THEN t equals the source, u is empty, and u's foreign key (which holds) is kept
+        let restored = backstop_tests::connect(&backstop_tests::database_url(&target)).await.unwrap();
+        let got = fingerprint(&restored).await.unwrap();
+        assert_eq!(got.iter().find(|f| f.0 == "t"), source.iter().find(|f| f.0 == "t"));
+        assert_eq!(got.iter().find(|f| f.0 == "u").map(|f| f.1), Some(0));
+        assert_eq!(foreign_keys(&restored).await, vec!["u_t_id_fkey".to_string()]);
+        let applied = report.applied.as_ref().unwrap();
+        assert_eq!((applied.skipped_copies, applied.skipped_constraints.len()), (1, 0));
+
+        // AND a pattern no table of the dump matches fails the restore, naming it
+        let typo = format!("{}_typo", db.name);
+        let _cleanup2 = adopt(&typo);
+        let req = RestoreRequest {
+            tables: vec!["nope".into()],
+            ..request(RestoreSource::File(path.clone()), &typo)
+        };
+        let err = restore(&app, &req).await.unwrap_err().report();
+        assert!(err.contains("nope") && err.contains("matched no table"), "{err}");
+        std::fs::remove_file(path).unwrap();
     }
 }

@@ -106,6 +106,10 @@ struct RestoreArgs {
     /// Connections replaying a backup set's data parts in parallel.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Restore only these tables' rows (pg_dump pattern, repeatable or comma-separated); the
+    /// schema comes back whole, foreign keys to tables left out are skipped.
+    #[arg(long = "tables", value_name = "PATTERN", value_delimiter = ',')]
+    tables: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +377,7 @@ async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCod
         dry_run: args.dry_run,
         single_transaction: args.single_transaction,
         jobs: args.jobs.max(1),
+        tables: args.tables,
     };
     let report = restore(app, &request).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,6 +8,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio_postgres::Client;
 
 use super::script::{Item, ScriptReader};
+use super::select::{TableSelection, Verdict};
 use crate::error::{Error, Result};
 
 /// What a replay did.
@@ -19,6 +20,11 @@ pub struct ApplyStats {
     /// Rows loaded by COPY (as the server counted them).
     pub copy_rows: u64,
     pub lines: u64,
+    /// `COPY` blocks left out by `--tables`.
+    pub skipped_copies: u64,
+    /// Foreign keys left out by `--tables`, each with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_constraints: Vec<String>,
 }
 
 impl ApplyStats {
@@ -29,6 +35,8 @@ impl ApplyStats {
         self.copy_bytes += other.copy_bytes;
         self.copy_rows += other.copy_rows;
         self.lines += other.lines;
+        self.skipped_copies += other.skipped_copies;
+        self.skipped_constraints.extend(other.skipped_constraints.iter().cloned());
     }
 }
 
@@ -37,8 +45,20 @@ impl ApplyStats {
 pub async fn apply_plain<R: AsyncBufRead + Unpin>(
     client: &Client,
     source: &str,
+    dump: R,
+    single_transaction: bool,
+) -> Result<ApplyStats> {
+    apply_selected(client, source, dump, single_transaction, None).await
+}
+
+/// [`apply_plain`], bringing back only the rows of the tables `selection` names (and leaving
+/// out the foreign keys that would fail without the others).
+pub async fn apply_selected<R: AsyncBufRead + Unpin>(
+    client: &Client,
+    source: &str,
     mut dump: R,
     single_transaction: bool,
+    selection: Option<&TableSelection>,
 ) -> Result<ApplyStats> {
     let fail = |line: usize, reason: String| Error::Restore { dump: source.to_owned(), line, reason };
     let sql_err = |line: usize, e: tokio_postgres::Error| {
@@ -51,7 +71,7 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
     if single_transaction {
         client.batch_execute("BEGIN").await.map_err(|e| sql_err(0, e))?;
     }
-    let replayed = replay(client, &mut dump, &fail, &sql_err).await;
+    let replayed = replay(client, &mut dump, selection, &fail, &sql_err).await;
     if single_transaction {
         // On failure the transaction is rolled back, leaving the target as it was.
         let end = if replayed.is_ok() { "COMMIT" } else { "ROLLBACK" };
@@ -63,6 +83,7 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
 async fn replay<R: AsyncBufRead + Unpin>(
     conn: &Client,
     dump: &mut R,
+    selection: Option<&TableSelection>,
     fail: &impl Fn(usize, String) -> Error,
     sql_err: &impl Fn(usize, tokio_postgres::Error) -> Error,
 ) -> Result<ApplyStats> {
@@ -71,6 +92,9 @@ async fn replay<R: AsyncBufRead + Unpin>(
     let mut items = Vec::new();
     let mut line = Vec::with_capacity(8 * 1024);
     let mut sink: Option<(std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>, usize)> = None;
+    // Inside the data of a COPY left out.
+    let mut skipping = false;
+    let judge = |sql: &str| selection.map_or(Verdict::Keep, |s| s.judge(sql));
     loop {
         line.clear();
         let n = dump
@@ -86,14 +110,28 @@ async fn replay<R: AsyncBufRead + Unpin>(
         for item in items.drain(..) {
             match item {
                 Item::Statement { sql, line } => {
+                    if let Verdict::SkipForeignKey { constraint, table, references } = judge(&sql) {
+                        tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
+                        stats.skipped_constraints.push(format!(
+                            "{constraint} on {table}: references {references}, whose rows were not restored"
+                        ));
+                        continue;
+                    }
                     conn.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
                     stats.statements += 1;
                 }
                 Item::CopyStart { sql, line } => {
+                    if let Verdict::SkipRows { .. } = judge(&sql) {
+                        skipping = true;
+                        stats.skipped_copies += 1;
+                        continue;
+                    }
                     let s = conn.copy_in::<_, Bytes>(sql.as_str()).await.map_err(|e| sql_err(line, e))?;
                     sink = Some((Box::pin(s), line));
                     stats.copies += 1;
                 }
+                Item::CopyData(_) if skipping => {}
+                Item::CopyEnd { .. } if skipping => skipping = false,
                 Item::CopyData(rows) => {
                     let (s, at) = sink.as_mut().expect("data follows a COPY start");
                     stats.copy_bytes += rows.len() as u64;

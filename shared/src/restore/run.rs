@@ -10,7 +10,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
-use super::apply::{ApplyStats, apply_plain};
+use super::apply::{ApplyStats, apply_selected};
+use super::select::TableSelection;
 use crate::App;
 use crate::catalog::{list_backups, read_manifest};
 use crate::db::quote_ident;
@@ -47,6 +48,8 @@ pub struct RestoreRequest {
     pub single_transaction: bool,
     /// Connections replaying a backup set's data parts in parallel (1: one after the other).
     pub jobs: usize,
+    /// Only these tables' rows (pg_dump-style patterns); empty: all. The schema comes back whole.
+    pub tables: Vec<String>,
 }
 
 /// One stored object checked against the manifest.
@@ -93,9 +96,18 @@ struct Planned {
     manifest_key: Option<String>,
     /// In restore order.
     objects: Vec<PlannedObject>,
-    /// `(schema.table, estimate, rows dumped)` from the manifest.
-    tables: Vec<(String, Option<i64>, Option<u64>)>,
+    /// The manifest's tables.
+    tables: Vec<PlannedTable>,
     local: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+struct PlannedTable {
+    schema: String,
+    name: String,
+    estimate: Option<i64>,
+    /// Rows dumped (native engine).
+    rows: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,19 +117,21 @@ struct PlannedObject {
     sha256: Option<String>,
     /// `data` parts of a set can be replayed in parallel.
     kind: String,
+    /// The table a data part holds, as SQL names it.
+    table: Option<String>,
     uncompressed_bytes: Option<u64>,
 }
 
 impl PlannedObject {
     fn unverified(key: String) -> Self {
-        PlannedObject { key, sha256: None, kind: "dump".into(), uncompressed_bytes: None }
+        PlannedObject { key, sha256: None, kind: "dump".into(), table: None, uncompressed_bytes: None }
     }
 }
 
 async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
     let store = app.store.as_ref();
     let from_manifest = |manifest_key: String, m: crate::backup::Manifest| Planned {
-        label: store.locate(&m.objects.first().map(|o| o.key.clone()).unwrap_or_default()),
+        label: store.locate(&manifest_key),
         manifest_key: Some(manifest_key),
         objects: m
             .objects
@@ -126,13 +140,19 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
                 key: o.key.clone(),
                 sha256: Some(o.sha256.clone()),
                 kind: o.kind.clone(),
+                table: o.table.clone(),
                 uncompressed_bytes: Some(o.uncompressed_bytes),
             })
             .collect(),
         tables: m
             .tables
             .iter()
-            .map(|t| (format!("{}.{}", t.schema, t.name), t.rows_estimate, t.rows))
+            .map(|t| PlannedTable {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                estimate: t.rows_estimate,
+                rows: t.rows,
+            })
             .collect(),
         local: None,
     };
@@ -265,8 +285,12 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
             "--single-transaction needs one connection; leave out --jobs or pass --jobs 1".into(),
         ));
     }
-    let planned = resolve(app, &req.source).await?;
-    // Every object is read and checked before the target is touched.
+    let selection = TableSelection::new(&req.tables)?;
+    let mut planned = resolve(app, &req.source).await?;
+    if let Some(selection) = &selection {
+        narrow(&mut planned, selection)?;
+    }
+    // Every object to replay is read and checked before the target is touched.
     let objects = verify(app, &planned).await?;
 
     let target = req
@@ -323,6 +347,12 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         _ => {}
     }
     actions.push(format!("replay {} object(s) from {}", objects.len(), planned.label));
+    if selection.is_some() {
+        actions.push(format!(
+            "restore the whole schema, rows only of tables matching {} (foreign keys to tables left out are skipped)",
+            req.tables.join(", ")
+        ));
+    }
     let mut report = RestoreReport {
         source: planned.label.clone(),
         manifest_key: planned.manifest_key.clone(),
@@ -354,11 +384,13 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
     let client = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
     let progress = Progress::new(&planned);
     let mut total = ApplyStats::default();
+    let mode = Mode { single_transaction: req.single_transaction, selection: selection.as_ref() };
+    let parallel = Mode { single_transaction: false, ..mode };
     // pre-data, then the data parts (in parallel with --jobs), then the rest.
     let data: Vec<&PlannedObject> = planned.objects.iter().filter(|o| o.kind == "data").collect();
     let before = planned.objects.iter().take_while(|o| o.kind != "data");
     for o in before {
-        total.add(&replay(app, &planned, &client, o, req.single_transaction, &progress).await?);
+        total.add(&replay(app, &planned, &client, o, &mode, &progress).await?);
     }
     if req.jobs > 1 && data.len() > 1 {
         let queue = std::sync::Mutex::new(data.iter().copied().collect::<std::collections::VecDeque<_>>());
@@ -367,7 +399,7 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
             let mut stats = ApplyStats::default();
             loop {
                 let Some(o) = queue.lock().expect("queue lock").pop_front() else { break };
-                stats.add(&replay(app, &planned, &c, o, false, &progress).await?);
+                stats.add(&replay(app, &planned, &c, o, &parallel, &progress).await?);
             }
             Ok::<_, Error>(stats)
         };
@@ -376,35 +408,52 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         }
     } else {
         for o in &data {
-            total.add(&replay(app, &planned, &client, o, req.single_transaction, &progress).await?);
+            total.add(&replay(app, &planned, &client, o, &mode, &progress).await?);
         }
     }
     let after = planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data");
     for o in after {
-        total.add(&replay(app, &planned, &client, o, req.single_transaction, &progress).await?);
+        total.add(&replay(app, &planned, &client, o, &mode, &progress).await?);
     }
     report.applied = Some(total);
 
     // The summary: restored row counts beside what the manifest estimated.
-    let tables: Vec<(String, String)> = client
+    let tables: Vec<(String, String, String, String)> = client
         .query(
-            "select quote_ident(schemaname) || '.' || quote_ident(tablename), schemaname || '.' || tablename \
+            "select quote_ident(schemaname) || '.' || quote_ident(tablename), schemaname || '.' || tablename, \
+             schemaname::text, tablename::text \
              from pg_tables where schemaname not in ('pg_catalog', 'information_schema') order by 2",
             &[],
         )
         .await
         .map_err(db_err("list restored tables"))?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    for (quoted, plain) in tables {
+    if let Some(selection) = &selection {
+        // A dump without a manifest is checked here, against the tables it created.
+        let names: Vec<(String, String)> = tables.iter().map(|(.., s, t)| (s.clone(), t.clone())).collect();
+        let unmatched = selection.unmatched(&names);
+        if !unmatched.is_empty() {
+            return Err(Error::Payload(format!(
+                "--tables {} matched no table of {}",
+                unmatched.join(", "),
+                planned.label
+            )));
+        }
+    }
+    let wanted = |schema: &str, table: &str| selection.as_ref().is_none_or(|s| s.wants(schema, table));
+    for (quoted, plain, schema, table) in tables {
+        if !wanted(&schema, &table) {
+            continue;
+        }
         let rows: i64 = client
             .query_one(&format!("select count(*) from only {quoted}"), &[])
             .await
             .map_err(db_err("count rows"))?
             .get(0);
-        let known = planned.tables.iter().find(|(n, ..)| *n == plain);
-        let (estimate, expected) = known.map_or((None, None), |(_, e, r)| (*e, *r));
+        let known = planned.tables.iter().find(|t| t.schema == schema && t.name == table);
+        let (estimate, expected) = known.map_or((None, None), |t| (t.estimate, t.rows));
         report.tables.push(TableCount { table: plain, rows, estimate, expected });
     }
     // A backup that recorded its row counts must come back with exactly those.
@@ -425,18 +474,52 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
     Ok(report)
 }
 
+/// How each object is replayed.
+#[derive(Debug, Clone, Copy)]
+struct Mode<'a> {
+    single_transaction: bool,
+    selection: Option<&'a TableSelection>,
+}
+
+/// `--tables`: a manifest says which tables the backup has (a pattern matching none is a typo,
+/// said before anything happens) and which data parts hold them (the others are not read).
+fn narrow(planned: &mut Planned, selection: &TableSelection) -> Result<()> {
+    if planned.manifest_key.is_none() {
+        return Ok(());
+    }
+    let names: Vec<(String, String)> =
+        planned.tables.iter().map(|t| (t.schema.clone(), t.name.clone())).collect();
+    let unmatched = selection.unmatched(&names);
+    if !unmatched.is_empty() {
+        let mut have: Vec<String> = names.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+        let more = have.len().saturating_sub(20);
+        have.truncate(20);
+        return Err(Error::Payload(format!(
+            "--tables {} matched no table of {} (it has {}{})",
+            unmatched.join(", "),
+            planned.label,
+            have.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        )));
+    }
+    planned
+        .objects
+        .retain(|o| o.kind != "data" || o.table.as_deref().is_none_or(|t| selection.wants_sql_name(t)));
+    Ok(())
+}
+
 /// Streams one object from the store through decompression into `client`.
 async fn replay(
     app: &App,
     planned: &Planned,
     client: &tokio_postgres::Client,
     object: &PlannedObject,
-    single_transaction: bool,
+    mode: &Mode<'_>,
     progress: &Progress,
 ) -> Result<ApplyStats> {
     let key = &object.key;
     let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
-    let stats = apply_plain(client, key, reader, single_transaction).await?;
+    let stats = apply_selected(client, key, reader, mode.single_transaction, mode.selection).await?;
     progress.done(object, &stats);
     Ok(stats)
 }
