@@ -303,4 +303,30 @@ mod from_backups {
         assert!(err.contains("nope") && err.contains("matched no table"), "{err}");
         std::fs::remove_file(path).unwrap();
     }
+
+    #[tokio::test]
+    async fn single_transaction_spans_every_part_of_a_set() {
+        // GIVEN a backup set, and a target whose index named u_pkey makes post-data fail
+        let (_stack, db, app) = backed_up("rsingle").await;
+        let target = TestDb::create("rsingle_busy").await.unwrap();
+        target.psql(b"create table other (id int); create index u_pkey on other (id);").await.unwrap();
+        let latest = RestoreSource::Latest { database: Some(db.name.clone()) };
+        let req = RestoreRequest { force: true, ..request(latest, &target.name) };
+        assert!(req.single_transaction);
+
+        // WHEN the restore fails in its last part
+        let err = restore(&app, &req).await.unwrap_err().report();
+
+        // THEN the tables and rows of the earlier parts are gone with it
+        assert!(err.contains("post-data") && err.contains("u_pkey"), "{err}");
+        let c = target.client().await.unwrap();
+        let tables: Vec<String> = c
+            .query("select tablename::text from pg_tables where schemaname = 'public' order by 1", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(tables, vec!["other".to_string()]);
+    }
 }

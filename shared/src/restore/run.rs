@@ -299,10 +299,7 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         .or(creds.dbname.clone())
         .ok_or_else(|| Error::Payload("the target URL names no database (or pass --database)".into()))?;
     let display = creds.display_target(&target);
-    let db_err = |context: &str| {
-        let (target, context) = (display.clone(), context.to_owned());
-        move |source| Error::Database { target, context, source }
-    };
+    let db_err = |context: &str| db_error(&display, context);
     let admin = app.db.connect_to(&creds, Some("postgres"), "backstop-restore").await?;
     let exists = admin
         .query_opt("select 1 from pg_database where datname = $1", &[&target])
@@ -382,41 +379,89 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await.map_err(db_err("create"))?;
     }
     let client = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
-    let progress = Progress::new(&planned);
+    // --single-transaction spans every object and the row-count check: all or nothing.
+    let whole = req.single_transaction;
+    if whole {
+        client.batch_execute("BEGIN").await.map_err(db_err("begin"))?;
+    }
+    let outcome = async {
+        let applied =
+            replay_all(app, &planned, &creds, &target, &client, req.jobs, selection.as_ref()).await?;
+        let tables = restored_counts(&client, &planned, selection.as_ref(), &display).await?;
+        Ok::<_, Error>((applied, tables))
+    }
+    .await;
+    if whole {
+        match &outcome {
+            Ok(_) => client.batch_execute("COMMIT").await.map_err(db_err("commit"))?,
+            // The restore's own error is the one to report; a failed ROLLBACK (the connection
+            // broke) leaves nothing committed either.
+            Err(_) => {
+                if let Err(e) = client.batch_execute("ROLLBACK").await {
+                    tracing::warn!(error = %crate::error::report(&e), "rollback after a failed restore");
+                }
+            }
+        }
+    }
+    let (applied, tables) = outcome?;
+    report.applied = Some(applied);
+    report.tables = tables;
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Pre-data, then the data parts (in parallel over `jobs` connections), then the rest.
+async fn replay_all(
+    app: &App,
+    planned: &Planned,
+    creds: &DbCredentials,
+    target: &str,
+    client: &tokio_postgres::Client,
+    jobs: usize,
+    selection: Option<&TableSelection>,
+) -> Result<ApplyStats> {
+    let progress = Progress::new(planned);
     let mut total = ApplyStats::default();
-    let mode = Mode { single_transaction: req.single_transaction, selection: selection.as_ref() };
-    let parallel = Mode { single_transaction: false, ..mode };
-    // pre-data, then the data parts (in parallel with --jobs), then the rest.
     let data: Vec<&PlannedObject> = planned.objects.iter().filter(|o| o.kind == "data").collect();
     let before = planned.objects.iter().take_while(|o| o.kind != "data");
     for o in before {
-        total.add(&replay(app, &planned, &client, o, &mode, &progress).await?);
+        total.add(&replay(app, planned, client, o, selection, &progress).await?);
     }
-    if req.jobs > 1 && data.len() > 1 {
+    if jobs > 1 && data.len() > 1 {
         let queue = std::sync::Mutex::new(data.iter().copied().collect::<std::collections::VecDeque<_>>());
         let worker = |_| async {
-            let c = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
+            let c = app.db.connect_to(creds, Some(target), "backstop-restore").await?;
             let mut stats = ApplyStats::default();
             loop {
                 let Some(o) = queue.lock().expect("queue lock").pop_front() else { break };
-                stats.add(&replay(app, &planned, &c, o, &parallel, &progress).await?);
+                stats.add(&replay(app, planned, &c, o, selection, &progress).await?);
             }
             Ok::<_, Error>(stats)
         };
-        for stats in futures_util::future::try_join_all((0..req.jobs.min(data.len())).map(worker)).await? {
+        for stats in futures_util::future::try_join_all((0..jobs.min(data.len())).map(worker)).await? {
             total.add(&stats);
         }
     } else {
         for o in &data {
-            total.add(&replay(app, &planned, &client, o, &mode, &progress).await?);
+            total.add(&replay(app, planned, client, o, selection, &progress).await?);
         }
     }
     let after = planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data");
     for o in after {
-        total.add(&replay(app, &planned, &client, o, &mode, &progress).await?);
+        total.add(&replay(app, planned, client, o, selection, &progress).await?);
     }
-    report.applied = Some(total);
+    Ok(total)
+}
 
+/// The restored tables' row counts beside the manifest's estimates; where the manifest recorded
+/// the rows dumped, a different count is an error.
+async fn restored_counts(
+    client: &tokio_postgres::Client,
+    planned: &Planned,
+    selection: Option<&TableSelection>,
+    display: &str,
+) -> Result<Vec<TableCount>> {
+    let db_err = |context: &str| db_error(display, context);
     // The summary: restored row counts beside what the manifest estimated.
     let tables: Vec<(String, String, String, String)> = client
         .query(
@@ -430,7 +475,7 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    if let Some(selection) = &selection {
+    if let Some(selection) = selection {
         // A dump without a manifest is checked here, against the tables it created.
         let names: Vec<(String, String)> = tables.iter().map(|(.., s, t)| (s.clone(), t.clone())).collect();
         let unmatched = selection.unmatched(&names);
@@ -442,7 +487,8 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
             )));
         }
     }
-    let wanted = |schema: &str, table: &str| selection.as_ref().is_none_or(|s| s.wants(schema, table));
+    let wanted = |schema: &str, table: &str| selection.is_none_or(|s| s.wants(schema, table));
+    let mut counts = Vec::new();
     for (quoted, plain, schema, table) in tables {
         if !wanted(&schema, &table) {
             continue;
@@ -454,11 +500,10 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
             .get(0);
         let known = planned.tables.iter().find(|t| t.schema == schema && t.name == table);
         let (estimate, expected) = known.map_or((None, None), |t| (t.estimate, t.rows));
-        report.tables.push(TableCount { table: plain, rows, estimate, expected });
+        counts.push(TableCount { table: plain, rows, estimate, expected });
     }
     // A backup that recorded its row counts must come back with exactly those.
-    let wrong: Vec<String> = report
-        .tables
+    let wrong: Vec<String> = counts
         .iter()
         .filter(|t| t.expected.is_some_and(|e| e != t.rows as u64))
         .map(|t| format!("{} has {} rows, the backup {}", t.table, t.rows, t.expected.unwrap_or_default()))
@@ -470,15 +515,13 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
             reason: format!("restored row counts differ from the manifest: {}", wrong.join("; ")),
         });
     }
-    report.duration_ms = clock.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(counts)
 }
 
-/// How each object is replayed.
-#[derive(Debug, Clone, Copy)]
-struct Mode<'a> {
-    single_transaction: bool,
-    selection: Option<&'a TableSelection>,
+/// Maps a database error on `target` doing `context`.
+fn db_error(target: &str, context: &str) -> impl FnOnce(tokio_postgres::Error) -> Error + use<> {
+    let (target, context) = (target.to_owned(), context.to_owned());
+    move |source| Error::Database { target, context, source }
 }
 
 /// `--tables`: a manifest says which tables the backup has (a pattern matching none is a typo,
@@ -514,12 +557,12 @@ async fn replay(
     planned: &Planned,
     client: &tokio_postgres::Client,
     object: &PlannedObject,
-    mode: &Mode<'_>,
+    selection: Option<&TableSelection>,
     progress: &Progress,
 ) -> Result<ApplyStats> {
     let key = &object.key;
     let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
-    let stats = apply_selected(client, key, reader, mode.single_transaction, mode.selection).await?;
+    let stats = apply_selected(client, key, reader, false, selection).await?;
     progress.done(object, &stats);
     Ok(stats)
 }
