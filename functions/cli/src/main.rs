@@ -58,7 +58,11 @@ enum Command {
     /// the manifest, drop it; a run record and an SNS outcome like every job.
     Verify {
         /// A backup's key or manifest key (default: the newest backup).
+        #[arg(conflicts_with = "latest")]
         key: Option<String>,
+        /// The newest backup (the default without KEY; with --database, of that database).
+        #[arg(long)]
+        latest: bool,
         /// Without KEY: the newest backup of this database.
         #[arg(long)]
         database: Option<String>,
@@ -294,7 +298,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             history(&app, job.as_deref(), since.as_deref(), failed, json).await
         }
         Command::Restore(args) => restore_command(&app, args).await,
-        Command::Verify { key, database, jobs, keep } => {
+        Command::Verify { key, database, jobs, keep, latest: _ } => {
             let payload = json!({ "key": key, "database": database, "jobs": jobs, "keep": keep });
             Ok(finish(run::execute::<Verify>(&app, &payload, None).await))
         }
