@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
+use tokio::io::AsyncWriteExt;
 
 pub use keys::{backup_stem, dump_key, key_segment, manifest_key};
 pub use manifest::{CompressionInfo, EngineInfo, FORMAT, Manifest, ObjectEntry};
@@ -376,9 +377,10 @@ async fn dump_to_store(
         .spawn()
         .map_err(|e| dump_err(format!("cannot start {}: {e}", app.config.pg_dump.display())))?;
     let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
-    let tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
+    let mut tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());
-    let compressed = stream::compress(tap, options.compression, options.level());
+    let stream::Compressor { mut input, output, done } =
+        stream::Compressor::spawn(options.compression, options.level());
 
     let sizer = PartSizer::new(&app.config.s3, Some(estimate));
     let mut upload = StreamUpload::begin(
@@ -391,7 +393,19 @@ async fn dump_to_store(
     let progress = tokio::spawn(report_progress(database.to_owned(), read.clone(), upload.written()));
 
     let work = async {
-        upload.copy_from(compressed).await?;
+        let feed = async {
+            // Whole chunks into the pipe: each write wakes the compressor's thread.
+            let mut input = tokio::io::BufWriter::with_capacity(stream::CHUNK, &mut input);
+            tokio::io::copy(&mut tap, &mut input).await?;
+            input.shutdown().await
+        };
+        let (copied, fed) = tokio::join!(upload.copy_from(output), feed);
+        // A failed upload breaks the pipes behind it: its error is the cause.
+        copied?;
+        let compressed = done.finish().await;
+        compressed
+            .and(fed)
+            .map_err(|e| dump_err(format!("reading or compressing pg_dump's output failed: {e}")))?;
         let status = child.wait().await.map_err(|e| dump_err(format!("waiting for pg_dump: {e}")))?;
         if !status.success() {
             let stderr = stderr.await.unwrap_or_default();

@@ -1,16 +1,15 @@
 //! Stream plumbing for dumps: a reader that counts bytes and keeps the stream's tail (to check
-//! the dump ended where it should), and the compressors (as readers for pg_dump's output, as
-//! writers for the native engine's producers).
+//! the dump ended where it should), and the compressor, on a thread of its own.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use async_compression::Level;
-use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
-use async_compression::tokio::write::{GzipEncoder as GzipWriter, ZstdEncoder as ZstdWriter};
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
+use std::io::{Read, Write};
+
+use tokio::io::{AsyncRead, DuplexStream, ReadBuf};
+use tokio_util::io::SyncIoBridge;
 
 use super::options::Compression;
 
@@ -61,64 +60,84 @@ impl<R: AsyncRead + Unpin> AsyncRead for Tap<R> {
     }
 }
 
-/// Counts the bytes written through it.
+/// Uncompressed bytes the compressor takes per read, and the pipes' buffers.
+pub const CHUNK: usize = 256 * 1024;
+
+/// zstd's multi-threaded mode, one worker per stream, 1 MiB jobs: the format `zstd -T1`
+/// writes, a few MB of memory per stream, and on SQL dumps ~1.5% smaller and faster than the
+/// single-threaded mode (scripts/bench.sh; BENCHMARKS.md).
+const ZSTD_JOB_SIZE: u32 = 1 << 20;
+
+/// A compressor on a thread of its own (the codecs block, at high levels for long: on the
+/// async runtime they would starve the deadline timer and the uploads). Write the dump into
+/// `input` and shut it down; read the compressed stream from `output`; then [`Compressor::finish`]
+/// says whether the stream is whole.
 #[derive(Debug)]
-pub struct CountingWriter<W> {
-    inner: W,
-    count: Arc<AtomicU64>,
+pub struct Compressor {
+    pub input: DuplexStream,
+    pub output: DuplexStream,
+    pub done: CompressorDone,
 }
 
-impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = poll {
-            self.count.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        poll
-    }
+/// The compressor thread's verdict.
+#[derive(Debug)]
+pub struct CompressorDone(tokio::task::JoinHandle<std::io::Result<u64>>);
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+impl Compressor {
+    pub fn spawn(compression: Compression, level: i32) -> Self {
+        let (input, from_producer) = tokio::io::duplex(CHUNK);
+        let (to_consumer, output) = tokio::io::duplex(CHUNK);
+        // The bridges block on the runtime from the blocking thread.
+        let (reader, writer) = (SyncIoBridge::new(from_producer), SyncIoBridge::new(to_consumer));
+        let thread = tokio::task::spawn_blocking(move || match compression {
+            Compression::Zstd => {
+                let mut encoder = zstd::stream::write::Encoder::new(writer, level)?;
+                encoder.multithread(1)?;
+                encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
+                let read = pump(reader, &mut encoder)?;
+                end(encoder.finish()?)?;
+                Ok(read)
+            }
+            Compression::Gzip => {
+                let mut encoder =
+                    flate2::write::GzEncoder::new(writer, flate2::Compression::new(level as u32));
+                let read = pump(reader, &mut encoder)?;
+                end(encoder.finish()?)?;
+                Ok(read)
+            }
+        });
+        Compressor { input, output, done: CompressorDone(thread) }
     }
 }
 
-/// A writer that compresses into `writer`, and a counter of the bytes written to it
-/// (uncompressed). `shutdown` ends the compressed stream.
-pub fn compress_writer<W: AsyncWrite + Unpin + Send + 'static>(
-    writer: W,
-    compression: Compression,
-    level: i32,
-) -> (Box<dyn AsyncWrite + Unpin + Send>, Arc<AtomicU64>) {
-    let count = Arc::new(AtomicU64::new(0));
-    let encoder: Box<dyn AsyncWrite + Unpin + Send> = match compression {
-        // Single-threaded on purpose: zstd's multi-threaded mode compresses SQL ~1% smaller,
-        // but its calls block until a job slot frees, which at high levels starves the async
-        // runtime (the deadline test caught it: the stop signal could not fire in time).
-        Compression::Zstd => Box::new(ZstdWriter::with_quality(writer, Level::Precise(level))),
-        Compression::Gzip => Box::new(GzipWriter::with_quality(writer, Level::Precise(level))),
-    };
-    (Box::new(CountingWriter { inner: encoder, count: count.clone() }), count)
+impl CompressorDone {
+    /// Waits for the thread: the uncompressed bytes it read, once the compressed stream is
+    /// complete and flushed; an error if it failed (its output is then cut short).
+    pub async fn finish(self) -> std::io::Result<u64> {
+        self.0.await.map_err(std::io::Error::other)?
+    }
 }
 
-/// Wraps `reader` in the chosen compressor.
-pub fn compress<R: AsyncRead + Unpin + Send + 'static>(
-    reader: R,
-    compression: Compression,
-    level: i32,
-) -> Box<dyn AsyncRead + Unpin + Send> {
-    let buffered = BufReader::with_capacity(256 * 1024, reader);
-    match compression {
-        Compression::Zstd => Box::new(ZstdEncoder::with_quality(buffered, Level::Precise(level))),
-        Compression::Gzip => Box::new(GzipEncoder::with_quality(buffered, Level::Precise(level))),
+/// Copies everything from `reader` into `encoder`; returns the bytes copied.
+fn pump(mut reader: impl Read, encoder: &mut impl Write) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        encoder.write_all(&buf[..n])?;
+        total += n as u64;
     }
+}
+
+/// Flushes and closes the compressed stream, so its reader sees the end.
+fn end(mut writer: SyncIoBridge<DuplexStream>) -> std::io::Result<()> {
+    writer.flush()?;
+    writer.shutdown()
 }
 
 #[cfg(test)]
@@ -138,49 +157,62 @@ mod tests {
         assert_eq!(&tail.lock().unwrap()[..], &data[10_000 - TAIL..]);
     }
 
-    #[tokio::test]
-    async fn compressors_round_trip() {
-        let data = b"COPY t FROM stdin;\n1\tx\n\\.\n".repeat(1000);
-        for c in [Compression::Zstd, Compression::Gzip] {
-            let mut out = Vec::new();
-            compress(std::io::Cursor::new(data.clone()), c, c.default_level())
-                .read_to_end(&mut out)
-                .await
-                .unwrap();
-            let mut back = Vec::new();
-            let cursor = BufReader::new(&out[..]);
-            match c {
-                Compression::Zstd => {
-                    async_compression::tokio::bufread::ZstdDecoder::new(cursor).read_to_end(&mut back).await
-                }
-                Compression::Gzip => {
-                    async_compression::tokio::bufread::GzipDecoder::new(cursor).read_to_end(&mut back).await
-                }
+    async fn round_trip(compression: Compression, level: i32, data: &[u8]) -> (Vec<u8>, u64) {
+        use tokio::io::AsyncWriteExt;
+        let Compressor { mut input, mut output, done } = Compressor::spawn(compression, level);
+        let input_data = data.to_vec();
+        let writer = tokio::spawn(async move {
+            input.write_all(&input_data).await.unwrap();
+            input.shutdown().await.unwrap();
+        });
+        let mut compressed = Vec::new();
+        output.read_to_end(&mut compressed).await.unwrap();
+        writer.await.unwrap();
+        let read = done.finish().await.unwrap();
+        let mut back = Vec::new();
+        let cursor = tokio::io::BufReader::new(&compressed[..]);
+        match compression {
+            Compression::Zstd => {
+                async_compression::tokio::bufread::ZstdDecoder::new(cursor).read_to_end(&mut back).await
             }
-            .unwrap();
-            assert_eq!(back, data);
-            assert!(out.len() < data.len() / 10);
+            Compression::Gzip => {
+                async_compression::tokio::bufread::GzipDecoder::new(cursor).read_to_end(&mut back).await
+            }
         }
+        .unwrap();
+        assert_eq!(back, data, "{compression:?} level {level} round-trips");
+        (compressed, read)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_compressor_thread_round_trips_and_counts() {
+        // Several zstd jobs (1 MiB each) and a gzip stream; level 19 too (slow, off the runtime).
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| format!("{i}\tcustomer {}\t{}\n", i % 977, i * 31).into_bytes())
+            .collect();
+        for (c, level, len) in [
+            (Compression::Zstd, 3, data.len()),
+            (Compression::Zstd, 19, 3 << 20),
+            (Compression::Gzip, 6, data.len()),
+        ] {
+            let (compressed, read) = round_trip(c, level, &data[..len]).await;
+            assert_eq!(read, len as u64);
+            assert!(compressed.len() < len / 3, "{c:?}: {} of {len}", compressed.len());
+        }
+        let (empty, read) = round_trip(Compression::Zstd, 3, b"").await;
+        assert_eq!(read, 0);
+        assert!(!empty.is_empty(), "an empty stream is still a frame");
     }
 
     #[tokio::test]
-    async fn compressing_writer_counts_and_ends_the_frame() {
+    async fn a_consumer_gone_fails_the_compressor() {
         use tokio::io::AsyncWriteExt;
-        let data = b"1\tx\n".repeat(5000);
-        let (w, r) = tokio::io::duplex(1024);
-        let (mut sink, count) = compress_writer(w, Compression::Zstd, 3);
-        let reader = tokio::spawn(async move {
-            let mut back = Vec::new();
-            async_compression::tokio::bufread::ZstdDecoder::new(BufReader::new(r))
-                .read_to_end(&mut back)
-                .await
-                .unwrap();
-            back
-        });
-        sink.write_all(&data).await.unwrap();
-        sink.shutdown().await.unwrap();
-        drop(sink);
-        assert_eq!(reader.await.unwrap(), data);
-        assert_eq!(count.load(Ordering::Relaxed), data.len() as u64);
+        let Compressor { mut input, output, done } = Compressor::spawn(Compression::Zstd, 3);
+        drop(output);
+        // The thread fails on its first write; the input side then sees a closed pipe.
+        let data = vec![b'x'; 8 << 20];
+        let _ = input.write_all(&data).await;
+        drop(input);
+        assert!(done.finish().await.is_err());
     }
 }

@@ -417,8 +417,9 @@ enum Work {
     LargeObjects(Vec<u32>),
 }
 
-/// Where a producer writes: the compressor in front of the upload's pipe.
-type Sink = Box<dyn AsyncWrite + Unpin + Send>;
+/// Where a producer writes: the input of the compressor in front of the upload, buffered (COPY
+/// hands over a row at a time; each write to the pipe would wake the compressor's thread).
+type Sink = tokio::io::BufWriter<tokio::io::DuplexStream>;
 
 /// How much memory one stream's upload may hold: parts in flight, and their size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,9 +442,9 @@ impl Budget {
     }
 }
 
-/// Streams what `produce` writes (compressed on the producer's task, so workers compress in
-/// parallel) into `key`. The object is completed only when the producer succeeded;
-/// otherwise the upload is aborted.
+/// Streams what `produce` writes (compressed on a thread of its own, so workers compress in
+/// parallel) into `key`. The object is completed only when the producer and the compressor
+/// succeeded; otherwise the upload is aborted.
 async fn upload<T, F, Fut>(
     app: &App,
     key: &str,
@@ -458,9 +459,9 @@ where
     F: FnOnce(Sink) -> Fut,
     Fut: Future<Output = Result<(Sink, T)>> + Send + 'static,
 {
-    let (writer, reader) = tokio::io::duplex(256 * 1024);
-    let (sink, uncompressed) = stream::compress_writer(writer, settings.compression, settings.level);
-    let work = produce(sink);
+    let stream::Compressor { input, output, done } =
+        stream::Compressor::spawn(settings.compression, settings.level);
+    let work = produce(tokio::io::BufWriter::with_capacity(stream::CHUNK, input));
     let mut producer = JoinSet::new();
     producer.spawn(async move {
         let (mut sink, value) = work.await?;
@@ -477,8 +478,9 @@ where
         sizer,
         budget.concurrency,
     );
-    let copied = upload.copy_from(reader).await;
-    // The stream ended (or failed): the producer's verdict decides whether it was complete.
+    let copied = upload.copy_from(output).await;
+    // The stream ended (or failed): the producer's and the compressor's verdicts decide whether
+    // it was complete.
     let produced = match producer.join_next().await {
         Some(Ok(r)) => r,
         Some(Err(e)) => {
@@ -486,10 +488,16 @@ where
         }
         None => unreachable!("one producer was spawned"),
     };
-    let value = match (copied, produced) {
-        (Ok(()), Ok(v)) => v,
-        // The producer's error is the cause; a broken pipe is its consequence.
-        (_, Err(e)) | (Err(e), Ok(_)) => {
+    let compressed = done
+        .finish()
+        .await
+        .map_err(|e| Error::Dump { database: key.to_owned(), reason: format!("compressing failed: {e}") });
+    // A failed upload breaks the compressor's pipe and then the producer's; a failed compressor
+    // breaks the producer's; a failed producer ends the stream early (the others succeed). So the
+    // first error in this order is the cause.
+    let (value, uncompressed) = match (copied, compressed, produced) {
+        (Ok(()), Ok(n), Ok(v)) => (v, n),
+        (Err(e), ..) | (Ok(()), Err(e), _) | (Ok(()), Ok(_), Err(e)) => {
             upload.abort().await;
             return Err(e);
         }
@@ -499,7 +507,7 @@ where
         key: stats.key,
         kind: kind.to_owned(),
         bytes: stats.bytes,
-        uncompressed_bytes: uncompressed.load(Ordering::Relaxed),
+        uncompressed_bytes: uncompressed,
         sha256: stats.sha256,
         parts: stats.parts,
         table: None,
