@@ -4,7 +4,11 @@
 # endpoint (moto), in one run; `pg_dump > file` is the uncompressed one-stream baseline. Prints a
 # Markdown table (wall time, stored bytes, peak RSS of the largest process, ratios).
 #
-#   scripts/bench.sh            # BENCH_ROWS=4000000 (≈ 600 MB) by default
+# Shared 2-core machines drift by ±30% within minutes, so the methods run in interleaved rounds
+# (every method once per round, the previous round's objects deleted first so moto stays lean);
+# the table gives each method's median wall time and the median of its per-round ratios.
+#
+#   scripts/bench.sh            # BENCH_ROWS=4000000 (≈ 600 MB), BENCH_ROUNDS=3
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -43,61 +47,78 @@ echo "database $DB: $((SIZE / 1000000)) MB" >&2
 cargo build -q --release --bin backstop
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/backstop
 
-RESULTS=()
-measure() { # name, key, command...
-  local name=$1 key=$2; shift 2
-  local t; t=$(mktemp)
+ROUNDS=${BENCH_ROUNDS:-3}
+RAW=$(mktemp)   # round;method;wall;bytes;rss per line
+record() { # round, name, wall, bytes, rss
+  echo "$1;$2;$3;$4;$5" >>"$RAW"
+  echo "round $1: $2: ${3}s, $4 bytes, peak RSS $5 KB" >&2
+}
+timed() { # output file for "wall rss", command...
+  local t=$1; shift
   /usr/bin/time -f '%e %M' -o "$t" bash -c "$*" >/dev/null 2>"$t.err" || { cat "$t.err" >&2; exit 1; }
-  local wall rss bytes
+}
+pipeline() { # round, name, key, command...
+  local round=$1 name=$2 key=$3 t; shift 3
+  t=$(mktemp)
+  timed "$t" "$*"
   read -r wall rss <"$t"
-  bytes=$(aws s3api head-object --bucket "$BUCKET" --key "$key" --query ContentLength --output text)
-  RESULTS+=("$name;$wall;$bytes;$rss")
-  echo "$name: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
+  record "$round" "$name" "$wall" "$(aws s3api head-object --bucket "$BUCKET" --key "$key" --query ContentLength --output text)" "$rss"
+}
+backstop() { # round, name, payload
+  local out t; out=$(mktemp); t=$(mktemp)
+  /usr/bin/time -f '%e %M' -o "$t" env BACKSTOP_BUCKET=$BUCKET BACKSTOP_PREFIX=bench/ BACKSTOP_ENV=bench \
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn "$BIN" db-backup --payload "$3" >"$out"
+  read -r wall rss <"$t"
+  record "$1" "$2" "$wall" "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["status"]=="succeeded", r; print(r["outputs"]["databases"][0]["bytes"])' "$out")" "$rss"
 }
 
 FILE_OUT=$(mktemp)
-t=$(mktemp)
-/usr/bin/time -f '%e %M' -o "$t" bash -c "pg_dump $PG -d $DB > $FILE_OUT"
-read -r wall rss <"$t"
-RESULTS+=("pg_dump > file (no compression, local disk);$wall;$(stat -c %s "$FILE_OUT");$rss")
-echo "pg_dump > file: ${wall}s" >&2
-rm -f "$FILE_OUT"
-measure 'pg_dump | gzip -6 | aws s3 cp -' bench/gzip6.sql.gz \
-  "pg_dump $PG -d $DB | gzip -6 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/gzip6.sql.gz"
-measure 'pg_dump | zstd -3 -T2 | aws s3 cp -' bench/zstd3.sql.zst \
-  "pg_dump $PG -d $DB | zstd -3 -T2 -q | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/zstd3.sql.zst"
-measure 'pg_dump -Fc -Z1 | aws s3 cp -' bench/custom-z1.dump \
-  "pg_dump $PG -d $DB -Fc -Z1 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/custom-z1.dump"
-
-backstop() { # name, payload
-  local out t; out=$(mktemp); t=$(mktemp)
-  /usr/bin/time -f '%e %M' -o "$t" env BACKSTOP_BUCKET=$BUCKET BACKSTOP_PREFIX=bench/ BACKSTOP_ENV=bench \
-    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn "$BIN" db-backup --payload "$2" >"$out"
+for round in $(seq 1 "$ROUNDS"); do
+  aws s3 rm --quiet --recursive "s3://$BUCKET/bench/" >/dev/null
+  t=$(mktemp)
+  timed "$t" "pg_dump $PG -d $DB > $FILE_OUT"
   read -r wall rss <"$t"
-  bytes=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["status"]=="succeeded", r; print(r["outputs"]["databases"][0]["bytes"])' "$out")
-  RESULTS+=("$1;$wall;$bytes;$rss")
-  echo "$1: ${wall}s, $bytes bytes, peak RSS ${rss} KB" >&2
-}
-backstop 'backstop db-backup, pg_dump engine (zstd 3)' '{"engine": "pg_dump"}'
-for jobs in 1 2 4; do
-  backstop "backstop db-backup, native, jobs $jobs (zstd 3)" "{\"jobs\": $jobs}"
+  record "$round" 'pg_dump > file (no compression, local disk)' "$wall" "$(stat -c %s "$FILE_OUT")" "$rss"
+  rm -f "$FILE_OUT"
+  pipeline "$round" 'pg_dump | gzip -6 | aws s3 cp -' bench/gzip6.sql.gz \
+    "pg_dump $PG -d $DB | gzip -6 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/gzip6.sql.gz"
+  pipeline "$round" 'pg_dump | zstd -3 -T2 | aws s3 cp -' bench/zstd3.sql.zst \
+    "pg_dump $PG -d $DB | zstd -3 -T2 -q | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/zstd3.sql.zst"
+  pipeline "$round" 'pg_dump -Fc -Z1 | aws s3 cp -' bench/custom-z1.dump \
+    "pg_dump $PG -d $DB -Fc -Z1 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/custom-z1.dump"
+  backstop "$round" 'backstop db-backup, pg_dump engine (zstd 3)' '{"engine": "pg_dump"}'
+  for jobs in 1 2 4; do
+    backstop "$round" "backstop db-backup, native, jobs $jobs (zstd 3)" "{\"jobs\": $jobs}"
+  done
 done
 
 echo
-echo "Database: $DB, $((SIZE / 1000000)) MB on disk ($ROWS orders); S3: moto on loopback; $(nproc) cores."
+echo "Database: $DB, $((SIZE / 1000000)) MB on disk ($ROWS orders); S3: moto on loopback; $(nproc) cores; $ROUNDS rounds."
 echo
-echo "| method | wall s | stored MB | peak RSS MB | wall vs pg_dump > file | wall vs gzip -6 | size vs gzip -6 | size vs zstd -3 |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-IFS=';' read -r _ file_wall _ _ <<<"${RESULTS[0]}"
-IFS=';' read -r _ base_wall base_bytes _ <<<"${RESULTS[1]}"
-IFS=';' read -r _ _ zstd_bytes _ <<<"${RESULTS[2]}"
-for r in "${RESULTS[@]}"; do
-  IFS=';' read -r name wall bytes rss <<<"$r"
-  python3 - "$name" "$wall" "$bytes" "$rss" "$file_wall" "$base_wall" "$base_bytes" "$zstd_bytes" <<'PY'
-import sys
-name, wall, b, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-fw, bw, bb, zb = float(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
-name = name.replace("|", "\\|")
-print(f"| {name} | {wall:.1f} | {b/1e6:.1f} | {rss/1024:.0f} | {wall/fw:.2f}× | {wall/bw:.2f}× | {b/bb:.2f}× | {b/zb:.2f}× |")
+python3 - "$RAW" <<'PY'
+import statistics as st, sys
+rows = [l.rstrip("\n").split(";") for l in open(sys.argv[1])]
+names = list(dict.fromkeys(r[1] for r in rows))
+by = {(int(r[0]), r[1]): (float(r[2]), int(r[3]), int(r[4])) for r in rows}
+rounds = sorted({int(r[0]) for r in rows})
+file_, gzip, zstd = names[0], names[1], names[2]
+def med_ratio(name, base, i):
+    return st.median(by[(r, name)][i] / by[(r, base)][i] for r in rounds)
+print("| method | wall s (median) | wall s (min–max) | stored MB | peak RSS MB | wall vs pg_dump > file | wall vs gzip -6 | size vs gzip -6 | size vs zstd -3 |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for n in names:
+    walls = [by[(r, n)][0] for r in rounds]
+    b = by[(rounds[-1], n)][1]
+    rss = max(by[(r, n)][2] for r in rounds)
+    label = n.replace("|", "\\|")
+    print(f"| {label} | {st.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {b/1e6:.1f} | {rss/1024:.0f} "
+          f"| {med_ratio(n, file_, 0):.2f}× | {med_ratio(n, gzip, 0):.2f}× | {med_ratio(n, gzip, 1):.2f}× | {med_ratio(n, zstd, 1):.2f}× |")
+print()
+print("Per round, wall vs `pg_dump > file` of the same round:")
+print()
+print("| round | pg_dump > file s | " + " | ".join(n.replace("backstop db-backup, ", "").replace(" (zstd 3)", "").replace("|", "\\|") for n in names[1:]) + " |")
+print("| ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " |")
+for r in rounds:
+    print(f"| {r} | {by[(r, file_)][0]:.1f} | " + " | ".join(f"{by[(r, n)][0] / by[(r, file_)][0]:.2f}×" for n in names[1:]) + " |")
 PY
-done
+rm -f "$RAW"

@@ -28,6 +28,7 @@ const PG_EXTENSION: u32 = 3079;
 const PG_POLICY: u32 = 3256;
 const PG_STATISTIC_EXT: u32 = 3381;
 const PG_LARGEOBJECT: u32 = 2613;
+const PG_COLLATION: u32 = 3456;
 
 /// The lowest OID of an object made after initdb: anything below is built in.
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -171,6 +172,7 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
     reader.members.extend(reader.implicit().await?);
     reader.schemas().await?;
     let extensions = reader.extensions().await?;
+    reader.collations().await?;
     reader.types().await?;
     reader.functions().await?;
     let sequences = reader.sequences().await?;
@@ -342,7 +344,6 @@ impl Reader<'_> {
                union all select {PG_TYPE}, r.rngtypid from pg_range r where r.rngcanonical <> 0
                union all select {PG_PROC}, a.aggfnoid from pg_aggregate a where a.aggkind <> 'n' or a.aggmtransfn <> 0
                  or a.aggserialfn <> 0 or a.aggdeserialfn <> 0 or a.aggsortop <> 0 or a.aggfinalmodify <> 'r'
-               union all select 'pg_collation'::regclass::oid, oid from pg_collation
                union all select 'pg_operator'::regclass::oid, oid from pg_operator
                union all select 'pg_opclass'::regclass::oid, oid from pg_opclass
                union all select 'pg_opfamily'::regclass::oid, oid from pg_opfamily
@@ -459,6 +460,43 @@ impl Reader<'_> {
             );
         }
         Ok(out)
+    }
+
+    /// Collations made with `CREATE COLLATION` (Django's case-insensitive ICU collations, say).
+    /// The catalog's columns differ by version (PostgreSQL 15 added `colliculocale`, 16
+    /// `collicurules`, 17 renamed the locale `colllocale`), so the row is read as JSON and the
+    /// statement built from the columns this server has.
+    async fn collations(&mut self) -> Result<()> {
+        let sql = format!(
+            "select c.oid, format('%I.%I', n.nspname, c.collname), c.collnamespace, to_jsonb(c)::text
+             from pg_collation c join pg_namespace n on n.oid = c.collnamespace
+             where c.oid >= {FIRST_NORMAL_OID} order by 2"
+        );
+        for r in self.query("collations", &sql).await? {
+            let (oid, name, nsp, row): (u32, String, u32, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+            let row: serde_json::Value = serde_json::from_str(&row).map_err(|e| Error::Dump {
+                database: self.database.to_owned(),
+                reason: format!("collation {name}: unreadable catalog row: {e}"),
+            })?;
+            let options = collation_options(&row).map_err(|reason| Error::Dump {
+                database: self.database.to_owned(),
+                reason: format!(
+                    "the native engine cannot dump collation {name}: {reason}; use engine pg_dump"
+                ),
+            })?;
+            self.push(
+                Node::new(
+                    Section::PreData,
+                    25,
+                    "collation",
+                    format!("collation {name}"),
+                    format!("CREATE COLLATION {name} ({options});"),
+                )
+                .keys([ObjKey(PG_COLLATION, oid)])
+                .needs([ObjKey(PG_NAMESPACE, nsp)]),
+            );
+        }
+        Ok(())
     }
 
     /// Enums, ranges, domains and composite types.
@@ -1210,6 +1248,7 @@ impl Reader<'_> {
                    union all select {PG_PROC}, oid, proowner from pg_proc
                    union all select {PG_NAMESPACE}, oid, nspowner from pg_namespace
                    union all select {PG_STATISTIC_EXT}, oid, stxowner from pg_statistic_ext
+                   union all select {PG_COLLATION}, oid, collowner from pg_collation
                    union all select {PG_LARGEOBJECT}, oid, lomowner from pg_largeobject_metadata) x,
                lateral pg_identify_object(x.c, x.o, 0) i
              order by 3"
@@ -1420,11 +1459,72 @@ fn unqualified(qualified: &str) -> &str {
     qualified
 }
 
+/// `CREATE COLLATION`'s options from a `pg_collation` row (as JSON, any version 14+).
+fn collation_options(row: &serde_json::Value) -> std::result::Result<String, String> {
+    let text = |key: &str| row.get(key).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
+    let literal = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let mut options = Vec::new();
+    match text("collprovider") {
+        Some("c") => {
+            options.push("provider = libc".to_owned());
+            let (collate, ctype) = (text("collcollate"), text("collctype"));
+            let collate = collate.ok_or("no lc_collate")?;
+            options.push(format!("lc_collate = {}", literal(collate)));
+            options.push(format!("lc_ctype = {}", literal(ctype.unwrap_or(collate))));
+        }
+        Some("i") => {
+            options.push("provider = icu".to_owned());
+            // 17+: colllocale; 15–16: colliculocale; 14: collcollate.
+            let locale = text("colllocale")
+                .or(text("colliculocale"))
+                .or(text("collcollate"))
+                .ok_or("no ICU locale")?;
+            options.push(format!("locale = {}", literal(locale)));
+            if let Some(rules) = text("collicurules") {
+                options.push(format!("rules = {}", literal(rules)));
+            }
+        }
+        other => return Err(format!("provider {other:?} is not one CREATE COLLATION takes")),
+    }
+    if row.get("collisdeterministic").and_then(|v| v.as_bool()) == Some(false) {
+        options.push("deterministic = false".to_owned());
+    }
+    Ok(options.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    #[rstest]
+    #[case::icu_15(r#"{"collprovider": "i", "colliculocale": "und-u-ks-level2", "collcollate": null, "collisdeterministic": false}"#,
+        "provider = icu, locale = 'und-u-ks-level2', deterministic = false")]
+    #[case::icu_17_rules(
+        r#"{"collprovider": "i", "colllocale": "de", "collicurules": "&a < b", "collisdeterministic": true}"#,
+        "provider = icu, locale = 'de', rules = '&a < b'"
+    )]
+    #[case::icu_14(
+        r#"{"collprovider": "i", "collcollate": "fr-x-icu", "collisdeterministic": true}"#,
+        "provider = icu, locale = 'fr-x-icu'"
+    )]
+    #[case::libc(r#"{"collprovider": "c", "collcollate": "de_DE.utf8", "collctype": "de_DE.utf8", "collisdeterministic": true}"#,
+        "provider = libc, lc_collate = 'de_DE.utf8', lc_ctype = 'de_DE.utf8'")]
+    #[case::quotes(
+        r#"{"collprovider": "c", "collcollate": "x'y", "collisdeterministic": true}"#,
+        "provider = libc, lc_collate = 'x''y', lc_ctype = 'x''y'"
+    )]
+    fn collations_from_any_versions_catalog_row(#[case] row: &str, #[case] options: &str) {
+        assert_eq!(collation_options(&serde_json::from_str(row).unwrap()).unwrap(), options);
+    }
+
+    #[test]
+    fn collations_without_a_usable_provider_are_refused() {
+        let err = collation_options(&serde_json::json!({"collprovider": "d"})).unwrap_err();
+        assert!(err.contains("provider"), "{err}");
+        assert!(collation_options(&serde_json::json!({"collprovider": "i"})).is_err());
+    }
 
     #[test]
     fn large_tables_split_into_page_ranges() {
