@@ -44,6 +44,14 @@ pub struct ScriptReader {
     quote: Quote,
     in_copy: bool,
     copy_rows: Vec<u8>,
+    /// Where a `;` does not end the statement, as psql decides it: inside parentheses (a rule's
+    /// `DO (…; …)`), or inside `BEGIN ATOMIC … END` of a `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+    parens: i32,
+    begin_depth: u32,
+    /// The first letters of the statement's first four words where they are `create`, `or`,
+    /// `replace`, `function` or `procedure` (psql's heuristic for routine bodies), and the count.
+    words: [u8; 4],
+    word_count: usize,
 }
 
 /// Rows are handed on in chunks of about this many bytes.
@@ -64,6 +72,10 @@ impl ScriptReader {
             quote: Quote::None,
             in_copy: false,
             copy_rows: Vec::new(),
+            parens: 0,
+            begin_depth: 0,
+            words: [0; 4],
+            word_count: 0,
         }
     }
 
@@ -183,7 +195,18 @@ impl ScriptReader {
                             }
                         }
                     }
-                    b';' => {
+                    b'(' => self.parens += 1,
+                    b')' => self.parens -= 1,
+                    c if (c.is_ascii_alphabetic() || c == b'_' || c >= 0x80)
+                        && (i == 0 || !(is_ident(bytes[i - 1]) || bytes[i - 1] == b'$')) =>
+                    {
+                        let end = (i..bytes.len())
+                            .find(|&j| !(is_ident(bytes[j]) || bytes[j] == b'$'))
+                            .unwrap_or(bytes.len());
+                        self.word(&text[i..end]);
+                        i = end - 1;
+                    }
+                    b';' if self.parens <= 0 && self.begin_depth == 0 => {
                         self.buf.push_str(&text[seg_start..=i]);
                         seg_start = i + 1;
                         self.emit(out);
@@ -240,7 +263,31 @@ impl ScriptReader {
         }
     }
 
+    /// psql's rule: in `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, outside parentheses, `BEGIN`
+    /// opens a block, `CASE` inside one opens another, `END` closes one.
+    fn word(&mut self, word: &str) {
+        let lower = word.to_ascii_lowercase();
+        if self.word_count < self.words.len()
+            && matches!(lower.as_str(), "create" | "or" | "replace" | "function" | "procedure")
+        {
+            self.words[self.word_count] = lower.as_bytes()[0];
+        }
+        self.word_count += 1;
+        let w = self.words;
+        let routine = w[0] == b'c'
+            && (matches!(w[1], b'f' | b'p') || (w[1] == b'o' && w[2] == b'r' && matches!(w[3], b'f' | b'p')));
+        if routine && self.parens == 0 {
+            match lower.as_str() {
+                "begin" => self.begin_depth += 1,
+                "case" if self.begin_depth >= 1 => self.begin_depth += 1,
+                "end" if self.begin_depth > 0 => self.begin_depth -= 1,
+                _ => {}
+            }
+        }
+    }
+
     fn emit(&mut self, out: &mut Vec<Item>) {
+        (self.parens, self.begin_depth, self.words, self.word_count) = (0, 0, [0; 4], 0);
         let sql = std::mem::take(&mut self.buf);
         let code = strip_comments(&sql);
         let code = code.trim();
@@ -301,6 +348,21 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn routine_bodies_and_parenthesized_rule_actions_are_one_statement() {
+        let script = "CREATE FUNCTION app.tax(a numeric) RETURNS numeric LANGUAGE sql\nBEGIN ATOMIC\n SELECT a * 1.2;\n SELECT CASE WHEN a > 0 THEN 1 END;\nEND;\n\
+                      create or replace procedure p() begin atomic insert into t values (1); end;\n\
+                      CREATE RULE r AS ON INSERT TO t DO INSTEAD (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));\n\
+                      BEGIN;\nSELECT 'end;' AS \"begin\";\nCOMMIT;\n";
+        let items = read(script).unwrap();
+        let got = statements(&items);
+        assert_eq!(got.len(), 6, "{got:#?}");
+        assert!(got[0].starts_with("CREATE FUNCTION") && got[0].ends_with("END;"), "{}", got[0]);
+        assert!(got[1].ends_with("end;"), "{}", got[1]);
+        assert!(got[2].ends_with("VALUES (2));"), "{}", got[2]);
+        assert_eq!(&got[3..], ["BEGIN;", "SELECT 'end;' AS \"begin\";", "COMMIT;"]);
     }
 
     #[test]
