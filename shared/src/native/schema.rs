@@ -291,6 +291,8 @@ struct Column {
     stattarget: i32,
     storage: Option<String>,
     attrdef: Option<u32>,
+    /// `pglz` or `lz4` where set on the column.
+    compression: Option<String>,
 }
 
 struct Reader<'a> {
@@ -625,7 +627,7 @@ impl Reader<'_> {
                coalesce(a.attstattarget::int, -1),
                case when a.attstorage <> t.typstorage then case a.attstorage when 'p' then 'PLAIN' when 'e' then 'EXTERNAL'
                  when 'm' then 'MAIN' else 'EXTENDED' end end,
-               d.oid
+               d.oid, case a.attcompression when 'p' then 'pglz' when 'l' then 'lz4' end
              from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
              join pg_type t on t.oid = a.atttypid left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
              where a.attnum > 0 and not a.attisdropped and {USER_SCHEMA} and {filter}
@@ -646,6 +648,7 @@ impl Reader<'_> {
                 stattarget: r.get(10),
                 storage: r.get(11),
                 attrdef: r.get(12),
+                compression: r.get(13),
             });
         }
         Ok(out)
@@ -764,7 +767,10 @@ impl Reader<'_> {
     async fn relations(&mut self, sequences: &HashMap<u32, Sequence>) -> Result<()> {
         let sql = format!(
             "select c.oid, c.relkind::text, format('%I.%I', n.nspname, c.relname), c.relnamespace, c.relpersistence = 'u',
-               (select string_agg(split_part(o, '=', 1) || '=' || quote_literal(substr(o, strpos(o, '=') + 1)), ', ') from unnest(c.reloptions) o),
+               (select string_agg(split_part(o, '=', 1) || '=' || quote_literal(substr(o, strpos(o, '=') + 1)), ', ' order by k, n)
+                  from (select 1 k, o, n from unnest(c.reloptions) with ordinality u(o, n)
+                        union all select 2, 'toast.' || o, n from pg_class tc, unnest(tc.reloptions) with ordinality u(o, n)
+                          where tc.oid = c.reltoastrelid) x),
                c.reltype, (select t.typarray from pg_type t where t.oid = c.reltype),
                case when c.relkind = 'p' then pg_get_partkeydef(c.oid) end,
                c.relispartition, case when c.relispartition then pg_get_expr(c.relpartbound, c.oid) end,
@@ -876,6 +882,12 @@ impl Reader<'_> {
                         if let Some(s) = &c.storage {
                             after.push(format!(
                                 "ALTER TABLE ONLY {name} ALTER COLUMN {} SET STORAGE {s};",
+                                c.name
+                            ));
+                        }
+                        if let Some(m) = &c.compression {
+                            after.push(format!(
+                                "ALTER TABLE ONLY {name} ALTER COLUMN {} SET COMPRESSION {m};",
                                 c.name
                             ));
                         }
@@ -1572,6 +1584,7 @@ mod tests {
             stattarget: -1,
             storage: None,
             attrdef: None,
+            compression: None,
         }
     }
 
