@@ -282,6 +282,23 @@ impl Stack {
         Ok(out.body.collect().await?.into_bytes().to_vec())
     }
 
+    /// Runs db-backup of `db` into this stack with `payload`.
+    pub async fn backup(&self, db: &TestDb, payload: serde_json::Value) -> backstop_core::run::RunRecord {
+        let app = self.app(self.config(DbConfig::Url(db.url.clone())));
+        backstop_core::run::execute::<backstop_core::backup::DbBackup>(&app, &payload, None).await
+    }
+
+    /// The first database's backup key and manifest of a db-backup run record.
+    pub async fn manifest_of(
+        &self,
+        record: &backstop_core::run::RunRecord,
+    ) -> Result<(String, backstop_core::backup::Manifest)> {
+        let out = &record.outputs["databases"][0];
+        let key = out["manifest_key"].as_str().context("the run record has no manifest key")?;
+        let manifest = serde_json::from_slice(&self.get(key).await?)?;
+        Ok((out["key"].as_str().context("the run record has no key")?.to_owned(), manifest))
+    }
+
     /// Multipart uploads that were started and never completed or aborted.
     pub async fn open_uploads(&self) -> Result<usize> {
         let out = self.s3.list_multipart_uploads().bucket(&self.bucket).send().await?;

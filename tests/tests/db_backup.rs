@@ -22,18 +22,6 @@ insert into orders (customer, total, created)
 create view big_orders as select * from orders where total > 1000;
 "#;
 
-async fn backup(stack: &Stack, db: &TestDb, payload: Value) -> RunRecord {
-    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
-    run::execute::<DbBackup>(&app, &payload, None).await
-}
-
-async fn manifest_of(stack: &Stack, record: &RunRecord) -> (String, Manifest) {
-    let out = &record.outputs["databases"][0];
-    let manifest_key = out["manifest_key"].as_str().expect("a manifest key");
-    let manifest: Manifest = serde_json::from_slice(&stack.get(manifest_key).await.unwrap()).unwrap();
-    (out["key"].as_str().unwrap().to_owned(), manifest)
-}
-
 /// Restores the stored dump into a fresh database and compares table contents.
 async fn assert_restores(stack: &Stack, source: &TestDb, manifest: &Manifest) {
     // Every object matches the manifest (size, SHA-256) and the parts concatenate to SQL.
@@ -58,11 +46,11 @@ async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
     db.psql(TRICKY.as_bytes()).await.unwrap();
 
     // WHEN db-backup runs with a manual payload
-    let record = backup(&stack, &db, json!({ "tag": "manual", "engine": "pg_dump" })).await;
+    let record = stack.backup(&db, json!({ "tag": "manual", "engine": "pg_dump" })).await;
 
     // THEN it succeeded, wrote dump, manifest and run record, and the dump restores exactly
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let (key, manifest) = manifest_of(&stack, &record).await;
+    let (key, manifest) = stack.manifest_of(&record).await.unwrap();
     assert!(key.starts_with(&format!("backstop/db/{}/", db.name)) && key.ends_with(".sql.zst"), "{key}");
     assert_eq!(manifest.tag.as_deref(), Some("manual"));
     assert_eq!(manifest.engine.name, "pg_dump");
@@ -110,7 +98,7 @@ async fn gzip_backup_in_several_parts_restores() {
     let record = run::execute::<DbBackup>(&app, &payload, None).await;
 
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let (key, manifest) = manifest_of(&stack, &record).await;
+    let (key, manifest) = stack.manifest_of(&record).await.unwrap();
     assert!(key.ends_with(".sql.gz"));
     assert!(
         manifest.objects[0].parts >= 2,
@@ -175,7 +163,7 @@ async fn bad_payloads_are_rejected_before_any_work() {
         (json!(["not", "an", "object"]), "array"),
     ];
     for (payload, field) in &cases {
-        let record = backup(&stack, &db, payload.clone()).await;
+        let record = stack.backup(&db, payload.clone()).await;
         assert_eq!(record.status, Status::Failed, "{payload}");
         let error = record.error.unwrap();
         assert!(error.contains(field), "error for {payload} should name {field}: {error}");
@@ -193,7 +181,7 @@ async fn dry_run_checks_everything_and_writes_nothing() {
     let db = TestDb::create("dry").await.unwrap();
     db.psql(b"create table t (id int primary key);").await.unwrap();
 
-    let record = backup(&stack, &db, json!({ "dry_run": true })).await;
+    let record = stack.backup(&db, json!({ "dry_run": true })).await;
 
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     assert!(record.dry_run && record.record_key.is_none());

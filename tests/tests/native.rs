@@ -5,24 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use backstop_core::backup::{DbBackup, Manifest};
+use backstop_core::backup::Manifest;
 use backstop_core::config::DbConfig;
 use backstop_core::restore::{RestoreRequest, RestoreSource, restore};
-use backstop_core::run::{self, RunRecord, Status};
+use backstop_core::run::{self, Status};
 use backstop_tests::{
     Stack, TestDb, admin_url, fingerprint_all, full_schema_of, repo_root, shared_data, stored_sql,
 };
 use serde_json::{Value, json};
-
-async fn backup(stack: &Stack, db: &TestDb, payload: Value) -> RunRecord {
-    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
-    run::execute::<DbBackup>(&app, &payload, None).await
-}
-
-async fn manifest_of(stack: &Stack, record: &RunRecord) -> Manifest {
-    let key = record.outputs["databases"][0]["manifest_key"].as_str().expect("a manifest key");
-    serde_json::from_slice(&stack.get(key).await.unwrap()).unwrap()
-}
 
 /// Restores `manifest`'s parts with psql into a fresh database and asserts it equals `source`
 /// in schema (owners and privileges included) and in every table's rows.
@@ -79,11 +69,11 @@ async fn every_schema_feature_and_awkward_value_round_trips() {
     source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
 
     // WHEN a native backup set is taken with two workers
-    let record = backup(&stack, &source, json!({ "jobs": 2 })).await;
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
 
     // THEN it restores with psql to the same schema and rows
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let manifest = manifest_of(&stack, &record).await;
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
     assert_eq!((manifest.engine.name.as_str(), manifest.layout.as_str()), ("native", "set"));
     let kinds: Vec<&str> = manifest.objects.iter().map(|o| o.kind.as_str()).collect();
     assert_eq!(kinds.first(), Some(&"pre-data"));
@@ -137,11 +127,11 @@ async fn pagila_with_rows_round_trips() {
         .unwrap();
 
     // WHEN a native backup set is taken
-    let record = backup(&stack, &source, json!({ "jobs": 3 })).await;
+    let record = stack.backup(&source, json!({ "jobs": 3 })).await;
 
     // THEN it restores with psql to the same schema and rows
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let manifest = manifest_of(&stack, &record).await;
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
     assert_round_trip(&stack, &source, &manifest).await;
 }
 
@@ -186,7 +176,7 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // WHEN a backup runs while transfers keep committing, the ledger read in parts by three workers
-    let record = backup(&stack, &source, json!({ "jobs": 3, "split_mb": 4 })).await;
+    let record = stack.backup(&source, json!({ "jobs": 3, "split_mb": 4 })).await;
     let during = transfers.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
@@ -194,7 +184,7 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     // THEN the restored copy satisfies every invariant: it is the database at one instant
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     assert!(during > 10, "transfers ran during the backup ({during})");
-    let manifest = manifest_of(&stack, &record).await;
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
     let ledger_parts =
         manifest.objects.iter().filter(|o| o.table.as_deref() == Some("public.ledger")).count();
     assert!(ledger_parts >= 2, "the ledger was split ({ledger_parts} part)");
@@ -242,7 +232,7 @@ async fn a_table_being_dropped_by_another_session_fails_the_backup_cleanly() {
     migration.batch_execute("begin; drop table doomed;").await.unwrap();
 
     // WHEN a backup runs with a short lock timeout
-    let record = backup(&stack, &source, json!({ "lock_timeout_s": 1 })).await;
+    let record = stack.backup(&source, json!({ "lock_timeout_s": 1 })).await;
     migration.batch_execute("commit").await.unwrap();
 
     // THEN it failed naming the table, and left no manifest, no parts and no open upload
@@ -267,7 +257,7 @@ async fn an_object_the_engine_cannot_write_fails_the_backup_naming_it() {
         .await
         .unwrap();
 
-    let record = backup(&stack, &source, Value::Null).await;
+    let record = stack.backup(&source, Value::Null).await;
 
     assert_eq!(record.status, Status::Failed);
     let error = record.error.unwrap();
@@ -284,9 +274,9 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
     source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
     let payload =
         json!({ "layout": "single", "compression": "gzip", "no_owner": true, "no_privileges": true });
-    let record = backup(&stack, &source, payload).await;
+    let record = stack.backup(&source, payload).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let manifest = manifest_of(&stack, &record).await;
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
     assert_eq!(manifest.objects.len(), 1);
     assert!(manifest.objects[0].key.ends_with(".sql.gz"));
     let sql = String::from_utf8(stored_sql(&stack, &manifest).await.unwrap()).unwrap();
@@ -320,7 +310,7 @@ async fn a_backup_set_restores_in_parallel_with_backstop_restore() {
     let stack = Stack::new("npar").await.unwrap();
     let source = TestDb::create("npar").await.unwrap();
     source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
-    let record = backup(&stack, &source, json!({ "jobs": 2 })).await;
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
 
     // WHEN Backstop restores it (no psql) with three connections replaying the data parts
@@ -353,9 +343,9 @@ async fn a_missing_part_stops_the_restore_before_the_target_is_touched() {
         .psql(b"create table a (id int); insert into a values (1); create table b (id int);")
         .await
         .unwrap();
-    let record = backup(&stack, &source, Value::Null).await;
+    let record = stack.backup(&source, Value::Null).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let manifest = manifest_of(&stack, &record).await;
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
     let part = manifest.objects.iter().find(|o| o.kind == "data").unwrap().key.clone();
     stack.s3.delete_object().bucket(&stack.bucket).key(&part).send().await.unwrap();
 
@@ -378,7 +368,7 @@ async fn verify_restores_into_a_scratch_database_and_catches_a_copy_that_differs
     let stack = Stack::new("nverify").await.unwrap();
     let source = TestDb::create("nverify").await.unwrap();
     source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
-    let record = backup(&stack, &source, Value::Null).await;
+    let record = stack.backup(&source, Value::Null).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
     let admin = backstop_tests::connect(&admin_url()).await.unwrap();
@@ -409,7 +399,7 @@ async fn verify_restores_into_a_scratch_database_and_catches_a_copy_that_differs
 
     // WHEN the manifest says a table held something else than what restores
     let manifest_key = record.outputs["databases"][0]["manifest_key"].as_str().unwrap().to_owned();
-    let mut manifest = manifest_of(&stack, &record).await;
+    let mut manifest = stack.manifest_of(&record).await.unwrap().1;
     let t = manifest.tables.iter_mut().find(|t| t.name == "orders").unwrap();
     t.content_hash = Some(format!("xxh3sum:{}", "0".repeat(32)));
     let body = serde_json::to_vec(&manifest).unwrap();
