@@ -58,10 +58,16 @@ impl Job for Verify {
         let scratch = format!("backstop_verify_{}", ctx.run_id.to_lowercase().replace('-', "_"));
         let outcome = drill(app, options, &manifest_key, &manifest, &scratch).await;
         let dropped = if options.keep { Ok(()) } else { drop_scratch(app, &scratch).await };
-        let (checks, error) = match (outcome, dropped) {
-            (Ok(checks), Ok(())) => {
+        // The restore's or the comparison's verdict comes first; a scratch database that could not
+        // be dropped is reported beside it (and is the error when everything else was fine).
+        let drop_error = dropped.err();
+        if let Some(e) = &drop_error {
+            tracing::warn!(database = %scratch, error = %e.report(), "the scratch database could not be dropped");
+        }
+        let (checks, error) = match outcome {
+            Ok(checks) => {
                 let bad: Vec<&TableCheck> = checks.iter().filter(|c| !c.matches).collect();
-                let error = (!bad.is_empty()).then(|| Error::Restore {
+                let differs = (!bad.is_empty()).then(|| Error::Restore {
                     dump: app.store.locate(&manifest_key),
                     line: 0,
                     reason: format!(
@@ -72,13 +78,16 @@ impl Job for Verify {
                             .join(", ")
                     ),
                 });
-                (checks, error)
+                (checks, differs)
             }
-            (Err(e), _) | (Ok(_), Err(e)) => (Vec::new(), Some(e)),
+            Err(e) => (Vec::new(), Some(e)),
         };
+        let scratch_left = drop_error.as_ref().map(|e| e.report());
+        let error = error.or(drop_error);
         JobReport {
             outputs: serde_json::json!({
                 "manifest_key": manifest_key, "scratch_database": scratch, "kept": options.keep, "tables": checks,
+                "scratch_drop_error": scratch_left,
             }),
             what: manifest_key
                 .rsplit('/')
