@@ -1295,8 +1295,20 @@ impl Reader<'_> {
         for r in rows {
             let (class, oid, target, value): (u32, u32, Option<String>, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            let Some(target) = target else { continue };
             let key = ObjKey(class, oid);
+            let Some(target) = target else {
+                // The server cannot name an object this dump creates: its comment, owner or
+                // grants would be lost, so the backup fails rather than skip them.
+                if created.contains(&key) {
+                    return Err(Error::Dump {
+                        database: self.database.to_owned(),
+                        reason: format!(
+                            "cannot write the {what} catalog object {class}/{oid}: the server names no target for it; use engine pg_dump"
+                        ),
+                    });
+                }
+                continue;
+            };
             let public = class == PG_NAMESPACE && target == "SCHEMA public";
             if !(created.contains(&key) || public) {
                 continue;
