@@ -379,7 +379,7 @@ async fn dump_to_store(
     let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
     let mut tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());
-    let stream::Compressor { mut input, output, done } =
+    let stream::Compressor { input, output, done } =
         stream::Compressor::spawn(options.compression, options.level());
 
     let sizer = PartSizer::new(&app.config.s3, Some(estimate));
@@ -393,9 +393,11 @@ async fn dump_to_store(
     let progress = tokio::spawn(report_progress(database.to_owned(), read.clone(), upload.written()));
 
     let work = async {
-        let feed = async {
+        // The feed owns the compressor's input: however it ends, the pipe closes and the
+        // compressor (and so the upload) sees the end; a read error must not leave them waiting.
+        let feed = async move {
             // Whole chunks into the pipe: each write wakes the compressor's thread.
-            let mut input = tokio::io::BufWriter::with_capacity(stream::CHUNK, &mut input);
+            let mut input = tokio::io::BufWriter::with_capacity(stream::CHUNK, input);
             tokio::io::copy(&mut tap, &mut input).await?;
             input.shutdown().await
         };

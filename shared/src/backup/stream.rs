@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use tokio::io::{AsyncRead, DuplexStream, ReadBuf};
 use tokio_util::io::SyncIoBridge;
@@ -87,21 +87,23 @@ impl Compressor {
     pub fn spawn(compression: Compression, level: i32) -> Self {
         let (input, from_producer) = tokio::io::duplex(CHUNK);
         let (to_consumer, output) = tokio::io::duplex(CHUNK);
-        // The bridges block on the runtime from the blocking thread.
-        let (reader, writer) = (SyncIoBridge::new(from_producer), SyncIoBridge::new(to_consumer));
+        // The bridges block on the runtime from the blocking thread; `io::copy` reads through
+        // the BufReader's buffer, so each read takes a whole chunk.
+        let mut reader = std::io::BufReader::with_capacity(CHUNK, SyncIoBridge::new(from_producer));
+        let writer = SyncIoBridge::new(to_consumer);
         let thread = tokio::task::spawn_blocking(move || match compression {
             Compression::Zstd => {
                 let mut encoder = zstd::stream::write::Encoder::new(writer, level)?;
                 encoder.multithread(1)?;
                 encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
-                let read = pump(reader, &mut encoder)?;
+                let read = std::io::copy(&mut reader, &mut encoder)?;
                 end(encoder.finish()?)?;
                 Ok(read)
             }
             Compression::Gzip => {
                 let mut encoder =
                     flate2::write::GzEncoder::new(writer, flate2::Compression::new(level as u32));
-                let read = pump(reader, &mut encoder)?;
+                let read = std::io::copy(&mut reader, &mut encoder)?;
                 end(encoder.finish()?)?;
                 Ok(read)
             }
@@ -115,22 +117,6 @@ impl CompressorDone {
     /// complete and flushed; an error if it failed (its output is then cut short).
     pub async fn finish(self) -> std::io::Result<u64> {
         self.0.await.map_err(std::io::Error::other)?
-    }
-}
-
-/// Copies everything from `reader` into `encoder`; returns the bytes copied.
-fn pump(mut reader: impl Read, encoder: &mut impl Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        encoder.write_all(&buf[..n])?;
-        total += n as u64;
     }
 }
 

@@ -48,36 +48,56 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
     dump: R,
     single_transaction: bool,
 ) -> Result<ApplyStats> {
-    apply_selected(client, source, dump, single_transaction, None).await
+    let replayed = apply_selected(client, source, dump, None);
+    if single_transaction {
+        in_transaction(client, |_, e| sql_error(source, 0, e), replayed).await
+    } else {
+        replayed.await
+    }
 }
 
-/// [`apply_plain`], bringing back only the rows of the tables `selection` names (and leaving
-/// out the foreign keys that would fail without the others).
+/// [`apply_plain`] without a transaction of its own, bringing back only the rows of the tables
+/// `selection` names (and leaving out the foreign keys that would fail without the others).
 pub async fn apply_selected<R: AsyncBufRead + Unpin>(
     client: &Client,
     source: &str,
     mut dump: R,
-    single_transaction: bool,
     selection: Option<&TableSelection>,
 ) -> Result<ApplyStats> {
     let fail = |line: usize, reason: String| Error::Restore { dump: source.to_owned(), line, reason };
-    let sql_err = |line: usize, e: tokio_postgres::Error| {
-        let reason = match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => crate::error::report(&e),
-        };
-        fail(line, reason)
+    let sql_err = |line: usize, e: tokio_postgres::Error| sql_error(source, line, e);
+    replay(client, &mut dump, selection, &fail, &sql_err).await
+}
+
+/// Runs `work` in one transaction on `client`: COMMIT when it succeeds, ROLLBACK when it
+/// fails, leaving the database as it was. The work's own error is the one returned: a ROLLBACK
+/// that fails too (the connection broke) commits nothing either, so it is only logged. `err`
+/// maps a failed `begin` or `commit`.
+pub(crate) async fn in_transaction<T>(
+    client: &Client,
+    err: impl Fn(&str, tokio_postgres::Error) -> Error,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    client.batch_execute("BEGIN").await.map_err(|e| err("begin", e))?;
+    let outcome = work.await;
+    match &outcome {
+        Ok(_) => client.batch_execute("COMMIT").await.map_err(|e| err("commit", e))?,
+        Err(_) => {
+            if let Err(e) = client.batch_execute("ROLLBACK").await {
+                tracing::warn!(error = %crate::error::report(&e), "rollback after a failed restore");
+            }
+        }
+    }
+    outcome
+}
+
+/// A statement of `source` that failed at `line`, with the server's message.
+fn sql_error(source: &str, line: usize, e: tokio_postgres::Error) -> Error {
+    let reason = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => crate::error::report(&e),
     };
-    if single_transaction {
-        client.batch_execute("BEGIN").await.map_err(|e| sql_err(0, e))?;
-    }
-    let replayed = replay(client, &mut dump, selection, &fail, &sql_err).await;
-    if single_transaction {
-        // On failure the transaction is rolled back, leaving the target as it was.
-        let end = if replayed.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        client.batch_execute(end).await.map_err(|e| sql_err(0, e))?;
-    }
-    replayed
+    Error::Restore { dump: source.to_owned(), line, reason }
 }
 
 async fn replay<R: AsyncBufRead + Unpin>(

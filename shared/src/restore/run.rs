@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
-use super::apply::{ApplyStats, apply_selected};
+use super::apply::{ApplyStats, apply_selected, in_transaction};
 use super::select::TableSelection;
 use crate::App;
 use crate::catalog::{list_backups, read_manifest};
@@ -379,30 +379,18 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await.map_err(db_err("create"))?;
     }
     let client = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
-    // --single-transaction spans every object and the row-count check: all or nothing.
-    let whole = req.single_transaction;
-    if whole {
-        client.batch_execute("BEGIN").await.map_err(db_err("begin"))?;
-    }
-    let outcome = async {
+    let work = async {
         let applied =
             replay_all(app, &planned, &creds, &target, &client, req.jobs, selection.as_ref()).await?;
         let tables = restored_counts(&client, &planned, selection.as_ref(), &display).await?;
         Ok::<_, Error>((applied, tables))
-    }
-    .await;
-    if whole {
-        match &outcome {
-            Ok(_) => client.batch_execute("COMMIT").await.map_err(db_err("commit"))?,
-            // The restore's own error is the one to report; a failed ROLLBACK (the connection
-            // broke) leaves nothing committed either.
-            Err(_) => {
-                if let Err(e) = client.batch_execute("ROLLBACK").await {
-                    tracing::warn!(error = %crate::error::report(&e), "rollback after a failed restore");
-                }
-            }
-        }
-    }
+    };
+    // --single-transaction spans every object and the row-count check: all or nothing.
+    let outcome = if req.single_transaction {
+        in_transaction(&client, |context, e| db_err(context)(e), work).await
+    } else {
+        work.await
+    };
     let (applied, tables) = outcome?;
     report.applied = Some(applied);
     report.tables = tables;
@@ -475,17 +463,12 @@ async fn restored_counts(
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    if let Some(selection) = selection {
+    if let Some(selection) = selection
+        && planned.manifest_key.is_none()
+    {
         // A dump without a manifest is checked here, against the tables it created.
         let names: Vec<(String, String)> = tables.iter().map(|(.., s, t)| (s.clone(), t.clone())).collect();
-        let unmatched = selection.unmatched(&names);
-        if !unmatched.is_empty() {
-            return Err(Error::Payload(format!(
-                "--tables {} matched no table of {}",
-                unmatched.join(", "),
-                planned.label
-            )));
-        }
+        all_matched(selection, &names, &planned.label)?;
     }
     let wanted = |schema: &str, table: &str| selection.is_none_or(|s| s.wants(schema, table));
     let mut counts = Vec::new();
@@ -532,23 +515,29 @@ fn narrow(planned: &mut Planned, selection: &TableSelection) -> Result<()> {
     }
     let names: Vec<(String, String)> =
         planned.tables.iter().map(|t| (t.schema.clone(), t.name.clone())).collect();
-    let unmatched = selection.unmatched(&names);
-    if !unmatched.is_empty() {
-        let mut have: Vec<String> = names.iter().map(|(s, t)| format!("{s}.{t}")).collect();
-        let more = have.len().saturating_sub(20);
-        have.truncate(20);
-        return Err(Error::Payload(format!(
-            "--tables {} matched no table of {} (it has {}{})",
-            unmatched.join(", "),
-            planned.label,
-            have.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
-        )));
-    }
+    all_matched(selection, &names, &planned.label)?;
     planned
         .objects
         .retain(|o| o.kind != "data" || o.table.as_deref().is_none_or(|t| selection.wants_sql_name(t)));
     Ok(())
+}
+
+/// Fails naming the patterns that match none of `tables` (`(schema, name)` of `label`), with
+/// the tables there are.
+fn all_matched(selection: &TableSelection, tables: &[(String, String)], label: &str) -> Result<()> {
+    let unmatched = selection.unmatched(tables);
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    let mut have: Vec<String> = tables.iter().map(|(s, t)| format!("{s}.{t}")).collect();
+    let more = have.len().saturating_sub(20);
+    have.truncate(20);
+    Err(Error::Payload(format!(
+        "--tables {} matched no table of {label} (it has {}{})",
+        unmatched.join(", "),
+        have.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    )))
 }
 
 /// Streams one object from the store through decompression into `client`.
@@ -562,7 +551,7 @@ async fn replay(
 ) -> Result<ApplyStats> {
     let key = &object.key;
     let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
-    let stats = apply_selected(client, key, reader, false, selection).await?;
+    let stats = apply_selected(client, key, reader, selection).await?;
     progress.done(object, &stats);
     Ok(stats)
 }

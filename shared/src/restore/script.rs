@@ -266,22 +266,21 @@ impl ScriptReader {
     /// psql's rule: in `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, outside parentheses, `BEGIN`
     /// opens a block, `CASE` inside one opens another, `END` closes one.
     fn word(&mut self, word: &str) {
-        let lower = word.to_ascii_lowercase();
+        let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
         if self.word_count < self.words.len()
-            && matches!(lower.as_str(), "create" | "or" | "replace" | "function" | "procedure")
+            && ["create", "or", "replace", "function", "procedure"].into_iter().any(is)
         {
-            self.words[self.word_count] = lower.as_bytes()[0];
+            self.words[self.word_count] = word.as_bytes()[0].to_ascii_lowercase();
         }
         self.word_count += 1;
         let w = self.words;
         let routine = w[0] == b'c'
             && (matches!(w[1], b'f' | b'p') || (w[1] == b'o' && w[2] == b'r' && matches!(w[3], b'f' | b'p')));
         if routine && self.parens == 0 {
-            match lower.as_str() {
-                "begin" => self.begin_depth += 1,
-                "case" if self.begin_depth >= 1 => self.begin_depth += 1,
-                "end" if self.begin_depth > 0 => self.begin_depth -= 1,
-                _ => {}
+            if is("begin") || (is("case") && self.begin_depth >= 1) {
+                self.begin_depth += 1;
+            } else if is("end") && self.begin_depth > 0 {
+                self.begin_depth -= 1;
             }
         }
     }
