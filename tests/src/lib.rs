@@ -91,9 +91,12 @@ impl TestDb {
         let name = format!("bk_{label}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let admin = connect(&admin_url()).await?;
         admin.batch_execute(&format!("create database \"{name}\"")).await?;
-        let base = admin_url();
-        let url = format!("{}/{name}", &base[..base.rfind('/').expect("admin URL has a database")]);
-        Ok(TestDb { name, url })
+        Ok(Self::adopt(&name))
+    }
+
+    /// A database something else creates (a restore target), dropped at the end like the others.
+    pub fn adopt(name: &str) -> Self {
+        TestDb { name: name.to_owned(), url: database_url(name) }
     }
 
     pub async fn client(&self) -> Result<Client> {

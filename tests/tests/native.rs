@@ -285,7 +285,7 @@ async fn single_layout_gzip_restores_with_backstop_restore() {
     // WHEN Backstop restores it (no psql) into a new database
     let target = format!("{}_restored", source.name);
     let request = restore_request(&source.name, &target, 1);
-    let _cleanup = TestDb { name: target.clone(), url: request.target_url.clone() };
+    let _cleanup = TestDb::adopt(&target);
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
     let report = restore(&app, &request).await.unwrap();
 
@@ -316,7 +316,7 @@ async fn a_backup_set_restores_in_parallel_with_backstop_restore() {
     // WHEN Backstop restores it (no psql) with three connections replaying the data parts
     let target = format!("{}_restored", source.name);
     let request = restore_request(&source.name, &target, 3);
-    let _cleanup = TestDb { name: target.clone(), url: request.target_url.clone() };
+    let _cleanup = TestDb::adopt(&target);
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
     let report = restore(&app, &request).await.unwrap();
 
@@ -351,7 +351,7 @@ async fn a_missing_part_stops_the_restore_before_the_target_is_touched() {
 
     let target = format!("{}_restored", source.name);
     let request = restore_request(&source.name, &target, 2);
-    let _cleanup = TestDb { name: target.clone(), url: request.target_url.clone() };
+    let _cleanup = TestDb::adopt(&target);
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
     let err = restore(&app, &request).await.unwrap_err().report();
 

@@ -84,11 +84,6 @@ mod from_backups {
         admin.query_opt("select 1 from pg_database where datname = $1", &[&name]).await.unwrap().is_some()
     }
 
-    /// A TestDb for a name the restore creates, so it is dropped at the end.
-    fn adopt(name: &str) -> TestDb {
-        TestDb { name: name.to_owned(), url: backstop_tests::database_url(name) }
-    }
-
     async fn backed_up(label: &str) -> (Stack, TestDb, backstop_core::App) {
         let stack = Stack::new(label).await.unwrap();
         let db = TestDb::create(label).await.unwrap();
@@ -118,7 +113,7 @@ mod from_backups {
         assert_eq!(failures.len(), 1);
 
         let target = format!("{}_restored", db.name);
-        let _cleanup = adopt(&target);
+        let _cleanup = TestDb::adopt(&target);
         let report =
             restore(&app, &request(RestoreSource::Latest { database: Some(db.name.clone()) }, &target))
                 .await
@@ -146,7 +141,7 @@ mod from_backups {
         stack.s3.put_object().bucket(&stack.bucket).key(&key).body(bytes.into()).send().await.unwrap();
 
         let target = format!("{}_restored", db.name);
-        let _cleanup = adopt(&target);
+        let _cleanup = TestDb::adopt(&target);
         let err = restore(&app, &request(RestoreSource::Key(key), &target)).await.unwrap_err().report();
 
         assert!(err.contains("corrupt"), "{err}");
@@ -206,7 +201,7 @@ mod from_backups {
             };
             std::fs::write(&path, bytes).unwrap();
             let target = format!("{}_{}", db.name, ext.replace('.', "_"));
-            let _cleanup = adopt(&target);
+            let _cleanup = TestDb::adopt(&target);
             let report = restore(&app, &request(RestoreSource::File(path), &target)).await.unwrap();
             assert!(!report.objects[0].verified, "a file without a manifest cannot be verified");
             let restored = backstop_tests::connect(&backstop_tests::database_url(&target)).await.unwrap();
@@ -235,7 +230,7 @@ mod from_backups {
 
         // WHEN only u's rows are restored
         let target = format!("{}_u", db.name);
-        let _cleanup = adopt(&target);
+        let _cleanup = TestDb::adopt(&target);
         let latest = RestoreSource::Latest { database: Some(db.name.clone()) };
         let mut req = RestoreRequest { tables: vec!["public.u".into()], ..request(latest.clone(), &target) };
         let report = restore(&app, &req).await.unwrap();
@@ -259,7 +254,7 @@ mod from_backups {
 
         // AND a pattern that matches nothing is named, with the tables there are, before any change
         let typo = format!("{}_typo", db.name);
-        let _cleanup2 = adopt(&typo);
+        let _cleanup2 = TestDb::adopt(&typo);
         req = RestoreRequest { tables: vec!["public.uu".into()], ..request(latest, &typo) };
         let err = restore(&app, &req).await.unwrap_err().report();
         assert!(err.contains("public.uu") && err.contains("public.t, public.u"), "{err}");
@@ -276,7 +271,7 @@ mod from_backups {
 
         // WHEN only t's rows are restored (t* matches t only)
         let target = format!("{}_t", db.name);
-        let _cleanup = adopt(&target);
+        let _cleanup = TestDb::adopt(&target);
         let req = RestoreRequest {
             tables: vec!["t*".into()],
             ..request(RestoreSource::File(path.clone()), &target)
@@ -294,7 +289,7 @@ mod from_backups {
 
         // AND a pattern no table of the dump matches fails the restore, naming it
         let typo = format!("{}_typo", db.name);
-        let _cleanup2 = adopt(&typo);
+        let _cleanup2 = TestDb::adopt(&typo);
         let req = RestoreRequest {
             tables: vec!["nope".into()],
             ..request(RestoreSource::File(path.clone()), &typo)
