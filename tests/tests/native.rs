@@ -412,3 +412,53 @@ async fn verify_restores_into_a_scratch_database_and_catches_a_copy_that_differs
     assert!(error.contains("differs from the backup in app.orders"), "{error}");
     assert_eq!(scratch_left().await, before);
 }
+
+#[tokio::test]
+async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
+    // GIVEN a shop's orders (references and notes are digests: random-looking hex) and a table
+    // of English text (the server's own object descriptions)
+    let stack = Stack::new("nlevel").await.unwrap();
+    let source = TestDb::create("nlevel").await.unwrap();
+    source
+        .psql(
+            b"create table orders (id int primary key, status text, total numeric(12, 2), note text,
+                                   payload jsonb, created timestamptz);
+              insert into orders
+                select g, (array['new', 'paid', 'shipped', 'refunded'])[1 + g % 4], (g % 100000) / 100.0,
+                       case when g % 3 = 0 then 'note ' || md5(g::text) end,
+                       jsonb_build_object('sku', 'SKU-' || (g % 5000), 'qty', 1 + g % 7, 'ref', md5((g * 31)::text)),
+                       timestamptz '2026-01-01' - g * interval '1 second'
+                from generate_series(1, 30000) g;
+              create table notes as select objoid::int8 as id, description as body from pg_description;",
+        )
+        .await
+        .unwrap();
+
+    // WHEN it is backed up with the default level (the backup restores exactly), then with level
+    // 3 asked for (afterwards: keys are per second, so a second backup within it would replace it)
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let (_, auto) = stack.manifest_of(&record).await.unwrap();
+    assert_round_trip(&stack, &source, &auto).await;
+    let record = stack.backup(&source, json!({ "jobs": 2, "compression_level": 3 })).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let (_, fixed) = stack.manifest_of(&record).await.unwrap();
+
+    // THEN the orders' part took a cheaper level and came out smaller than at level 3, the text
+    // kept level 3, and the manifests say so
+    let part = |m: &Manifest, table: &str| {
+        m.objects.iter().find(|o| o.table.as_deref() == Some(table)).cloned().unwrap()
+    };
+    assert!(auto.compression.adaptive && !fixed.compression.adaptive);
+    let (orders, orders3) = (part(&auto, "public.orders"), part(&fixed, "public.orders"));
+    assert!(orders.level < Some(3), "{orders:?}");
+    assert!(
+        orders.bytes < orders3.bytes,
+        "{} at level {:?} vs {} at 3",
+        orders.bytes,
+        orders.level,
+        orders3.bytes
+    );
+    assert_eq!(part(&auto, "public.notes").level, Some(3));
+    assert!(fixed.objects.iter().all(|o| o.level == Some(3)));
+}

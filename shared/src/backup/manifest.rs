@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::options::Compression;
+use super::options::{Compression, Level};
 use crate::db::TableInfo;
 
 /// Current manifest format. Readers refuse newer formats rather than guess.
@@ -57,7 +57,20 @@ pub struct EngineInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompressionInfo {
     pub algorithm: Compression,
+    /// The level asked for; with `adaptive`, the level no object is larger than (each object
+    /// records the level it was written with).
     pub level: i32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive: bool,
+}
+
+impl CompressionInfo {
+    pub fn new(algorithm: Compression, level: Level) -> Self {
+        match level {
+            Level::Fixed(level) => CompressionInfo { algorithm, level, adaptive: false },
+            Level::Auto => CompressionInfo { algorithm, level: algorithm.default_level(), adaptive: true },
+        }
+    }
 }
 
 /// One stored object of a backup.
@@ -78,4 +91,7 @@ pub struct ObjectEntry {
     pub sha256: String,
     /// Multipart parts the object was uploaded in.
     pub parts: u32,
+    /// The compression level it was written with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
 }

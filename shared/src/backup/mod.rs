@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 
 pub use keys::{backup_stem, dump_key, key_segment, manifest_key};
 pub use manifest::{CompressionInfo, EngineInfo, FORMAT, Manifest, ObjectEntry};
-pub use options::{BackupOptions, Compression, Engine, Layout, MAX_JOBS, pattern_matches};
+pub use options::{BackupOptions, Compression, Engine, Layout, Level, MAX_JOBS, pattern_matches};
 pub use pg_dump::{check_compatible, parse_major};
 
 use crate::App;
@@ -280,7 +280,7 @@ async fn backup_database(
         run_id: ctx.run_id.clone(),
         tag: options.tag.clone(),
         engine: stored.engine,
-        compression: CompressionInfo { algorithm: options.compression, level: options.level() },
+        compression: CompressionInfo::new(options.compression, options.level()),
         server_version: preflight.server_version.clone(),
         layout: stored.layout.into(),
         snapshot: stored.snapshot,
@@ -405,8 +405,8 @@ async fn dump_to_store(
         // A failed upload breaks the pipes behind it: its error is the cause.
         copied?;
         let compressed = done.finish().await;
-        compressed
-            .and(fed)
+        let compressed = compressed
+            .and_then(|c| fed.map(|()| c))
             .map_err(|e| dump_err(format!("reading or compressing pg_dump's output failed: {e}")))?;
         let status = child.wait().await.map_err(|e| dump_err(format!("waiting for pg_dump: {e}")))?;
         if !status.success() {
@@ -419,17 +419,20 @@ async fn dump_to_store(
                 "pg_dump's output does not end with its completion line; the dump is truncated".into(),
             ));
         }
-        Ok(())
+        Ok(compressed.level)
     };
     // On the deadline the caller drops this future: pg_dump is killed on drop and the upload is
     // swept.
     let outcome = work.await;
     progress.abort();
-    if let Err(e) = outcome {
-        let _ = child.start_kill();
-        upload.abort().await;
-        return Err(e);
-    }
+    let level = match outcome {
+        Ok(level) => level,
+        Err(e) => {
+            let _ = child.start_kill();
+            upload.abort().await;
+            return Err(e);
+        }
+    };
     let uncompressed_bytes = read.load(Ordering::Relaxed);
     let stats = upload.complete().await?;
 
@@ -442,6 +445,7 @@ async fn dump_to_store(
         parts: stats.parts,
         table: None,
         rows: None,
+        level: Some(level),
     })
 }
 

@@ -67,6 +67,18 @@ pub enum Layout {
     Single,
 }
 
+/// How hard each stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// This level throughout (`compression_level`, or gzip's default).
+    Fixed(i32),
+    /// zstd without a `compression_level`: per stream, the cheapest level that is clearly
+    /// smaller than the default level on the stream's first MiB ([`crate::backup::stream::auto_level`]).
+    /// Never worse than the default by that sample; on random-looking data (hashes, tokens,
+    /// UUIDs), where zstd's faster levels compress better, smaller and much cheaper.
+    Auto,
+}
+
 /// Most parallel workers a payload may ask for.
 pub const MAX_JOBS: usize = 32;
 
@@ -77,7 +89,8 @@ pub struct BackupOptions {
     /// Databases to back up; default: the secret's or URL's database.
     pub databases: Vec<String>,
     pub compression: Compression,
-    /// zstd 1–19 (default 3), gzip 1–9 (default 6).
+    /// zstd 1–19 (default: per stream, 3 or a cheaper level that compresses the stream's
+    /// first MiB better, see [`Level::Auto`]), gzip 1–9 (default 6).
     pub compression_level: Option<i32>,
     pub engine: Engine,
     pub layout: Layout,
@@ -156,8 +169,12 @@ impl BackupOptions {
         Ok(())
     }
 
-    pub fn level(&self) -> i32 {
-        self.compression_level.unwrap_or(self.compression.default_level())
+    pub fn level(&self) -> Level {
+        match (self.compression_level, self.compression) {
+            (Some(level), _) => Level::Fixed(level),
+            (None, Compression::Zstd) => Level::Auto,
+            (None, Compression::Gzip) => Level::Fixed(self.compression.default_level()),
+        }
     }
 
     /// Parallel workers: as asked, or one per CPU (a Lambda's vCPUs follow its memory size).

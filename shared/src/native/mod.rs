@@ -30,7 +30,7 @@ use tokio_postgres::Client;
 pub use schema::{DataTable, Schema, SchemaOptions};
 
 use crate::App;
-use crate::backup::{Compression, ObjectEntry, stream};
+use crate::backup::{Compression, Level, ObjectEntry, stream};
 use crate::db::TableInfo;
 use crate::error::{Error, Result};
 use crate::run::human_bytes;
@@ -70,7 +70,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub jobs: usize,
     pub compression: Compression,
-    pub level: i32,
+    pub level: Level,
     /// One object instead of a set.
     pub single: bool,
     pub schema_only: bool,
@@ -109,7 +109,7 @@ pub struct RowHasher {
 impl RowHasher {
     /// Feeds COPY text; rows may span calls.
     pub fn update(&mut self, mut data: &[u8]) {
-        while let Some(end) = data.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', data) {
             let line = &data[..=end];
             let hash = if self.partial.is_empty() {
                 xxhash_rust::xxh3::xxh3_128(line)
@@ -495,8 +495,8 @@ where
     // A failed upload breaks the compressor's pipe and then the producer's; a failed compressor
     // breaks the producer's; a failed producer ends the stream early (the others succeed). So the
     // first error in this order is the cause.
-    let (value, uncompressed) = match (copied, compressed, produced) {
-        (Ok(()), Ok(n), Ok(v)) => (v, n),
+    let (value, compressed) = match (copied, compressed, produced) {
+        (Ok(()), Ok(c), Ok(v)) => (v, c),
         (Err(e), ..) | (Ok(()), Err(e), _) | (Ok(()), Ok(_), Err(e)) => {
             upload.abort().await;
             return Err(e);
@@ -507,11 +507,12 @@ where
         key: stats.key,
         kind: kind.to_owned(),
         bytes: stats.bytes,
-        uncompressed_bytes: uncompressed,
+        uncompressed_bytes: compressed.read,
         sha256: stats.sha256,
         parts: stats.parts,
         table: None,
         rows: None,
+        level: Some(compressed.level),
     };
     Ok((entry, value))
 }
@@ -555,12 +556,19 @@ async fn copy_table(
     let stream = client.copy_out(&table.copy_out()).await.map_err(copy_err)?;
     let mut stream = std::pin::pin!(stream);
     let mut hasher = RowHasher::default();
+    // Counted here and handed to the shared counter now and then: an atomic add per row, on a
+    // cache line every worker writes, costs more than the row's hash.
+    let mut unreported = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(copy_err)?;
         hasher.update(&chunk);
-        progress.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        unreported += chunk.len();
+        if unreported >= stream::CHUNK {
+            progress.bytes.fetch_add(std::mem::take(&mut unreported) as u64, Ordering::Relaxed);
+        }
         out.write_all(&chunk).await.map_err(pipe_err)?;
     }
+    progress.bytes.fetch_add(unreported as u64, Ordering::Relaxed);
     out.write_all(b"\\.\n\n").await.map_err(pipe_err)?;
     progress.tables.fetch_add(1, Ordering::Relaxed);
     Ok(hasher)
