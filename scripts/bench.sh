@@ -48,14 +48,21 @@ cargo build -q --release --bin backstop
 BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/backstop
 
 ROUNDS=${BENCH_ROUNDS:-3}
-RAW=$(mktemp)   # round;method;wall;bytes;rss per line
-record() { # round, name, wall, bytes, rss
-  echo "$1;$2;$3;$4;$5" >>"$RAW"
-  echo "round $1: $2: ${3}s, $4 bytes, peak RSS $5 KB" >&2
+RAW=$(mktemp)   # round;method;wall;bytes;rss;cpu per line
+# CPU seconds the whole machine was busy (every process: PostgreSQL, moto, the tool), from
+# /proc/stat; a method's CPU is the difference around it.
+busy() { awk '/^cpu /{printf "%d", $2+$3+$4+$7+$8}' /proc/stat; }
+CPU0=0 CPU=0
+stop_cpu() { CPU=$(python3 -c "print(($(busy) - $CPU0) / $(getconf CLK_TCK))"); }
+record() { # round, name, wall, bytes, rss (and $CPU, the method's machine CPU)
+  echo "$1;$2;$3;$4;$5;$CPU" >>"$RAW"
+  echo "round $1: $2: ${3}s, $4 bytes, peak RSS $5 KB, machine CPU ${CPU}s" >&2
 }
 timed() { # output file for "wall rss", command...
   local t=$1; shift
+  CPU0=$(busy)
   /usr/bin/time -f '%e %M' -o "$t" bash -c "$*" >/dev/null 2>"$t.err" || { cat "$t.err" >&2; exit 1; }
+  stop_cpu
 }
 pipeline() { # round, name, key, command...
   local round=$1 name=$2 key=$3 t; shift 3
@@ -66,8 +73,10 @@ pipeline() { # round, name, key, command...
 }
 backstop() { # round, name, payload
   local out t; out=$(mktemp); t=$(mktemp)
+  CPU0=$(busy)
   /usr/bin/time -f '%e %M' -o "$t" env BACKSTOP_BUCKET=$BUCKET BACKSTOP_PREFIX=bench/ BACKSTOP_ENV=bench \
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn "$BIN" db-backup --payload "$3" >"$out"
+  stop_cpu
   read -r wall rss <"$t"
   record "$1" "$2" "$wall" "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["status"]=="succeeded", r; print(r["outputs"]["databases"][0]["bytes"])' "$out")" "$rss"
 }
@@ -86,9 +95,10 @@ for round in $(seq 1 "$ROUNDS"); do
     "pg_dump $PG -d $DB | zstd -3 -T2 -q | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/zstd3.sql.zst"
   pipeline "$round" 'pg_dump -Fc -Z1 | aws s3 cp -' bench/custom-z1.dump \
     "pg_dump $PG -d $DB -Fc -Z1 | '$ROOT/.venv/bin/aws' --endpoint-url $MOTO s3 cp - s3://$BUCKET/bench/custom-z1.dump"
-  backstop "$round" 'backstop db-backup, pg_dump engine (zstd 3)' '{"engine": "pg_dump"}'
+  backstop "$round" 'backstop db-backup, pg_dump engine (zstd default)' '{"engine": "pg_dump"}'
+  backstop "$round" 'backstop db-backup, native, jobs 2 (zstd 3 asked for)' '{"jobs": 2, "compression_level": 3}'
   for jobs in 1 2 4; do
-    backstop "$round" "backstop db-backup, native, jobs $jobs (zstd 3)" "{\"jobs\": $jobs}"
+    backstop "$round" "backstop db-backup, native, jobs $jobs (zstd default)" "{\"jobs\": $jobs}"
   done
 done
 
@@ -99,24 +109,25 @@ python3 - "$RAW" <<'PY'
 import statistics as st, sys
 rows = [l.rstrip("\n").split(";") for l in open(sys.argv[1])]
 names = list(dict.fromkeys(r[1] for r in rows))
-by = {(int(r[0]), r[1]): (float(r[2]), int(r[3]), int(r[4])) for r in rows}
+by = {(int(r[0]), r[1]): (float(r[2]), int(r[3]), int(r[4]), float(r[5])) for r in rows}
 rounds = sorted({int(r[0]) for r in rows})
 file_, gzip, zstd = names[0], names[1], names[2]
 def med_ratio(name, base, i):
     return st.median(by[(r, name)][i] / by[(r, base)][i] for r in rounds)
-print("| method | wall s (median) | wall s (min–max) | stored MB | peak RSS MB | wall vs pg_dump > file | wall vs gzip -6 | size vs gzip -6 | size vs zstd -3 |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| method | wall s (median) | wall s (min–max) | machine CPU s | stored MB | peak RSS MB | wall vs pg_dump > file | wall vs gzip -6 | size vs gzip -6 | size vs zstd -3 |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for n in names:
     walls = [by[(r, n)][0] for r in rounds]
     b = by[(rounds[-1], n)][1]
     rss = max(by[(r, n)][2] for r in rounds)
     label = n.replace("|", "\\|")
-    print(f"| {label} | {st.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {b/1e6:.1f} | {rss/1024:.0f} "
+    cpu = st.median(by[(r, n)][3] for r in rounds)
+    print(f"| {label} | {st.median(walls):.1f} | {min(walls):.1f}–{max(walls):.1f} | {cpu:.1f} | {b/1e6:.1f} | {rss/1024:.0f} "
           f"| {med_ratio(n, file_, 0):.2f}× | {med_ratio(n, gzip, 0):.2f}× | {med_ratio(n, gzip, 1):.2f}× | {med_ratio(n, zstd, 1):.2f}× |")
 print()
 print("Per round, wall vs `pg_dump > file` of the same round:")
 print()
-print("| round | pg_dump > file s | " + " | ".join(n.replace("backstop db-backup, ", "").replace(" (zstd 3)", "").replace("|", "\\|") for n in names[1:]) + " |")
+print("| round | pg_dump > file s | " + " | ".join(n.replace("backstop db-backup, ", "").replace(" (zstd default)", "").replace("|", "\\|") for n in names[1:]) + " |")
 print("| ---: | ---: | " + " | ".join("---:" for _ in names[1:]) + " |")
 for r in rounds:
     print(f"| {r} | {by[(r, file_)][0]:.1f} | " + " | ".join(f"{by[(r, n)][0] / by[(r, file_)][0]:.2f}×" for n in names[1:]) + " |")

@@ -435,7 +435,7 @@ async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
         .unwrap();
 
     // WHEN it is backed up with the default level (the backup restores exactly), then with level
-    // 3 asked for (afterwards: keys are per second, so a second backup within it would replace it)
+    // 3 asked for
     let record = stack.backup(&source, json!({ "jobs": 2 })).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let (_, auto) = stack.manifest_of(&record).await.unwrap();
@@ -461,4 +461,27 @@ async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
     );
     assert_eq!(part(&auto, "public.notes").level, Some(3));
     assert!(fixed.objects.iter().all(|o| o.level == Some(3)));
+}
+
+#[tokio::test]
+async fn two_runs_started_together_keep_two_whole_backups() {
+    // GIVEN a database, and two backups of it started at once (a schedule that fires twice)
+    let stack = Stack::new("ntwice").await.unwrap();
+    let source = TestDb::create("ntwice").await.unwrap();
+    source
+        .psql(b"create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 5000) g;")
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        stack.backup(&source, json!({ "jobs": 2 })),
+        stack.backup(&source, json!({ "jobs": 2 }))
+    );
+
+    // THEN both succeeded under keys of their own, and each one's objects are what its manifest says
+    assert_eq!((a.status, b.status), (Status::Succeeded, Status::Succeeded), "{:?} {:?}", a.error, b.error);
+    let ((ka, ma), (kb, mb)) = (stack.manifest_of(&a).await.unwrap(), stack.manifest_of(&b).await.unwrap());
+    assert_ne!(ka, kb);
+    for m in [&ma, &mb] {
+        stored_sql(&stack, m).await.expect("every object matches its manifest");
+    }
 }

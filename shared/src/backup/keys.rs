@@ -1,4 +1,4 @@
-//! Object naming: `{prefix}db/{database}/{YYYY}/{MM}/{DD}/{database}_{env}_{stamp}.sql.zst`,
+//! Object naming: `{prefix}db/{database}/{YYYY}/{MM}/{DD}/{database}_{env}_{run_id}.sql.zst`,
 //! and `{key}.manifest.json` beside it. Pure functions of their inputs, pinned by tests.
 
 use jiff::Timestamp;
@@ -18,15 +18,24 @@ pub fn key_segment(name: &str) -> String {
 }
 
 /// The stem every key of one backup starts with: a set's parts are `{stem}/…`, its manifest
-/// `{stem}.manifest.json`.
-pub fn backup_stem(prefix: &str, database: &str, env: &str, at: &Timestamp) -> String {
+/// `{stem}.manifest.json`. `run_id` (the start time and a random suffix) makes it the run's
+/// own: two runs started in the same second (EventBridge delivers an event at least once, so a
+/// schedule can fire twice) never write over each other's objects.
+pub fn backup_stem(prefix: &str, database: &str, env: &str, at: &Timestamp, run_id: &str) -> String {
     let db = key_segment(database);
-    format!("{prefix}db/{db}/{}/{db}_{env}_{}", at.strftime("%Y/%m/%d"), at.strftime("%Y%m%dT%H%M%SZ"))
+    format!("{prefix}db/{db}/{}/{db}_{env}_{}", at.strftime("%Y/%m/%d"), key_segment(run_id))
 }
 
 /// The key of a single-object dump.
-pub fn dump_key(prefix: &str, database: &str, env: &str, at: &Timestamp, extension: &str) -> String {
-    format!("{}.sql.{extension}", backup_stem(prefix, database, env, at))
+pub fn dump_key(
+    prefix: &str,
+    database: &str,
+    env: &str,
+    at: &Timestamp,
+    run_id: &str,
+    extension: &str,
+) -> String {
+    format!("{}.sql.{extension}", backup_stem(prefix, database, env, at, run_id))
 }
 
 /// The manifest's key (beside a single dump, or after a set's stem): written last, it is what
@@ -53,10 +62,13 @@ mod tests {
     #[test]
     fn dump_and_manifest_keys() {
         let at: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
-        let key = dump_key("backstop/", "shop", "production", &at, "zst");
-        assert_eq!(key, "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z.sql.zst");
+        let run = "20261123T030005Z-3d552be2";
+        let key = dump_key("backstop/", "shop", "production", &at, run, "zst");
+        assert_eq!(key, "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z-3d552be2.sql.zst");
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
-        let stem = backup_stem("", "my db", "dev", &at);
-        assert_eq!(stem, "db/my%20db/2026/11/23/my%20db_dev_20261123T030005Z");
+        let stem = backup_stem("", "my db", "dev", &at, run);
+        assert_eq!(stem, "db/my%20db/2026/11/23/my%20db_dev_20261123T030005Z-3d552be2");
+        // Two runs in the same second: two stems.
+        assert_ne!(stem, backup_stem("", "my db", "dev", &at, "20261123T030005Z-0a1b2c3d"));
     }
 }

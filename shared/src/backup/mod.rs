@@ -196,7 +196,7 @@ async fn backup_database(
         preflight.tables.retain(|t| wanted(options, &t.schema, &t.name));
     }
 
-    let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started);
+    let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started, &ctx.run_id);
     let single = pg_dump.is_some() || options.layout == Layout::Single;
     let key = if single { format!("{stem}.sql.{}", options.compression.extension()) } else { stem };
     let engine_name = if pg_dump.is_some() { "pg_dump" } else { native::ENGINE };
