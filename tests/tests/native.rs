@@ -443,9 +443,13 @@ async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
     let record = stack.backup(&source, json!({ "jobs": 2, "compression_level": 3 })).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let (_, fixed) = stack.manifest_of(&record).await.unwrap();
+    let record = stack.backup(&source, json!({ "layout": "single" })).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let (_, single) = stack.manifest_of(&record).await.unwrap();
 
     // THEN the orders' part took a cheaper level and came out smaller than at level 3, the text
-    // kept level 3, and the manifests say so
+    // kept level 3, a single object (whose start says little about the rest) level 3, and the
+    // manifests say so
     let part = |m: &Manifest, table: &str| {
         m.objects.iter().find(|o| o.table.as_deref() == Some(table)).cloned().unwrap()
     };
@@ -461,6 +465,7 @@ async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
     );
     assert_eq!(part(&auto, "public.notes").level, Some(3));
     assert!(fixed.objects.iter().all(|o| o.level == Some(3)));
+    assert!(!single.compression.adaptive && single.objects[0].level == Some(3), "{:?}", single.objects);
 }
 
 #[tokio::test]

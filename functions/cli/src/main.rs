@@ -183,8 +183,8 @@ struct BackupArgs {
     /// zstd (default) or gzip.
     #[arg(long)]
     compression: Option<String>,
-    /// Compression level (zstd 1-19, gzip 1-9); default: zstd 3 or a cheaper level where it
-    /// compresses better (decided per object), gzip 6.
+    /// Compression level (zstd 1-19, gzip 1-9); default: zstd 3 (in backup sets, per table, a
+    /// cheaper level where it compresses better), gzip 6.
     #[arg(long)]
     level: Option<i32>,
     /// Dump engine: native (default) or pg_dump.

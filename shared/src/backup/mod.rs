@@ -199,6 +199,8 @@ async fn backup_database(
     let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started, &ctx.run_id);
     let single = pg_dump.is_some() || options.layout == Layout::Single;
     let key = if single { format!("{stem}.sql.{}", options.compression.extension()) } else { stem };
+    let level =
+        if single { options.level().for_whole_database(options.compression) } else { options.level() };
     let engine_name = if pg_dump.is_some() { "pg_dump" } else { native::ENGINE };
     tracing::info!(
         database, server = %preflight.server_version, size = %human_bytes(preflight.database_bytes.max(0) as u64),
@@ -228,7 +230,7 @@ async fn backup_database(
                 let settings = native::Settings {
                     jobs: options.jobs(),
                     compression: options.compression,
-                    level: options.level(),
+                    level,
                     single,
                     schema_only: options.schema_only,
                     lock_timeout: options.lock_timeout(),
@@ -280,7 +282,7 @@ async fn backup_database(
         run_id: ctx.run_id.clone(),
         tag: options.tag.clone(),
         engine: stored.engine,
-        compression: CompressionInfo::new(options.compression, options.level()),
+        compression: CompressionInfo::new(options.compression, level),
         server_version: preflight.server_version.clone(),
         layout: stored.layout.into(),
         snapshot: stored.snapshot,
@@ -379,8 +381,10 @@ async fn dump_to_store(
     let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
     let mut tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());
-    let stream::Compressor { input, output, done } =
-        stream::Compressor::spawn(options.compression, options.level());
+    let stream::Compressor { input, output, done } = stream::Compressor::spawn(
+        options.compression,
+        options.level().for_whole_database(options.compression),
+    );
 
     let sizer = PartSizer::new(&app.config.s3, Some(estimate));
     let mut upload = StreamUpload::begin(

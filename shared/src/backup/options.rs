@@ -72,11 +72,24 @@ pub enum Layout {
 pub enum Level {
     /// This level throughout (`compression_level`, or gzip's default).
     Fixed(i32),
-    /// zstd without a `compression_level`: per stream, the cheapest level that is clearly
-    /// smaller than the default level on the stream's first MiB ([`crate::backup::stream::auto_level`]).
+    /// zstd without a `compression_level`, for streams of one table each (the native engine's
+    /// backup sets): per stream, the cheapest level that is clearly smaller than the default
+    /// level on the stream's first MiB ([`crate::backup::stream::auto_level`]).
     /// Never worse than the default by that sample; on random-looking data (hashes, tokens,
     /// UUIDs), where zstd's faster levels compress better, smaller and much cheaper.
     Auto,
+}
+
+impl Level {
+    /// The level for a stream holding a whole database (pg_dump's output, the `single`
+    /// layout): its first MiB (the schema, the first table) says little about the rest, so
+    /// `Auto` there is the default level.
+    pub fn for_whole_database(self, compression: Compression) -> Level {
+        match self {
+            Level::Auto => Level::Fixed(compression.default_level()),
+            fixed => fixed,
+        }
+    }
 }
 
 /// Most parallel workers a payload may ask for.
@@ -89,8 +102,8 @@ pub struct BackupOptions {
     /// Databases to back up; default: the secret's or URL's database.
     pub databases: Vec<String>,
     pub compression: Compression,
-    /// zstd 1–19 (default: per stream, 3 or a cheaper level that compresses the stream's
-    /// first MiB better, see [`Level::Auto`]), gzip 1–9 (default 6).
+    /// zstd 1–19 (default: 3; in backup sets per table, 3 or a cheaper level that compresses
+    /// the table's first MiB better, see [`Level::Auto`]), gzip 1–9 (default 6).
     pub compression_level: Option<i32>,
     pub engine: Engine,
     pub layout: Layout,
