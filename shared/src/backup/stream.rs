@@ -129,9 +129,10 @@ impl Compressor {
         let thread = tokio::task::spawn_blocking(move || {
             // The sample Auto decides on is also the start of the stream.
             let mut start = Vec::new();
-            let level = match level {
-                Level::Fixed(level) => level,
-                Level::Auto => {
+            let level = match (level, compression) {
+                (Level::Fixed(level), _) => level,
+                (Level::Auto, Compression::Gzip) => compression.default_level(),
+                (Level::Auto, Compression::Zstd) => {
                     (&mut reader).take(AUTO_SAMPLE as u64).read_to_end(&mut start)?;
                     auto_level(&start)?
                 }
@@ -141,21 +142,19 @@ impl Compressor {
                     let mut encoder = zstd::stream::write::Encoder::new(writer, level)?;
                     encoder.multithread(1)?;
                     encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
-                    encoder.write_all(&start)?;
-                    let read = std::io::copy(&mut reader, &mut encoder)?;
+                    let read = feed(&mut encoder, start, &mut reader)?;
                     end(encoder.finish()?)?;
                     read
                 }
                 Compression::Gzip => {
                     let mut encoder =
                         flate2::write::GzEncoder::new(writer, flate2::Compression::new(level as u32));
-                    encoder.write_all(&start)?;
-                    let read = std::io::copy(&mut reader, &mut encoder)?;
+                    let read = feed(&mut encoder, start, &mut reader)?;
                     end(encoder.finish()?)?;
                     read
                 }
             };
-            Ok(Compressed { read: start.len() as u64 + read, level })
+            Ok(Compressed { read, level })
         });
         Compressor { input, output, done: CompressorDone(thread) }
     }
@@ -167,6 +166,15 @@ impl CompressorDone {
     pub async fn finish(self) -> std::io::Result<Compressed> {
         self.0.await.map_err(std::io::Error::other)?
     }
+}
+
+/// Writes the sample read ahead (freed at once: it would otherwise hold a MiB per stream to
+/// the end), then the rest of the stream, into `encoder`; the bytes written.
+fn feed(encoder: &mut impl Write, start: Vec<u8>, reader: &mut impl Read) -> std::io::Result<u64> {
+    encoder.write_all(&start)?;
+    let sampled = start.len() as u64;
+    drop(start);
+    Ok(sampled + std::io::copy(reader, encoder)?)
 }
 
 /// Flushes and closes the compressed stream, so its reader sees the end.
@@ -283,6 +291,9 @@ mod tests {
         assert_eq!(done.level, 3);
         let (_, done) = round_trip(Compression::Zstd, Level::Auto, b"").await;
         assert_eq!(done.level, 3);
+        // gzip has no such rule: its default level.
+        let (_, done) = round_trip(Compression::Gzip, Level::Auto, &hex[..AUTO_SAMPLE / 2]).await;
+        assert_eq!(done.level, 6);
     }
 
     #[tokio::test]
