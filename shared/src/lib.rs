@@ -18,7 +18,7 @@
 //! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, engines, the compressor
-//!   (on a thread of its own), upload checks.
+//!   (on a thread of its own; zstd level per table with `Level::Auto`), upload checks.
 //! - `native`    — the native dump engine: snapshot, locks, schema from the catalogs
 //!   (`schema`, ordered by `order`), parallel COPY workers, backup sets.
 //! - `catalog`   — listing backups (by manifest) and run records (history).
