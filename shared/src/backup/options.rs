@@ -249,6 +249,24 @@ mod tests {
         assert_eq!(pattern_matches(pattern, schema, table), expected);
     }
 
+    #[rstest]
+    #[case::zstd_sets_adapt(Compression::Zstd, None, false, Level::Auto)]
+    #[case::zstd_whole_database_keeps_3(Compression::Zstd, None, true, Level::Fixed(3))]
+    #[case::asked_for_is_kept(Compression::Zstd, Some(5), false, Level::Fixed(5))]
+    #[case::asked_for_whole_database(Compression::Zstd, Some(5), true, Level::Fixed(5))]
+    #[case::gzip_default(Compression::Gzip, None, false, Level::Fixed(6))]
+    #[case::gzip_asked_for(Compression::Gzip, Some(2), true, Level::Fixed(2))]
+    fn levels(
+        #[case] compression: Compression,
+        #[case] compression_level: Option<i32>,
+        #[case] whole_database: bool,
+        #[case] expected: Level,
+    ) {
+        let level = BackupOptions { compression, compression_level, ..Default::default() }.level();
+        let level = if whole_database { level.for_whole_database(compression) } else { level };
+        assert_eq!(level, expected);
+    }
+
     #[test]
     fn validation_names_the_field() {
         let o = BackupOptions {
