@@ -26,16 +26,9 @@ pub fn backup_stem(prefix: &str, database: &str, env: &str, at: &Timestamp, run_
     format!("{prefix}db/{db}/{}/{db}_{env}_{}", at.strftime("%Y/%m/%d"), key_segment(run_id))
 }
 
-/// The key of a single-object dump.
-pub fn dump_key(
-    prefix: &str,
-    database: &str,
-    env: &str,
-    at: &Timestamp,
-    run_id: &str,
-    extension: &str,
-) -> String {
-    format!("{}.sql.{extension}", backup_stem(prefix, database, env, at, run_id))
+/// The key of a single-object dump under `stem`.
+pub fn dump_key(stem: &str, extension: &str) -> String {
+    format!("{stem}.sql.{extension}")
 }
 
 /// The manifest's key (beside a single dump, or after a set's stem): written last, it is what
@@ -63,7 +56,7 @@ mod tests {
     fn dump_and_manifest_keys() {
         let at: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
         let run = "20261123T030005Z-3d552be2";
-        let key = dump_key("backstop/", "shop", "production", &at, run, "zst");
+        let key = dump_key(&backup_stem("backstop/", "shop", "production", &at, run), "zst");
         assert_eq!(key, "backstop/db/shop/2026/11/23/shop_production_20261123T030005Z-3d552be2.sql.zst");
         assert_eq!(manifest_key(&key), format!("{key}.manifest.json"));
         let stem = backup_stem("", "my db", "dev", &at, run);

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
 pub use keys::{backup_stem, dump_key, key_segment, manifest_key};
 pub use manifest::{CompressionInfo, EngineInfo, FORMAT, Manifest, ObjectEntry};
@@ -28,7 +27,6 @@ use crate::error::{Error, Result};
 use crate::native;
 use crate::run::{self, Job, JobReport, RunContext, human_bytes};
 use crate::secrets::DbCredentials;
-use crate::store::{PartSizer, StreamUpload};
 
 /// How often a long dump logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -198,9 +196,8 @@ async fn backup_database(
 
     let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started, &ctx.run_id);
     let single = pg_dump.is_some() || options.layout == Layout::Single;
-    let key = if single { format!("{stem}.sql.{}", options.compression.extension()) } else { stem };
-    let level =
-        if single { options.level().for_whole_database(options.compression) } else { options.level() };
+    let key = if single { dump_key(&stem, options.compression.extension()) } else { stem };
+    let level = options.level(single);
     let engine_name = if pg_dump.is_some() { "pg_dump" } else { native::ENGINE };
     tracing::info!(
         database, server = %preflight.server_version, size = %human_bytes(preflight.database_bytes.max(0) as u64),
@@ -215,7 +212,7 @@ async fn backup_database(
         match pg_dump {
             Some((version, _)) => {
                 let estimate = preflight.database_bytes.max(0) as u64;
-                let object = dump_to_store(app, &creds, database, options, &key, estimate).await?;
+                let object = dump_to_store(app, &creds, database, options, level, &key, estimate).await?;
                 verify_stored(app, &key, std::slice::from_ref(&object)).await?;
                 Ok(Stored {
                     engine: EngineInfo { name: "pg_dump".into(), version: version.clone() },
@@ -364,54 +361,46 @@ async fn sweep(app: &App, key: &str, single: bool) {
     }
 }
 
-/// Runs pg_dump into the store. Returns the stored object only when everything checked out;
-/// otherwise the upload is aborted and the error says why.
+/// Runs pg_dump into the store. Returns the stored object only when everything checked out:
+/// pg_dump exited 0 and its output ends with its completion line; otherwise the upload is
+/// aborted and the error says why.
 async fn dump_to_store(
     app: &App,
     creds: &DbCredentials,
     database: &str,
     options: &BackupOptions,
+    level: Level,
     key: &str,
     estimate: u64,
 ) -> Result<ObjectEntry> {
-    let dump_err = |reason: String| Error::Dump { database: database.to_owned(), reason };
+    let dump_err = {
+        let database = database.to_owned();
+        move |reason: String| Error::Dump { database: database.clone(), reason }
+    };
+    // kill_on_drop: however this ends (an error, the deadline dropping the future), pg_dump
+    // goes with the producer that owns it.
     let mut child = pg_dump::command(&app.config.pg_dump, creds, &app.config.db_tls, database, options)
         .spawn()
         .map_err(|e| dump_err(format!("cannot start {}: {e}", app.config.pg_dump.display())))?;
     let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
     let mut tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());
-    let stream::Compressor { input, output, done } = stream::Compressor::spawn(
-        options.compression,
-        options.level().for_whole_database(options.compression),
-    );
+    // Aborted when dropped, also when the deadline drops this future.
+    let _progress =
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(report_progress(database.to_owned(), read)));
 
-    let sizer = PartSizer::new(&app.config.s3, Some(estimate));
-    let mut upload = StreamUpload::begin(
-        app.store.clone(),
+    let target = stream::Target {
         key,
-        options.compression.content_type(),
-        sizer,
-        app.config.s3.upload_concurrency,
-    );
-    let progress = tokio::spawn(report_progress(database.to_owned(), read.clone(), upload.written()));
-
-    let work = async {
-        // The feed owns the compressor's input: however it ends, the pipe closes and the
-        // compressor (and so the upload) sees the end; a read error must not leave them waiting.
-        let feed = async move {
-            // Whole chunks into the pipe: each write wakes the compressor's thread.
-            let mut input = tokio::io::BufWriter::with_capacity(stream::CHUNK, input);
-            tokio::io::copy(&mut tap, &mut input).await?;
-            input.shutdown().await
-        };
-        let (copied, fed) = tokio::join!(upload.copy_from(output), feed);
-        // A failed upload breaks the pipes behind it: its error is the cause.
-        copied?;
-        let compressed = done.finish().await;
-        let compressed = compressed
-            .and_then(|c| fed.map(|()| c))
-            .map_err(|e| dump_err(format!("reading or compressing pg_dump's output failed: {e}")))?;
+        kind: "dump",
+        compression: options.compression,
+        level,
+        estimate,
+        budget: stream::Budget::shared(&app.config.s3, 1),
+    };
+    let stored = stream::store_compressed(app, target, |mut sink| async move {
+        tokio::io::copy(&mut tap, &mut sink)
+            .await
+            .map_err(|e| dump_err(format!("reading pg_dump's output failed: {e}")))?;
         let status = child.wait().await.map_err(|e| dump_err(format!("waiting for pg_dump: {e}")))?;
         if !status.success() {
             let stderr = stderr.await.unwrap_or_default();
@@ -423,47 +412,23 @@ async fn dump_to_store(
                 "pg_dump's output does not end with its completion line; the dump is truncated".into(),
             ));
         }
-        Ok(compressed.level)
-    };
-    // On the deadline the caller drops this future: pg_dump is killed on drop and the upload is
-    // swept.
-    let outcome = work.await;
-    progress.abort();
-    let level = match outcome {
-        Ok(level) => level,
-        Err(e) => {
-            let _ = child.start_kill();
-            upload.abort().await;
-            return Err(e);
-        }
-    };
-    let uncompressed_bytes = read.load(Ordering::Relaxed);
-    let stats = upload.complete().await?;
-
-    Ok(ObjectEntry {
-        key: stats.key,
-        kind: "dump".into(),
-        bytes: stats.bytes,
-        uncompressed_bytes,
-        sha256: stats.sha256,
-        parts: stats.parts,
-        table: None,
-        rows: None,
-        level: Some(level),
+        Ok((sink, ()))
     })
+    .await?;
+    Ok(stored.0)
 }
 
-/// Logs bytes read and stored, and the rate, at a steady interval until aborted.
-async fn report_progress(database: String, read: Arc<AtomicU64>, written: Arc<AtomicU64>) {
+/// Logs bytes read from pg_dump and the rate at a steady interval until aborted.
+async fn report_progress(database: String, read: Arc<AtomicU64>) {
     let start = Instant::now();
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let (r, w) = (read.load(Ordering::Relaxed), written.load(Ordering::Relaxed));
+        let r = read.load(Ordering::Relaxed);
         let rate = r as f64 / start.elapsed().as_secs_f64().max(0.001);
         tracing::info!(
-            database = %database, dumped = %human_bytes(r), stored = %human_bytes(w),
+            database = %database, dumped = %human_bytes(r),
             rate = %format!("{}/s", human_bytes(rate as u64)), "dump in progress"
         );
     }

@@ -80,18 +80,6 @@ pub enum Level {
     Auto,
 }
 
-impl Level {
-    /// The level for a stream holding a whole database (pg_dump's output, the `single`
-    /// layout): its first MiB (the schema, the first table) says little about the rest, so
-    /// `Auto` there is the default level.
-    pub fn for_whole_database(self, compression: Compression) -> Level {
-        match self {
-            Level::Auto => Level::Fixed(compression.default_level()),
-            fixed => fixed,
-        }
-    }
-}
-
 /// Most parallel workers a payload may ask for.
 pub const MAX_JOBS: usize = 32;
 
@@ -182,11 +170,14 @@ impl BackupOptions {
         Ok(())
     }
 
-    pub fn level(&self) -> Level {
+    /// The level of every stream of the backup. `whole_database`: one stream holds the whole
+    /// database (pg_dump's output, the `single` layout); its first MiB (the schema, the first
+    /// table) says little about the rest, so zstd keeps its default level there.
+    pub fn level(&self, whole_database: bool) -> Level {
         match (self.compression_level, self.compression) {
             (Some(level), _) => Level::Fixed(level),
-            (None, Compression::Zstd) => Level::Auto,
-            (None, Compression::Gzip) => Level::Fixed(self.compression.default_level()),
+            (None, Compression::Zstd) if !whole_database => Level::Auto,
+            (None, _) => Level::Fixed(self.compression.default_level()),
         }
     }
 
@@ -262,9 +253,8 @@ mod tests {
         #[case] whole_database: bool,
         #[case] expected: Level,
     ) {
-        let level = BackupOptions { compression, compression_level, ..Default::default() }.level();
-        let level = if whole_database { level.for_whole_database(compression) } else { level };
-        assert_eq!(level, expected);
+        let options = BackupOptions { compression, compression_level, ..Default::default() };
+        assert_eq!(options.level(whole_database), expected);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Stream plumbing for dumps: a reader that counts bytes and keeps the stream's tail (to check
-//! the dump ended where it should), and the compressor, on a thread of its own.
+//! the dump ended where it should), the compressor, on a thread of its own, and
+//! [`store_compressed`], which both engines write every object through.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,10 +9,16 @@ use std::task::{Context, Poll};
 
 use std::io::{Read, Write};
 
-use tokio::io::{AsyncRead, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::task::JoinSet;
 use tokio_util::io::SyncIoBridge;
 
+use super::ObjectEntry;
 use super::options::{Compression, Level};
+use crate::App;
+use crate::config::{MIN_PART_SIZE, S3Settings};
+use crate::error::{Error, Result};
+use crate::store::{PartSizer, StreamUpload};
 
 /// Bytes of the tail kept for the end-of-dump check.
 const TAIL: usize = 256;
@@ -168,6 +175,115 @@ impl CompressorDone {
     }
 }
 
+/// Where a producer writes: the input of the compressor in front of the upload, buffered (COPY
+/// hands over a row at a time; each write to the pipe would wake the compressor's thread).
+pub type Sink = tokio::io::BufWriter<DuplexStream>;
+
+/// How much memory one stream's upload may hold: parts in flight, and their size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub concurrency: usize,
+    pub part_size: usize,
+}
+
+impl Budget {
+    /// The configured single stream's budget (`upload_concurrency` parts in flight plus the one
+    /// filling) shared by `streams` concurrent streams: each keeps one part in flight and one
+    /// filling, of at least S3's 5 MiB; so four workers hold about what one stream would.
+    pub fn shared(s3: &S3Settings, streams: usize) -> Self {
+        let streams = streams.max(1);
+        let total = s3.part_size * (s3.upload_concurrency + 1);
+        let per_stream = (s3.upload_concurrency / streams).max(1);
+        let part_size = (total / (streams * (per_stream + 1))).clamp(MIN_PART_SIZE, s3.part_size);
+        Budget { concurrency: per_stream, part_size }
+    }
+}
+
+/// One object to write through [`store_compressed`].
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub key: &'a str,
+    /// The manifest's `kind` of the object.
+    pub kind: &'a str,
+    pub compression: Compression,
+    pub level: Level,
+    /// An upper bound of the uncompressed size where known, for the part size.
+    pub estimate: u64,
+    pub budget: Budget,
+}
+
+/// Streams what `produce` writes, compressed on a thread of its own (so parallel producers
+/// compress in parallel), into `target.key`. The object is completed only when the upload,
+/// the compressor and the producer all succeeded; otherwise the upload is aborted and the
+/// first failure in the pipeline is returned as the cause.
+pub async fn store_compressed<T, F, Fut>(
+    app: &App,
+    target: Target<'_>,
+    produce: F,
+) -> Result<(ObjectEntry, T)>
+where
+    T: Send + 'static,
+    F: FnOnce(Sink) -> Fut,
+    Fut: Future<Output = Result<(Sink, T)>> + Send + 'static,
+{
+    let Target { key, kind, compression, level, estimate, budget } = target;
+    let Compressor { input, output, done } = Compressor::spawn(compression, level);
+    let work = produce(tokio::io::BufWriter::with_capacity(CHUNK, input));
+    // In a set of its own, so that dropping this future (the deadline) aborts the producer too.
+    let mut producer = JoinSet::new();
+    producer.spawn(async move {
+        let (mut sink, value) = work.await?;
+        // Ends the compressed frame; without it the object would be cut short.
+        sink.shutdown().await.map_err(|e| Error::io("writing the dump stream", e))?;
+        Ok(value)
+    });
+    let s3 = S3Settings { part_size: budget.part_size, ..app.config.s3.clone() };
+    let mut upload = StreamUpload::begin(
+        app.store.clone(),
+        key,
+        compression.content_type(),
+        PartSizer::new(&s3, Some(estimate)),
+        budget.concurrency,
+    );
+    let copied = upload.copy_from(output).await;
+    // The stream ended (or failed): the producer's and the compressor's verdicts decide whether
+    // it was complete.
+    let produced = match producer.join_next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            Err(Error::Dump { database: key.to_owned(), reason: format!("producer failed: {e}") })
+        }
+        None => unreachable!("one producer was spawned"),
+    };
+    let compressed = done
+        .finish()
+        .await
+        .map_err(|e| Error::Dump { database: key.to_owned(), reason: format!("compressing failed: {e}") });
+    // A failed upload breaks the compressor's pipe and then the producer's; a failed compressor
+    // breaks the producer's; a failed producer ends the stream early (the others succeed). So the
+    // first error in this order is the cause.
+    let (value, compressed) = match (copied, compressed, produced) {
+        (Ok(()), Ok(c), Ok(v)) => (v, c),
+        (Err(e), ..) | (Ok(()), Err(e), _) | (Ok(()), Ok(_), Err(e)) => {
+            upload.abort().await;
+            return Err(e);
+        }
+    };
+    let stats = upload.complete().await?;
+    let entry = ObjectEntry {
+        key: stats.key,
+        kind: kind.to_owned(),
+        bytes: stats.bytes,
+        uncompressed_bytes: compressed.read,
+        sha256: stats.sha256,
+        parts: stats.parts,
+        table: None,
+        rows: None,
+        level: Some(compressed.level),
+    };
+    Ok((entry, value))
+}
+
 /// Writes the sample read ahead (freed at once: it would otherwise hold a MiB per stream to
 /// the end), then the rest of the stream, into `encoder`; the bytes written.
 fn feed(encoder: &mut impl Write, start: Vec<u8>, reader: &mut impl Read) -> std::io::Result<u64> {
@@ -188,6 +304,16 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
+
+    #[test]
+    fn workers_share_one_streams_memory() {
+        let mib = 1024 * 1024;
+        let s3 =
+            crate::config::S3Settings { part_size: 8 * mib, upload_concurrency: 2, ..Default::default() };
+        assert_eq!(Budget::shared(&s3, 1), Budget { concurrency: 2, part_size: 8 * mib });
+        assert_eq!(Budget::shared(&s3, 2), Budget { concurrency: 1, part_size: 6 * mib });
+        assert_eq!(Budget::shared(&s3, 4), Budget { concurrency: 1, part_size: 5 * mib });
+    }
 
     #[tokio::test]
     async fn tap_counts_and_keeps_the_tail() {

@@ -24,18 +24,17 @@ use futures_util::StreamExt;
 use jiff::Timestamp;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
-use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
 pub use schema::{DataTable, Schema, SchemaOptions};
 
 use crate::App;
-use crate::backup::{Compression, Level, ObjectEntry, stream};
+use crate::backup::stream::{self, Budget};
+use crate::backup::{Compression, Level, ObjectEntry};
 use crate::db::TableInfo;
 use crate::error::{Error, Result};
 use crate::run::human_bytes;
 use crate::secrets::DbCredentials;
-use crate::store::{PartSizer, StreamUpload};
 
 /// The engine's name in manifests.
 pub const ENGINE: &str = "native";
@@ -78,6 +77,13 @@ pub struct Settings {
     /// Tables with more pages than this are dumped in parts when `jobs` > 1.
     pub split_pages: i64,
     pub schema: SchemaOptions,
+}
+
+impl Settings {
+    /// One object of this dump, compressed as the settings say.
+    fn target<'a>(&self, key: &'a str, kind: &'a str, estimate: u64, budget: Budget) -> stream::Target<'a> {
+        stream::Target { key, kind, compression: self.compression, level: self.level, estimate, budget }
+    }
 }
 
 /// What a native dump stored.
@@ -184,7 +190,9 @@ pub async fn dump(
     }
     let large_objects = if settings.schema_only { Vec::new() } else { schema.large_objects.clone() };
     let progress = Progress::new(database, data.len(), data.iter().map(|t| t.bytes.max(0) as u64).sum());
-    let ticker = tokio::spawn(progress.clone().report());
+    // Aborted when dropped: also when the deadline drops this future (a warm Lambda would
+    // otherwise go on logging the dump's progress into later invocations).
+    let ticker = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(progress.clone().report()));
 
     // Large tables become several parts when several workers can read them at once.
     let mut parts: Vec<DataTable> = Vec::new();
@@ -213,7 +221,7 @@ pub async fn dump(
         )
         .await
     };
-    ticker.abort();
+    drop(ticker);
     let (objects, stats) = outcome?;
     // The snapshot (and the locks) could go only now: every worker has finished reading.
     coordinator.batch_execute("COMMIT").await.map_err(db_err("end the snapshot"))?;
@@ -282,13 +290,9 @@ async fn dump_single(
     let (client, schema, data, lo, progress) =
         (client.clone(), schema.clone(), data.to_vec(), large_objects.to_vec(), progress.clone());
     let estimate = data.iter().map(|t| t.bytes.max(0) as u64).sum::<u64>() + 1024 * 1024;
-    let (entry, stats) = upload(
+    let (entry, stats) = stream::store_compressed(
         app,
-        key,
-        settings,
-        estimate,
-        Budget::shared(&app.config.s3, 1),
-        "dump",
+        settings.target(key, "dump", estimate, Budget::shared(&app.config.s3, 1)),
         |mut out| async move {
             out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
             out.write_all(schema.pre_data.as_bytes()).await.map_err(pipe_err)?;
@@ -359,26 +363,32 @@ async fn dump_set(
                         let key = format!("{stem}/data-{i:05}.sql.{ext}");
                         let estimate = table.bytes.max(0) as u64;
                         let label = table.qualified.clone();
-                        let (mut entry, stats) =
-                            upload(app, &key, settings, estimate, budget, "data", |mut out| async move {
+                        let (mut entry, stats) = stream::store_compressed(
+                            app,
+                            settings.target(&key, "data", estimate, budget),
+                            |mut out| async move {
                                 out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
                                 let stats = copy_table(&c, &table, &mut out, &p).await?;
                                 Ok((out, stats))
-                            })
-                            .await?;
+                            },
+                        )
+                        .await?;
                         entry.table = Some(label);
                         entry.rows = Some(stats.rows());
                         (i, entry, Some(stats))
                     }
                     Work::LargeObjects(oids) => {
                         let key = format!("{stem}/large-objects.sql.{ext}");
-                        let (entry, ()) =
-                            upload(app, &key, settings, 0, budget, "data", |mut out| async move {
+                        let (entry, ()) = stream::store_compressed(
+                            app,
+                            settings.target(&key, "data", 0, budget),
+                            |mut out| async move {
                                 out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
                                 write_large_objects(&c, &oids, &mut out).await?;
                                 Ok((out, ()))
-                            })
-                            .await?;
+                            },
+                        )
+                        .await?;
                         (usize::MAX, entry, None)
                     }
                 };
@@ -417,106 +427,6 @@ enum Work {
     LargeObjects(Vec<u32>),
 }
 
-/// Where a producer writes: the input of the compressor in front of the upload, buffered (COPY
-/// hands over a row at a time; each write to the pipe would wake the compressor's thread).
-type Sink = tokio::io::BufWriter<tokio::io::DuplexStream>;
-
-/// How much memory one stream's upload may hold: parts in flight, and their size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Budget {
-    concurrency: usize,
-    part_size: usize,
-}
-
-impl Budget {
-    /// The configured single stream's budget (`upload_concurrency` parts in flight plus the one
-    /// filling) shared by `streams` concurrent streams: each keeps one part in flight and one
-    /// filling, of at least S3's 5 MiB; so four workers hold about what one stream would.
-    fn shared(s3: &crate::config::S3Settings, streams: usize) -> Self {
-        let streams = streams.max(1);
-        let total = s3.part_size * (s3.upload_concurrency + 1);
-        let per_stream = (s3.upload_concurrency / streams).max(1);
-        let part_size =
-            (total / (streams * (per_stream + 1))).clamp(crate::config::MIN_PART_SIZE, s3.part_size);
-        Budget { concurrency: per_stream, part_size }
-    }
-}
-
-/// Streams what `produce` writes (compressed on a thread of its own, so workers compress in
-/// parallel) into `key`. The object is completed only when the producer and the compressor
-/// succeeded; otherwise the upload is aborted.
-async fn upload<T, F, Fut>(
-    app: &App,
-    key: &str,
-    settings: &Settings,
-    estimate: u64,
-    budget: Budget,
-    kind: &str,
-    produce: F,
-) -> Result<(ObjectEntry, T)>
-where
-    T: Send + 'static,
-    F: FnOnce(Sink) -> Fut,
-    Fut: Future<Output = Result<(Sink, T)>> + Send + 'static,
-{
-    let stream::Compressor { input, output, done } =
-        stream::Compressor::spawn(settings.compression, settings.level);
-    let work = produce(tokio::io::BufWriter::with_capacity(stream::CHUNK, input));
-    let mut producer = JoinSet::new();
-    producer.spawn(async move {
-        let (mut sink, value) = work.await?;
-        // Ends the compressed frame; without it the object would be cut short.
-        sink.shutdown().await.map_err(pipe_err)?;
-        Ok(value)
-    });
-    let s3 = crate::config::S3Settings { part_size: budget.part_size, ..app.config.s3.clone() };
-    let sizer = PartSizer::new(&s3, Some(estimate));
-    let mut upload = StreamUpload::begin(
-        app.store.clone(),
-        key,
-        settings.compression.content_type(),
-        sizer,
-        budget.concurrency,
-    );
-    let copied = upload.copy_from(output).await;
-    // The stream ended (or failed): the producer's and the compressor's verdicts decide whether
-    // it was complete.
-    let produced = match producer.join_next().await {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => {
-            Err(Error::Dump { database: key.to_owned(), reason: format!("producer failed: {e}") })
-        }
-        None => unreachable!("one producer was spawned"),
-    };
-    let compressed = done
-        .finish()
-        .await
-        .map_err(|e| Error::Dump { database: key.to_owned(), reason: format!("compressing failed: {e}") });
-    // A failed upload breaks the compressor's pipe and then the producer's; a failed compressor
-    // breaks the producer's; a failed producer ends the stream early (the others succeed). So the
-    // first error in this order is the cause.
-    let (value, compressed) = match (copied, compressed, produced) {
-        (Ok(()), Ok(c), Ok(v)) => (v, c),
-        (Err(e), ..) | (Ok(()), Err(e), _) | (Ok(()), Ok(_), Err(e)) => {
-            upload.abort().await;
-            return Err(e);
-        }
-    };
-    let stats = upload.complete().await?;
-    let entry = ObjectEntry {
-        key: stats.key,
-        kind: kind.to_owned(),
-        bytes: stats.bytes,
-        uncompressed_bytes: compressed.read,
-        sha256: stats.sha256,
-        parts: stats.parts,
-        table: None,
-        rows: None,
-        level: Some(compressed.level),
-    };
-    Ok((entry, value))
-}
-
 /// A schema section as one object.
 async fn upload_text(
     app: &App,
@@ -528,7 +438,8 @@ async fn upload_text(
     let text = format!("{PREAMBLE}{sql}");
     let estimate = text.len() as u64;
     let budget = Budget { concurrency: 1, part_size: app.config.s3.part_size };
-    let (entry, ()) = upload(app, key, settings, estimate, budget, kind, |mut out| async move {
+    let target = settings.target(key, kind, estimate, budget);
+    let (entry, ()) = stream::store_compressed(app, target, |mut out| async move {
         out.write_all(text.as_bytes()).await.map_err(pipe_err)?;
         Ok((out, ()))
     })
@@ -685,16 +596,6 @@ pub async fn table_content(client: &Client, schema: &str, name: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn workers_share_one_streams_memory() {
-        let mib = 1024 * 1024;
-        let s3 =
-            crate::config::S3Settings { part_size: 8 * mib, upload_concurrency: 2, ..Default::default() };
-        assert_eq!(Budget::shared(&s3, 1), Budget { concurrency: 2, part_size: 8 * mib });
-        assert_eq!(Budget::shared(&s3, 2), Budget { concurrency: 1, part_size: 6 * mib });
-        assert_eq!(Budget::shared(&s3, 4), Budget { concurrency: 1, part_size: 5 * mib });
-    }
 
     #[test]
     fn row_hashes_ignore_order_and_chunking_but_not_content() {

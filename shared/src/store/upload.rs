@@ -2,7 +2,6 @@
 //! `concurrency` parts in flight plus the one being filled, whatever the stream's length.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -76,7 +75,8 @@ pub struct StreamUpload {
     done: Vec<CompletedPart>,
     hasher: Sha256,
     next_part: i32,
-    written: Arc<AtomicU64>,
+    /// Bytes read from the stream so far.
+    written: u64,
 }
 
 impl StreamUpload {
@@ -100,13 +100,8 @@ impl StreamUpload {
             done: Vec::new(),
             hasher: Sha256::new(),
             next_part: 1,
-            written: Arc::new(AtomicU64::new(0)),
+            written: 0,
         }
-    }
-
-    /// A counter of bytes read from the stream so far, for progress reports.
-    pub fn written(&self) -> Arc<AtomicU64> {
-        self.written.clone()
     }
 
     /// Reads `reader` to its end, uploading a part each time one fills.
@@ -123,7 +118,7 @@ impl StreamUpload {
                     break;
                 }
                 filled += n;
-                self.written.fetch_add(n as u64, Ordering::Relaxed);
+                self.written += n as u64;
             }
             let at_end = filled < size;
             buf.truncate(filled);
@@ -180,7 +175,7 @@ impl StreamUpload {
             self.store.put(&self.key, body, &self.content_type).await?;
             return Ok(UploadStats {
                 key: self.key,
-                bytes: self.written.load(Ordering::Relaxed),
+                bytes: self.written,
                 sha256: hex::encode(self.hasher.finalize()),
                 parts: 1,
             });
@@ -201,7 +196,7 @@ impl StreamUpload {
         }
         Ok(UploadStats {
             key: self.key,
-            bytes: self.written.load(Ordering::Relaxed),
+            bytes: self.written,
             sha256: hex::encode(self.hasher.finalize()),
             parts: count,
         })
