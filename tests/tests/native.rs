@@ -14,6 +14,19 @@ use backstop_tests::{
 };
 use serde_json::{Value, json};
 
+/// A stack and a fresh source database loaded with `sql`.
+async fn given(label: &str, sql: &[u8]) -> (Stack, TestDb) {
+    let stack = Stack::new(label).await.unwrap();
+    let source = TestDb::create(label).await.unwrap();
+    source.psql(sql).await.unwrap();
+    (stack, source)
+}
+
+/// The fixture exercising every schema feature and awkward value.
+fn fidelity_sql() -> Vec<u8> {
+    std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()
+}
+
 /// Restores `manifest`'s parts with psql into a fresh database and asserts it equals `source`
 /// in schema (owners and privileges included) and in every table's rows.
 async fn assert_round_trip(stack: &Stack, source: &TestDb, manifest: &Manifest) -> TestDb {
@@ -64,9 +77,7 @@ async fn content_hashes(url: &str, manifest: &Manifest) -> Vec<(String, String)>
 #[tokio::test]
 async fn every_schema_feature_and_awkward_value_round_trips() {
     // GIVEN a schema using every object kind the engine promises, with awkward names and values
-    let stack = Stack::new("fidelity").await.unwrap();
-    let source = TestDb::create("fidelity").await.unwrap();
-    source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
+    let (stack, source) = given("fidelity", &fidelity_sql()).await;
 
     // WHEN a native backup set is taken with two workers
     let record = stack.backup(&source, json!({ "jobs": 2 })).await;
@@ -111,9 +122,7 @@ async fn pagila_with_rows_round_trips() {
     let Some(schema) = shared_data("pagila-schema.sql") else {
         return;
     };
-    let stack = Stack::new("npagila").await.unwrap();
-    let source = TestDb::create("npagila").await.unwrap();
-    source.psql(&std::fs::read(schema).unwrap()).await.unwrap();
+    let (stack, source) = given("npagila", &std::fs::read(schema).unwrap()).await;
     source
         .psql(
             r#"insert into actor (first_name, last_name) select 'Actor' || g, E'O''Name\t' || g from generate_series(1, 300) g;
@@ -139,18 +148,15 @@ async fn pagila_with_rows_round_trips() {
 async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
     // GIVEN accounts whose balances always sum to 1,000,000, a ledger with one row per transfer
     // and a counter of transfers, all changed together in each transaction
-    let stack = Stack::new("concurrent").await.unwrap();
-    let source = TestDb::create("concurrent").await.unwrap();
-    source
-        .psql(
-            b"create table accounts (id int primary key, balance bigint not null);
+    let (stack, source) = given(
+        "concurrent",
+        b"create table accounts (id int primary key, balance bigint not null);
               insert into accounts select g, 1000 from generate_series(1, 1000) g;
               create table ledger (id bigserial primary key, src int, dst int, amount int, note text);
               insert into ledger (src, dst, amount, note) select 0, 0, 0, repeat('seed', 20) from generate_series(1, 200000);
               create table counter (n bigint not null); insert into counter values (200000);",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let transfers = Arc::new(AtomicU64::new(0));
     let writer = {
@@ -222,12 +228,11 @@ async fn a_backup_under_concurrent_writes_is_one_point_in_time() {
 #[tokio::test]
 async fn a_table_being_dropped_by_another_session_fails_the_backup_cleanly() {
     // GIVEN another session dropping a table in an open transaction (a migration in progress)
-    let stack = Stack::new("droptable").await.unwrap();
-    let source = TestDb::create("droptable").await.unwrap();
-    source
-        .psql(b"create table keep (id int); create table doomed (id int); insert into doomed values (1);")
-        .await
-        .unwrap();
+    let (stack, source) = given(
+        "droptable",
+        b"create table keep (id int); create table doomed (id int); insert into doomed values (1);",
+    )
+    .await;
     let migration = source.client().await.unwrap();
     migration.batch_execute("begin; drop table doomed;").await.unwrap();
 
@@ -249,13 +254,12 @@ async fn a_table_being_dropped_by_another_session_fails_the_backup_cleanly() {
 
 #[tokio::test]
 async fn an_object_the_engine_cannot_write_fails_the_backup_naming_it() {
-    let stack = Stack::new("unsupported").await.unwrap();
-    let source = TestDb::create("unsupported").await.unwrap();
-    source
-        .psql(b"create table t (id int); create function same(int, int) returns bool language sql as 'select $1 = $2';
-                create operator === (leftarg = int, rightarg = int, function = same);")
-        .await
-        .unwrap();
+    let (stack, source) = given(
+        "unsupported",
+        b"create table t (id int); create function same(int, int) returns bool language sql as 'select $1 = $2';
+                create operator === (leftarg = int, rightarg = int, function = same);",
+    )
+    .await;
 
     let record = stack.backup(&source, Value::Null).await;
 
@@ -269,9 +273,7 @@ async fn an_object_the_engine_cannot_write_fails_the_backup_naming_it() {
 #[tokio::test]
 async fn single_layout_gzip_restores_with_backstop_restore() {
     // GIVEN a native backup in one gzip object, without owners and privileges
-    let stack = Stack::new("nsingle").await.unwrap();
-    let source = TestDb::create("nsingle").await.unwrap();
-    source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
+    let (stack, source) = given("nsingle", &fidelity_sql()).await;
     let payload =
         json!({ "layout": "single", "compression": "gzip", "no_owner": true, "no_privileges": true });
     let record = stack.backup(&source, payload).await;
@@ -307,9 +309,7 @@ fn restore_request(database: &str, target: &str, jobs: usize) -> RestoreRequest 
 #[tokio::test]
 async fn a_backup_set_restores_in_parallel_with_backstop_restore() {
     // GIVEN a native backup set of the fidelity schema
-    let stack = Stack::new("npar").await.unwrap();
-    let source = TestDb::create("npar").await.unwrap();
-    source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
+    let (stack, source) = given("npar", &fidelity_sql()).await;
     let record = stack.backup(&source, json!({ "jobs": 2 })).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
 
@@ -337,12 +337,9 @@ async fn a_backup_set_restores_in_parallel_with_backstop_restore() {
 
 #[tokio::test]
 async fn a_missing_part_stops_the_restore_before_the_target_is_touched() {
-    let stack = Stack::new("nmissing").await.unwrap();
-    let source = TestDb::create("nmissing").await.unwrap();
-    source
-        .psql(b"create table a (id int); insert into a values (1); create table b (id int);")
-        .await
-        .unwrap();
+    let (stack, source) =
+        given("nmissing", b"create table a (id int); insert into a values (1); create table b (id int);")
+            .await;
     let record = stack.backup(&source, Value::Null).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let manifest = stack.manifest_of(&record).await.unwrap().1;
@@ -365,9 +362,7 @@ async fn a_missing_part_stops_the_restore_before_the_target_is_touched() {
 async fn verify_restores_into_a_scratch_database_and_catches_a_copy_that_differs() {
     use backstop_core::restore::Verify;
     // GIVEN a native backup
-    let stack = Stack::new("nverify").await.unwrap();
-    let source = TestDb::create("nverify").await.unwrap();
-    source.psql(&std::fs::read(repo_root().join("tests/fixtures/fidelity.sql")).unwrap()).await.unwrap();
+    let (stack, source) = given("nverify", &fidelity_sql()).await;
     let record = stack.backup(&source, Value::Null).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
@@ -417,11 +412,9 @@ async fn verify_restores_into_a_scratch_database_and_catches_a_copy_that_differs
 async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
     // GIVEN a shop's orders (references and notes are digests: random-looking hex) and a table
     // of English text (the server's own object descriptions)
-    let stack = Stack::new("nlevel").await.unwrap();
-    let source = TestDb::create("nlevel").await.unwrap();
-    source
-        .psql(
-            b"create table orders (id int primary key, status text, total numeric(12, 2), note text,
+    let (stack, source) = given(
+        "nlevel",
+        b"create table orders (id int primary key, status text, total numeric(12, 2), note text,
                                    payload jsonb, created timestamptz);
               insert into orders
                 select g, (array['new', 'paid', 'shipped', 'refunded'])[1 + g % 4], (g % 100000) / 100.0,
@@ -430,9 +423,8 @@ async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
                        timestamptz '2026-01-01' - g * interval '1 second'
                 from generate_series(1, 30000) g;
               create table notes as select objoid::int8 as id, description as body from pg_description;",
-        )
-        .await
-        .unwrap();
+    )
+    .await;
 
     // WHEN it is backed up with the default level (the backup restores exactly), then with level
     // 3 asked for
@@ -471,12 +463,11 @@ async fn zstd_takes_a_cheaper_level_only_for_parts_it_compresses_better() {
 #[tokio::test]
 async fn two_runs_started_together_keep_two_whole_backups() {
     // GIVEN a database, and two backups of it started at once (a schedule that fires twice)
-    let stack = Stack::new("ntwice").await.unwrap();
-    let source = TestDb::create("ntwice").await.unwrap();
-    source
-        .psql(b"create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 5000) g;")
-        .await
-        .unwrap();
+    let (stack, source) = given(
+        "ntwice",
+        b"create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 5000) g;",
+    )
+    .await;
     let (a, b) = tokio::join!(
         stack.backup(&source, json!({ "jobs": 2 })),
         stack.backup(&source, json!({ "jobs": 2 }))
