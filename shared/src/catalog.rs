@@ -3,8 +3,9 @@
 
 use jiff::Timestamp;
 
-use crate::backup::{FORMAT, Manifest, key_segment};
+use crate::backup::{FORMAT, Manifest};
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::run::RunRecord;
 use crate::store::ObjectStore;
 
@@ -40,13 +41,10 @@ pub async fn list_backups(
     prefix: &str,
     database: Option<&str>,
 ) -> Result<Vec<BackupEntry>> {
-    let scope = match database {
-        Some(db) => format!("{prefix}db/{}/", key_segment(db)),
-        None => format!("{prefix}db/"),
-    };
+    let scope = keys::db_scope(prefix, database);
     let mut out = Vec::new();
     for obj in store.list(&scope).await? {
-        if obj.key.ends_with(".manifest.json") {
+        if keys::is_manifest(&obj.key) {
             let manifest = read_manifest(store, &obj.key).await?;
             out.push(BackupEntry { manifest_key: obj.key, manifest });
         }
@@ -63,10 +61,7 @@ pub async fn history(
     since: Option<Timestamp>,
     failed_only: bool,
 ) -> Result<Vec<RunRecord>> {
-    let scope = match job {
-        Some(j) => format!("{prefix}runs/{j}/"),
-        None => format!("{prefix}runs/"),
-    };
+    let scope = keys::runs_scope(prefix, job);
     let mut out = Vec::new();
     for obj in store.list(&scope).await? {
         if !obj.key.ends_with(".json") {

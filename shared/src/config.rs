@@ -54,6 +54,73 @@ fn validate_bucket(bucket: &str) -> Result<()> {
     }
 }
 
+/// Where media-sync reads the application's uploads from (`BACKSTOP_MEDIA_SOURCE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaSource {
+    /// `s3://bucket/prefix` on the default endpoint or `BACKSTOP_MEDIA_ENDPOINT_URL`.
+    S3 { bucket: String, prefix: String },
+    /// `file:///srv/media`: a directory on this machine (the CLI on a server).
+    Local { root: PathBuf },
+}
+
+impl MediaSource {
+    /// Parses `s3://bucket[/prefix]` or `file:///dir`.
+    pub fn parse(value: &str) -> Result<Self> {
+        const NAME: &str = "BACKSTOP_MEDIA_SOURCE";
+        let value = value.trim();
+        if let Some(path) = value.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(Error::config(NAME, "file:// needs a directory path"));
+            }
+            return Ok(MediaSource::Local { root: PathBuf::from(path) });
+        }
+        let Some(rest) = value.strip_prefix("s3://") else {
+            return Err(Error::config(
+                NAME,
+                format!("{value:?} is neither s3://bucket/prefix nor file:///dir"),
+            ));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        validate_bucket(bucket).map_err(|_| {
+            Error::config(
+                NAME,
+                format!("{bucket:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"),
+            )
+        })?;
+        Ok(MediaSource::S3 { bucket: bucket.to_owned(), prefix: normalize_prefix(prefix) })
+    }
+
+    /// How the source reads in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            MediaSource::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+            MediaSource::Local { root } => format!("file://{}", root.display()),
+        }
+    }
+}
+
+/// media-sync's source and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MediaConfig {
+    pub source: Option<MediaSource>,
+    /// The source's own S3 endpoint (MinIO, another provider); the SDK's otherwise.
+    pub endpoint_url: Option<String>,
+    /// A Secrets Manager secret with `access_key_id` and `secret_access_key` for the source.
+    pub secret_id: Option<String>,
+    /// Path style and request checksums for the source, set apart from the backup bucket's.
+    pub s3: S3Settings,
+}
+
+impl MediaConfig {
+    /// Whether the source bucket is reached with the backup bucket's endpoint and credentials,
+    /// so that objects can be copied server-side.
+    pub fn shares_destination_account(&self) -> bool {
+        matches!(self.source, Some(MediaSource::S3 { .. }))
+            && self.endpoint_url.is_none()
+            && self.secret_id.is_none()
+    }
+}
+
 /// Where the database credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbConfig {
@@ -151,6 +218,7 @@ pub struct Config {
     pub pg_dump: PathBuf,
     /// Default notification-cleanup rules (JSON), from `BACKSTOP_CLEANUP_RULES`.
     pub cleanup_rules: Option<String>,
+    pub media: MediaConfig,
 }
 
 impl Config {
@@ -193,16 +261,7 @@ impl Config {
         let defaults = S3Settings::default();
         let s3 = S3Settings {
             force_path_style: parse_bool(&get, "BACKSTOP_S3_FORCE_PATH_STYLE")?.unwrap_or(custom_endpoint),
-            request_checksum: match get("BACKSTOP_S3_REQUEST_CHECKSUM").as_deref() {
-                None | Some("when_supported") => RequestChecksum::WhenSupported,
-                Some("when_required") => RequestChecksum::WhenRequired,
-                Some(other) => {
-                    return Err(Error::config(
-                        "BACKSTOP_S3_REQUEST_CHECKSUM",
-                        format!("{other:?} is not when_supported or when_required"),
-                    ));
-                }
-            },
+            request_checksum: parse_checksum(&get, "BACKSTOP_S3_REQUEST_CHECKSUM")?,
             part_checksum: parse_bool(&get, "BACKSTOP_S3_PART_CHECKSUM")?.unwrap_or(defaults.part_checksum),
             part_size: match get("BACKSTOP_S3_PART_SIZE_MB") {
                 None => defaults.part_size,
@@ -244,7 +303,21 @@ impl Config {
             root_cert: get("BACKSTOP_DB_SSLROOTCERT").map(PathBuf::from),
         };
 
+        let media_endpoint = get("BACKSTOP_MEDIA_ENDPOINT_URL");
+        let media = MediaConfig {
+            source: get("BACKSTOP_MEDIA_SOURCE").map(|v| MediaSource::parse(&v)).transpose()?,
+            s3: S3Settings {
+                force_path_style: parse_bool(&get, "BACKSTOP_MEDIA_S3_FORCE_PATH_STYLE")?
+                    .unwrap_or(media_endpoint.is_some() || custom_endpoint),
+                request_checksum: parse_checksum(&get, "BACKSTOP_MEDIA_S3_REQUEST_CHECKSUM")?,
+                ..s3.clone()
+            },
+            endpoint_url: media_endpoint,
+            secret_id: get("BACKSTOP_MEDIA_SECRET_ID"),
+        };
+
         Ok(Config {
+            media,
             destination,
             prefix,
             env,
@@ -264,6 +337,14 @@ fn parse_bool(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Optio
         Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
         Some("0" | "false" | "no" | "off") => Ok(Some(false)),
         Some(other) => Err(Error::config(name, format!("{other:?} is not true or false"))),
+    }
+}
+
+fn parse_checksum(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<RequestChecksum> {
+    match get(name).as_deref() {
+        None | Some("when_supported") => Ok(RequestChecksum::WhenSupported),
+        Some("when_required") => Ok(RequestChecksum::WhenRequired),
+        Some(other) => Err(Error::config(name, format!("{other:?} is not when_supported or when_required"))),
     }
 }
 
@@ -351,8 +432,39 @@ mod tests {
     #[case("BACKSTOP_S3_REQUEST_CHECKSUM", "never")]
     #[case("BACKSTOP_ENV", "prod env")]
     #[case("BACKSTOP_DB_SSLMODE", "verify-ca")]
+    #[case("BACKSTOP_MEDIA_SOURCE", "/srv/media")]
+    #[case("BACKSTOP_MEDIA_SOURCE", "s3://Bad_Bucket/x")]
+    #[case("BACKSTOP_MEDIA_S3_REQUEST_CHECKSUM", "sometimes")]
     fn bad_values_name_the_variable(#[case] name: &str, #[case] value: &str) {
         let err = config(&[("BACKSTOP_BUCKET", "b-1"), (name, value)]).unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod media_tests {
+    use super::*;
+
+    #[test]
+    fn media_sources_parse_and_decide_server_side_copies() {
+        assert_eq!(
+            MediaSource::parse("s3://uploads/media").unwrap(),
+            MediaSource::S3 { bucket: "uploads".into(), prefix: "media/".into() }
+        );
+        assert_eq!(
+            MediaSource::parse("s3://uploads").unwrap(),
+            MediaSource::S3 { bucket: "uploads".into(), prefix: "".into() }
+        );
+        assert_eq!(
+            MediaSource::parse("file:///srv/media").unwrap(),
+            MediaSource::Local { root: "/srv/media".into() }
+        );
+        let mut m =
+            MediaConfig { source: Some(MediaSource::parse("s3://uploads").unwrap()), ..Default::default() };
+        assert!(m.shares_destination_account());
+        m.endpoint_url = Some("http://127.0.0.1:9000".into());
+        assert!(!m.shares_destination_account());
+        m = MediaConfig { source: Some(MediaSource::parse("file:///x").unwrap()), ..Default::default() };
+        assert!(!m.shares_destination_account());
     }
 }

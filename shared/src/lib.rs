@@ -34,6 +34,7 @@ pub mod cleanup;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod keys;
 pub mod lambda;
 pub mod native;
 pub mod notify;

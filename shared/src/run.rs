@@ -200,10 +200,7 @@ fn dry_run_note(dry_run: bool) -> &'static str {
     if dry_run { ", dry run" } else { "" }
 }
 
-/// `{prefix}runs/{job}/{YYYY}/{MM}/{DD}/{run_id}.json`
-pub fn record_key(prefix: &str, job: &str, started: &Timestamp, run_id: &str) -> String {
-    format!("{prefix}runs/{job}/{}/{run_id}.json", started.strftime("%Y/%m/%d"))
-}
+pub use crate::keys::record_key;
 
 /// Renders the record for people and machines.
 pub fn notification(record: &RunRecord) -> Notification {
@@ -321,14 +318,5 @@ mod tests {
     #[case(250, "250 ms")]
     fn durations(#[case] ms: u64, #[case] expected: &str) {
         assert_eq!(human_duration(Duration::from_millis(ms)), expected);
-    }
-
-    #[test]
-    fn record_keys_are_dated_by_start() {
-        let t: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
-        assert_eq!(
-            record_key("backstop/", "db-backup", &t, "r1"),
-            "backstop/runs/db-backup/2026/11/23/r1.json"
-        );
     }
 }

@@ -2,7 +2,6 @@
 //! the manifest. Any doubt (pg_dump's exit status, a missing end marker, a size mismatch, the
 //! deadline) aborts the upload and writes no manifest.
 
-mod keys;
 mod manifest;
 mod options;
 mod pg_dump;
@@ -16,7 +15,7 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use keys::{backup_stem, dump_key, key_segment, manifest_key};
+pub use crate::keys::{backup_stem, dump_key, key_segment, manifest_key};
 pub use manifest::{CompressionInfo, EngineInfo, FORMAT, Manifest, ObjectEntry};
 pub use options::{BackupOptions, Compression, Engine, Layout, Level, MAX_JOBS, pattern_matches};
 pub use pg_dump::{check_compatible, parse_major};

@@ -201,7 +201,8 @@ pub fn pattern_matches(pattern: &str, schema: &str, table: &str) -> bool {
     }
 }
 
-fn glob(pattern: &str, text: &str) -> bool {
+/// `*` (any run of characters, `/` included) and `?` (one character); everything else literal.
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {

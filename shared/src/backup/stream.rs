@@ -241,7 +241,7 @@ where
     let mut upload = StreamUpload::begin(
         app.store.clone(),
         key,
-        compression.content_type(),
+        crate::store::ObjectMeta::typed(compression.content_type()),
         PartSizer::new(&s3, Some(estimate)),
         budget.concurrency,
     );

@@ -16,6 +16,7 @@ use crate::App;
 use crate::catalog::{list_backups, read_manifest};
 use crate::db::quote_ident;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::secrets::DbCredentials;
 
 /// Which backup to restore.
@@ -164,24 +165,23 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
                 Error::Payload(format!(
                     "no backup{} under {} has a manifest",
                     database.as_deref().map(|d| format!(" of {d}")).unwrap_or_default(),
-                    store.locate(&format!("{}db/", app.config.prefix))
+                    store.locate(&keys::db_scope(&app.config.prefix, None))
                 ))
             })?;
             Ok(from_manifest(entry.manifest_key, entry.manifest))
         }
         RestoreSource::Key(key) => {
-            let manifest_key =
-                if key.ends_with(".manifest.json") { key.clone() } else { format!("{key}.manifest.json") };
+            let manifest_key = keys::manifest_key(key);
             if store.get(&manifest_key).await?.is_some() {
                 let m = read_manifest(store, &manifest_key).await?;
                 return Ok(from_manifest(manifest_key, m));
             }
-            if key.ends_with(".manifest.json") {
+            if keys::is_manifest(key) {
                 return Err(Error::Payload(format!("{} does not exist", store.locate(key))));
             }
             // A part of a backup set (`{stem}/pre-data.sql.zst`): the set is what restores.
             if let Some((stem, _)) = key.rsplit_once('/') {
-                let set_manifest = format!("{stem}.manifest.json");
+                let set_manifest = keys::manifest_key(stem);
                 if store.get(&set_manifest).await?.is_some() {
                     let m = read_manifest(store, &set_manifest).await?;
                     return Ok(from_manifest(set_manifest, m));

@@ -12,6 +12,7 @@ use crate::backup::Manifest;
 use crate::catalog::{list_backups, read_manifest};
 use crate::db::quote_ident;
 use crate::error::{Error, Result};
+use crate::keys;
 use crate::run::{Job, JobReport, RunContext};
 
 /// The verify job.
@@ -89,12 +90,7 @@ impl Job for Verify {
                 "manifest_key": manifest_key, "scratch_database": scratch, "kept": options.keep, "tables": checks,
                 "scratch_drop_error": scratch_left,
             }),
-            what: manifest_key
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .trim_end_matches(".manifest.json")
-                .to_owned(),
+            what: keys::backup_name(&manifest_key).to_owned(),
             detail: error.is_none().then(|| format!("{} tables match", checks.len())),
             error,
         }
@@ -104,7 +100,7 @@ impl Job for Verify {
 /// The manifest to verify against, and its key (read once).
 async fn locate(app: &App, options: &VerifyOptions) -> Result<(String, Manifest)> {
     if let Some(key) = &options.key {
-        let key = if key.ends_with(".manifest.json") { key.clone() } else { format!("{key}.manifest.json") };
+        let key = keys::manifest_key(key);
         let manifest = read_manifest(app.store.as_ref(), &key).await?;
         return Ok((key, manifest));
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{CompletedPart, ObjectInfo, ObjectStore, PendingUpload};
+use super::{
+    CompletedPart, CopySource, Download, ListPage, ObjectInfo, ObjectMeta, ObjectStore, PendingUpload,
+};
 use crate::error::{Error, Result};
 
 /// Uploads in progress live here, below the root, out of `list`'s way.
@@ -71,8 +73,14 @@ impl ObjectStore for LocalStore {
         tokio::fs::create_dir_all(&self.root).await.map_err(io_err("create directory", &self.root))
     }
 
-    async fn put(&self, key: &str, body: Bytes, _content_type: &str) -> Result<()> {
-        write_atomically(&self.path(key)?, &body).await
+    fn bucket(&self) -> Option<&str> {
+        None
+    }
+
+    /// A directory keeps bytes only: the content type and user metadata are not stored.
+    async fn put_object(&self, key: &str, body: Bytes, _meta: &ObjectMeta) -> Result<Option<String>> {
+        write_atomically(&self.path(key)?, &body).await?;
+        Ok(None)
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -84,36 +92,34 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    async fn get_stream(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
+    async fn open(&self, key: &str) -> Result<Option<Download>> {
         let path = self.path(key)?;
-        let file = tokio::fs::File::open(&path).await.map_err(io_err("open", &path))?;
-        Ok(Box::new(file))
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        let meta = file.metadata().await.map_err(io_err("stat", &path))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let info =
+            ObjectInfo { key: key.to_owned(), size: meta.len(), etag: None, last_modified: modified(&meta) };
+        Ok(Some(Download { info, meta: ObjectMeta::default(), body: Box::new(file) }))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut out = Vec::new();
-        let mut dirs = vec![self.root.clone()];
-        while let Some(dir) = dirs.pop() {
-            let mut entries = match tokio::fs::read_dir(&dir).await {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_err("list", &dir)(e)),
-            };
-            while let Some(entry) = entries.next_entry().await.map_err(io_err("list", &dir))? {
-                let path = entry.path();
-                let meta = entry.metadata().await.map_err(io_err("stat", &path))?;
-                let rel = path.strip_prefix(&self.root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-                if meta.is_dir() {
-                    if rel != UPLOADS_DIR {
-                        dirs.push(path);
-                    }
-                } else if rel.starts_with(prefix) && !rel.contains(".tmp-") {
-                    out.push(ObjectInfo { key: rel, size: meta.len() });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+    async fn list_page(&self, prefix: &str, start_after: Option<&str>) -> Result<ListPage> {
+        let (root, prefix, after) = (self.root.clone(), prefix.to_owned(), start_after.map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&root, "", &prefix, after.as_deref(), &mut out)
+                .map_err(|(path, e)| io_err("list", &path)(e))?;
+            let truncated = out.len() > PAGE;
+            out.truncate(PAGE);
+            Ok(ListPage { objects: out, truncated })
+        })
+        .await
+        .map_err(|e| store_err("list", &self.root, format!("listing task failed: {e}"), None))?
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -124,7 +130,26 @@ impl ObjectStore for LocalStore {
         }
     }
 
-    async fn create_multipart(&self, key: &str, _content_type: &str) -> Result<String> {
+    async fn copy(&self, source: CopySource<'_>, key: &str) -> Result<Option<String>> {
+        if source.bucket.is_some() {
+            return Err(store_err(
+                "copy",
+                &self.root.join(key),
+                "a local directory cannot copy from a bucket server-side".into(),
+                None,
+            ));
+        }
+        let (from, to) = (self.path(source.key)?, self.path(key)?);
+        if let Some(parent) = to.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent))?;
+        }
+        let tmp = to.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::copy(&from, &tmp).await.map_err(io_err("copy", &from))?;
+        tokio::fs::rename(&tmp, &to).await.map_err(io_err("rename", &to))?;
+        Ok(None)
+    }
+
+    async fn create_multipart(&self, key: &str, _meta: &ObjectMeta) -> Result<String> {
         self.path(key)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.upload_dir(&id);
@@ -146,7 +171,12 @@ impl ObjectStore for LocalStore {
         Ok(CompletedPart { number, etag: None, checksum_sha256: None })
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<Option<String>> {
         let target = self.path(key)?;
         let dir = self.upload_dir(upload_id);
         if let Some(parent) = target.parent() {
@@ -162,7 +192,8 @@ impl ObjectStore for LocalStore {
         out.sync_all().await.map_err(io_err("complete upload", &tmp))?;
         drop(out);
         tokio::fs::rename(&tmp, &target).await.map_err(io_err("complete upload", &target))?;
-        tokio::fs::remove_dir_all(&dir).await.map_err(io_err("complete upload", &dir))
+        tokio::fs::remove_dir_all(&dir).await.map_err(io_err("complete upload", &dir))?;
+        Ok(None)
     }
 
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
@@ -184,11 +215,71 @@ impl ObjectStore for LocalStore {
         while let Some(entry) = entries.next_entry().await.map_err(io_err("list uploads", &base))? {
             let key = tokio::fs::read_to_string(entry.path().join("key")).await.unwrap_or_default();
             if key.starts_with(prefix) {
-                out.push(PendingUpload { key, upload_id: entry.file_name().to_string_lossy().into_owned() });
+                let initiated = entry.metadata().await.ok().as_ref().and_then(modified);
+                out.push(PendingUpload {
+                    key,
+                    upload_id: entry.file_name().to_string_lossy().into_owned(),
+                    initiated,
+                });
             }
         }
         Ok(out)
     }
+}
+
+/// Objects per listing page, as S3 returns them.
+const PAGE: usize = 1000;
+
+fn modified(meta: &std::fs::Metadata) -> Option<jiff::Timestamp> {
+    meta.modified().ok().and_then(|t| jiff::Timestamp::try_from(t).ok())
+}
+
+/// Collects, in key order, up to `PAGE + 1` files below `root/dir` (`dir` is `""` or ends in
+/// `/`) whose keys start with `prefix` and sort after `after`. Entries are visited sorted by
+/// name with a `/` after directories' names, which is exactly the order of the keys they hold
+/// (`a-b` < `a/…` < `a0`); a directory whose keys all sort before `after`, or outside
+/// `prefix`, is not opened, so each page costs about one walk down to where it starts.
+fn walk(
+    root: &Path,
+    dir: &str,
+    prefix: &str,
+    after: Option<&str>,
+    out: &mut Vec<ObjectInfo>,
+) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+    let path = root.join(dir);
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err((path, e)),
+    };
+    let mut named = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| (path.clone(), e))?;
+        let meta = entry.metadata().map_err(|e| (entry.path(), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if (dir.is_empty() && name == UPLOADS_DIR) || name.contains(".tmp-") {
+            continue;
+        }
+        let key = if meta.is_dir() { format!("{dir}{name}/") } else { format!("{dir}{name}") };
+        named.push((key, meta));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, meta) in named {
+        if out.len() > PAGE {
+            break;
+        }
+        if meta.is_dir() {
+            let overlaps_prefix = key.starts_with(prefix) || prefix.starts_with(&key);
+            let all_before = after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key));
+            if overlaps_prefix && !all_before {
+                walk(root, &key, prefix, after, out)?;
+            }
+        } else if meta.is_file() && key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
+            let last_modified = modified(&meta);
+            out.push(ObjectInfo { key, size: meta.len(), etag: None, last_modified });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -199,20 +290,47 @@ mod tests {
     async fn multipart_round_trip_and_abort_leave_only_complete_objects() {
         let dir = std::env::temp_dir().join(format!("backstop-local-{}", uuid::Uuid::new_v4()));
         let store = LocalStore::new(&dir);
-        let id = store.create_multipart("a/b.bin", "x").await.unwrap();
+        let id = store.create_multipart("a/b.bin", &ObjectMeta::default()).await.unwrap();
         let p1 = store.upload_part("a/b.bin", &id, 1, Bytes::from_static(b"hello "), [0; 32]).await.unwrap();
         let p2 = store.upload_part("a/b.bin", &id, 2, Bytes::from_static(b"world"), [0; 32]).await.unwrap();
         assert_eq!(store.list_multipart("a/").await.unwrap().len(), 1);
         store.complete_multipart("a/b.bin", &id, vec![p1, p2]).await.unwrap();
         assert_eq!(store.get("a/b.bin").await.unwrap().unwrap(), Bytes::from_static(b"hello world"));
 
-        let id = store.create_multipart("a/c.bin", "x").await.unwrap();
+        let id = store.create_multipart("a/c.bin", &ObjectMeta::default()).await.unwrap();
         store.upload_part("a/c.bin", &id, 1, Bytes::from_static(b"x"), [0; 32]).await.unwrap();
         store.abort_multipart("a/c.bin", &id).await.unwrap();
         let keys: Vec<_> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["a/b.bin"]);
         assert!(store.list_multipart("").await.unwrap().is_empty());
         assert!(store.path("../etc/passwd").is_err());
+        tokio::fs::remove_dir_all(dir).await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pages_come_in_key_order_and_resume_after_a_key() {
+        let dir = std::env::temp_dir().join(format!("backstop-list-{}", uuid::Uuid::new_v4()));
+        let store = LocalStore::new(&dir);
+        // Names chosen so that directory order and key order differ ('-' < '/' < '0').
+        let mut keys = vec!["a-b".to_owned(), "a/x".to_owned(), "a0".to_owned(), "b/c/d e".to_owned()];
+        keys.extend((0..2100).map(|i| format!("many/{i:05}")));
+        for k in &keys {
+            store.put(k, Bytes::from_static(b"x"), "x").await.unwrap();
+        }
+        keys.sort();
+        assert_eq!(store.list("").await.unwrap().into_iter().map(|o| o.key).collect::<Vec<_>>(), keys);
+        let page = store.list_page("", Some("a/x")).await.unwrap();
+        assert_eq!(page.objects[0].key, "a0");
+        assert!(page.truncated && page.objects.len() == PAGE);
+        let tail = store.list_page("many/", Some("many/02050")).await.unwrap();
+        assert_eq!(tail.objects.len(), 49);
+        assert!(!tail.truncated);
+        assert_eq!(store.list("b/").await.unwrap()[0].key, "b/c/d e");
         tokio::fs::remove_dir_all(dir).await.unwrap();
     }
 }

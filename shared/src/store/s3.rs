@@ -4,10 +4,14 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, Delete, ObjectIdentifier};
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
-use super::{CompletedPart, ObjectInfo, ObjectStore, PendingUpload};
+use super::{
+    CompletedPart, CopySource, Download, ListPage, ObjectInfo, ObjectMeta, ObjectStore, PendingUpload,
+    unquote_etag,
+};
 use crate::config::{RequestChecksum, S3Settings};
 use crate::error::{Error, Result};
 
@@ -79,17 +83,26 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<()> {
-        self.client
+    fn bucket(&self) -> Option<&str> {
+        Some(&self.bucket)
+    }
+
+    async fn put_object(&self, key: &str, body: Bytes, meta: &ObjectMeta) -> Result<Option<String>> {
+        // With part checksums on, a single PUT carries its SHA-256 too: the store verifies it.
+        let checksum = self.part_checksum.then(|| aws_smithy_types::base64::encode(Sha256::digest(&body)));
+        let out = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(content_type)
+            .set_content_type(meta.content_type.clone())
+            .set_metadata((!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect()))
+            .set_checksum_sha256(checksum)
             .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| self.err("put", key, e))?;
-        Ok(())
+        Ok(out.e_tag.as_deref().map(unquote_etag))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -110,31 +123,48 @@ impl ObjectStore for S3Store {
         Ok(Some(body.into_bytes()))
     }
 
-    async fn get_stream(&self, key: &str) -> Result<Box<dyn tokio::io::AsyncRead + Unpin + Send>> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| self.err("get", key, e))?;
-        Ok(Box::new(out.body.into_async_read()))
+    async fn open(&self, key: &str) -> Result<Option<Download>> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.err("get", key, e)),
+        };
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            size: out.content_length.unwrap_or(0).max(0) as u64,
+            etag: out.e_tag.as_deref().map(unquote_etag),
+            last_modified: out.last_modified.and_then(timestamp),
+        };
+        let meta = ObjectMeta {
+            content_type: out.content_type,
+            user: out.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        Ok(Some(Download { info, meta, body: Box::new(out.body.into_async_read()) }))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let mut pages =
-            self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.err("list", prefix, e))?;
-            for obj in page.contents() {
-                if let Some(key) = obj.key() {
-                    out.push(ObjectInfo { key: key.to_owned(), size: obj.size().unwrap_or(0).max(0) as u64 });
-                }
-            }
-        }
-        Ok(out)
+    async fn list_page(&self, prefix: &str, start_after: Option<&str>) -> Result<ListPage> {
+        let page = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .set_start_after(start_after.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| self.err("list", prefix, e))?;
+        let objects = page
+            .contents()
+            .iter()
+            .filter_map(|obj| {
+                Some(ObjectInfo {
+                    key: obj.key()?.to_owned(),
+                    size: obj.size().unwrap_or(0).max(0) as u64,
+                    etag: obj.e_tag().map(unquote_etag),
+                    last_modified: obj.last_modified().cloned().and_then(timestamp),
+                })
+            })
+            .collect();
+        Ok(ListPage { objects, truncated: page.is_truncated() == Some(true) })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -148,9 +178,123 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String> {
-        let mut req =
-            self.client.create_multipart_upload().bucket(&self.bucket).key(key).content_type(content_type);
+    async fn delete_many(&self, keys: &[String]) -> Result<Vec<(String, Error)>> {
+        let mut failed = Vec::new();
+        for (i, batch) in keys.chunks(1000).enumerate() {
+            let objects: Vec<ObjectIdentifier> = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build().expect("a key is set"))
+                .collect();
+            let delete =
+                Delete::builder().set_objects(Some(objects)).quiet(true).build().expect("objects are set");
+            match self.client.delete_objects().bucket(&self.bucket).delete(delete).send().await {
+                Ok(out) => {
+                    for e in out.errors() {
+                        let key = e.key().unwrap_or_default().to_owned();
+                        let detail = format!(
+                            "{}: {}",
+                            e.code().unwrap_or("error"),
+                            e.message().unwrap_or("the store gave no reason")
+                        );
+                        let retryable = !matches!(e.code(), Some("AccessDenied" | "InvalidObjectState"));
+                        let location = self.locate(&key);
+                        failed.push((
+                            key,
+                            Error::Store { op: "delete", location, detail, source: None, retryable },
+                        ));
+                    }
+                }
+                // Stores without DeleteObjects (GCS's S3 interface): one request per key, for
+                // this batch and every later one.
+                Err(e) if i == 0 && lacks_operation(&e) => {
+                    tracing::info!(bucket = %self.bucket, "the store has no DeleteObjects; deleting one key at a time");
+                    for key in keys {
+                        if let Err(e) = self.delete(key).await {
+                            failed.push((key.clone(), e));
+                        }
+                    }
+                    return Ok(failed);
+                }
+                Err(e) => return Err(self.err("delete", &batch[0], e)),
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn copy(&self, source: CopySource<'_>, key: &str) -> Result<Option<String>> {
+        let bucket = source.bucket.unwrap_or(&self.bucket);
+        let copy_source = format!("{bucket}/{}", encode_copy_key(source.key));
+        if source.size <= MAX_COPY_OBJECT {
+            let out = self
+                .client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .copy_source(&copy_source)
+                .send()
+                .await
+                .map_err(|e| self.err("copy", key, e))?;
+            return Ok(out.copy_object_result.and_then(|r| r.e_tag).as_deref().map(unquote_etag));
+        }
+        // Above 5 GB: a multipart upload whose parts are ranges copied server-side, with the
+        // source's content type and metadata.
+        let head = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(source.key)
+            .send()
+            .await
+            .map_err(|e| self.err("head", source.key, e))?;
+        let meta = ObjectMeta {
+            content_type: head.content_type,
+            user: head.metadata.unwrap_or_default().into_iter().collect(),
+        };
+        let upload_id = self.create_multipart(key, &meta).await?;
+        let part_size = COPY_PART_SIZE.max(source.size.div_ceil(9_000));
+        let mut parts = Vec::new();
+        let mut start = 0u64;
+        let result = async {
+            while start < source.size {
+                let end = (start + part_size).min(source.size) - 1;
+                let number = parts.len() as i32 + 1;
+                let out = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .copy_source(&copy_source)
+                    .copy_source_range(format!("bytes={start}-{end}"))
+                    .send()
+                    .await
+                    .map_err(|e| self.err("copy part", key, e))?;
+                let result = out.copy_part_result;
+                parts.push(CompletedPart {
+                    number,
+                    etag: result.as_ref().and_then(|r| r.e_tag.clone()),
+                    checksum_sha256: result.and_then(|r| r.checksum_sha256),
+                });
+                start = end + 1;
+            }
+            self.complete_multipart(key, &upload_id, std::mem::take(&mut parts)).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = self.abort_multipart(key, &upload_id).await;
+        }
+        result
+    }
+
+    async fn create_multipart(&self, key: &str, meta: &ObjectMeta) -> Result<String> {
+        let mut req = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_content_type(meta.content_type.clone())
+            .set_metadata((!meta.user.is_empty()).then(|| meta.user.clone().into_iter().collect()));
         if self.part_checksum {
             req = req.checksum_algorithm(ChecksumAlgorithm::Sha256);
         }
@@ -188,7 +332,12 @@ impl ObjectStore for S3Store {
         Ok(CompletedPart { number, etag: out.e_tag, checksum_sha256: checksum })
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<()> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<Option<String>> {
         let parts = parts
             .into_iter()
             .map(|p| {
@@ -199,7 +348,8 @@ impl ObjectStore for S3Store {
                     .build()
             })
             .collect();
-        self.client
+        let out = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
@@ -208,7 +358,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| self.err("complete upload", key, e))?;
-        Ok(())
+        Ok(out.e_tag.as_deref().map(unquote_etag))
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
@@ -239,7 +389,11 @@ impl ObjectStore for S3Store {
                 .map_err(|e| self.err("list uploads", prefix, e))?;
             for u in page.uploads() {
                 if let (Some(key), Some(id)) = (u.key(), u.upload_id()) {
-                    out.push(PendingUpload { key: key.to_owned(), upload_id: id.to_owned() });
+                    out.push(PendingUpload {
+                        key: key.to_owned(),
+                        upload_id: id.to_owned(),
+                        initiated: u.initiated().cloned().and_then(timestamp),
+                    });
                 }
             }
             if page.is_truncated() != Some(true) {
@@ -248,5 +402,50 @@ impl ObjectStore for S3Store {
             key_marker = page.next_key_marker;
             id_marker = page.next_upload_id_marker;
         }
+    }
+}
+
+/// CopyObject's limit; larger objects are copied in ranges.
+const MAX_COPY_OBJECT: u64 = 5 * 1024 * 1024 * 1024;
+/// The range each `UploadPartCopy` copies (grown so that 5 TB fits in 10,000 parts).
+const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
+
+fn timestamp(t: aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()
+}
+
+/// `x-amz-copy-source` is `bucket/key` with the key URL-encoded (its `/` kept): a key with a
+/// space, `+`, `%`, `#` or `?` would otherwise name another object or none.
+fn encode_copy_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether the store answered that it does not implement an operation.
+fn lacks_operation<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
+    match e {
+        SdkError::ServiceError(se) => {
+            se.raw().status().as_u16() == 501
+                || matches!(e.code(), Some("NotImplemented" | "MethodNotAllowed" | "InvalidArgument"))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_encode_what_would_change_their_meaning() {
+        assert_eq!(encode_copy_key("a/b c+d%e#f?g.jpg"), "a/b%20c%2Bd%25e%23f%3Fg.jpg");
+        assert_eq!(encode_copy_key("/lead/ü"), "/lead/%C3%BC");
     }
 }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::task::JoinSet;
 
-use super::{CompletedPart, ObjectStore};
+use super::{CompletedPart, ObjectMeta, ObjectStore};
 use crate::config::{MIN_PART_SIZE, S3Settings};
 use crate::error::{Error, Result};
 
@@ -54,6 +54,8 @@ pub struct UploadStats {
     pub bytes: u64,
     pub sha256: String,
     pub parts: u32,
+    /// The stored object's ETag, where the store has one.
+    pub etag: Option<String>,
 }
 
 /// A multipart upload being fed from a stream. Call [`StreamUpload::complete`] only once the
@@ -65,7 +67,7 @@ pub struct UploadStats {
 pub struct StreamUpload {
     store: Arc<dyn ObjectStore>,
     key: String,
-    content_type: String,
+    meta: ObjectMeta,
     upload_id: Option<String>,
     /// The whole stream, when it ended within the first part.
     single: Option<Bytes>,
@@ -84,14 +86,14 @@ impl StreamUpload {
     pub fn begin(
         store: Arc<dyn ObjectStore>,
         key: &str,
-        content_type: &str,
+        meta: ObjectMeta,
         sizer: PartSizer,
         concurrency: usize,
     ) -> Self {
         StreamUpload {
             store,
             key: key.to_owned(),
-            content_type: content_type.to_owned(),
+            meta,
             upload_id: None,
             single: None,
             sizer,
@@ -141,7 +143,7 @@ impl StreamUpload {
         let id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
-                let id = self.store.create_multipart(&self.key, &self.content_type).await?;
+                let id = self.store.create_multipart(&self.key, &self.meta).await?;
                 self.upload_id = Some(id.clone());
                 id
             }
@@ -172,12 +174,13 @@ impl StreamUpload {
     /// Waits for the parts in flight and makes the object visible.
     pub async fn complete(mut self) -> Result<UploadStats> {
         if let Some(body) = self.single.take() {
-            self.store.put(&self.key, body, &self.content_type).await?;
+            let etag = self.store.put_object(&self.key, body, &self.meta).await?;
             return Ok(UploadStats {
                 key: self.key,
                 bytes: self.written,
                 sha256: hex::encode(self.hasher.finalize()),
                 parts: 1,
+                etag,
             });
         }
         while !self.in_flight.is_empty() {
@@ -190,15 +193,19 @@ impl StreamUpload {
         parts.sort_by_key(|p| p.number);
         let count = parts.len() as u32;
         let id = self.upload_id.clone().expect("a stream longer than one part started the upload");
-        if let Err(e) = self.store.complete_multipart(&self.key, &id, parts).await {
-            self.abort().await;
-            return Err(e);
-        }
+        let etag = match self.store.complete_multipart(&self.key, &id, parts).await {
+            Ok(etag) => etag,
+            Err(e) => {
+                self.abort().await;
+                return Err(e);
+            }
+        };
         Ok(UploadStats {
             key: self.key,
             bytes: self.written,
             sha256: hex::encode(self.hasher.finalize()),
             parts: count,
+            etag,
         })
     }
 
