@@ -13,11 +13,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK="$ROOT/.stack"
 VENV="$ROOT/.venv"
 MOTO_PORT=${BACKSTOP_MOTO_PORT:-5055}
+# A second, separate S3 server: media-sync's "other endpoint" (MinIO, another provider) in tests.
+MOTO2_PORT=${BACKSTOP_MOTO2_PORT:-5056}
 LAMBDA_PORT=${BACKSTOP_LAMBDA_PORT:-9100}
 PG_HOST=${BACKSTOP_PG_HOST:-127.0.0.1}
 PG_PORT=${BACKSTOP_PG_PORT:-5432}
 PG_USER=${BACKSTOP_PG_USER:-postgres}
 BUCKET=backstop-local
+MEDIA_BUCKET=backstop-local-media
 TOPIC=backstop-local
 QUEUE=backstop-local-outcomes
 SECRET=backstop/local/db
@@ -46,6 +49,7 @@ BACKSTOP_PREFIX=backstop/
 BACKSTOP_ENV=local
 BACKSTOP_DB_SECRET_ID=$SECRET
 BACKSTOP_SNS_TOPIC_ARN=arn:aws:sns:$REGION:$ACCOUNT:$TOPIC
+BACKSTOP_MEDIA_SOURCE=s3://$MEDIA_BUCKET/uploads/
 RUST_LOG=info
 ENV
 }
@@ -95,13 +99,19 @@ ensure_venv() {
   fi
 }
 
-ensure_moto() {
-  if ! port_open "$MOTO_PORT"; then
-    say "starting moto on 127.0.0.1:$MOTO_PORT"
-    setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$STACK/moto.log" 2>&1 </dev/null &
-    echo $! >"$STACK/moto.pid"
-    wait_port "$MOTO_PORT" moto "$STACK/moto.log"
+start_moto() { # name, port
+  if ! port_open "$2"; then
+    say "starting $1 on 127.0.0.1:$2"
+    # Its request log (one line per request) is what tests count requests with.
+    setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$2" >"$STACK/$1.log" 2>&1 </dev/null &
+    echo $! >"$STACK/$1.pid"
+    wait_port "$2" "$1" "$STACK/$1.log"
   fi
+}
+
+ensure_moto() {
+  start_moto moto "$MOTO_PORT"
+  start_moto moto2 "$MOTO2_PORT"
 }
 
 # Every call names the endpoint explicitly: never let a tool fall back to a real AWS host.
@@ -110,6 +120,16 @@ awsl() { env $(aws_env | xargs) "$VENV/bin/aws" --endpoint-url "http://127.0.0.1
 ensure_resources() {
   say "creating bucket, topic, queue and secret (idempotent)"
   awsl s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1 || awsl s3api create-bucket --bucket "$BUCKET" >/dev/null
+  # The application's uploads, for media-sync: a few objects as a Django storage would write them.
+  if ! awsl s3api head-bucket --bucket "$MEDIA_BUCKET" >/dev/null 2>&1; then
+    awsl s3api create-bucket --bucket "$MEDIA_BUCKET" >/dev/null
+    local f; f=$(mktemp)
+    for name in "avatars/alice.png" "avatars/bob smith.png" "documents/2026/invoice #12.pdf"; do
+      head -c $((2048 + RANDOM)) /dev/urandom >"$f"
+      awsl s3api put-object --bucket "$MEDIA_BUCKET" --key "uploads/$name" --body "$f" >/dev/null
+    done
+    rm -f "$f"
+  fi
   local topic_arn queue_url queue_arn
   topic_arn=$(awsl sns create-topic --name "$TOPIC" --query TopicArn)
   queue_url=$(awsl sqs create-queue --queue-name "$QUEUE" --query QueueUrl)
@@ -132,7 +152,7 @@ ensure_demo_db() {
   fi
 }
 
-FUNCTIONS=(db-backup notification-cleanup)
+FUNCTIONS=(db-backup notification-cleanup media-sync)
 
 ensure_lambda() {
   say "building the functions"
@@ -170,7 +190,7 @@ stop_one() {
   fi
 }
 
-stop() { stop_one lambda; stop_one moto; }
+stop() { stop_one lambda; stop_one moto; stop_one moto2; }
 
 case "${1:-up}" in
   up)

@@ -6,6 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 "$ROOT/scripts/stack.sh" up
 export BACKSTOP_TEST_AWS_ENDPOINT="http://127.0.0.1:${BACKSTOP_MOTO_PORT:-5055}"
+export BACKSTOP_TEST_AWS_ENDPOINT2="http://127.0.0.1:${BACKSTOP_MOTO2_PORT:-5056}"
 export BACKSTOP_TEST_LAMBDA_ENDPOINT="http://127.0.0.1:${BACKSTOP_LAMBDA_PORT:-9100}"
 log=$(mktemp)
 status=0

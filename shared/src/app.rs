@@ -7,7 +7,7 @@ use crate::config::{Config, DbConfig, Destination};
 use crate::db::DbSource;
 use crate::error::Result;
 use crate::notify::{LogNotifier, Notifier, SnsNotifier};
-use crate::secrets::SecretsManager;
+use crate::secrets::{SecretSource, SecretsManager};
 use crate::store::{LocalStore, ObjectStore, S3Store};
 
 /// Configuration and the adapters built from it.
@@ -17,6 +17,10 @@ pub struct App {
     pub store: Arc<dyn ObjectStore>,
     pub notifier: Arc<dyn Notifier>,
     pub db: DbSource,
+    /// Secrets Manager, for the database and the media source's credentials.
+    pub secrets: Arc<dyn SecretSource>,
+    /// The SDK's settings, for clients a job builds for another endpoint (a media source).
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl App {
@@ -42,9 +46,9 @@ impl App {
             Some(arn) => Arc::new(SnsNotifier::new(sdk, arn)),
             None => Arc::new(LogNotifier),
         };
-        let secrets =
-            matches!(config.db, DbConfig::Secret { .. }).then(|| Arc::new(SecretsManager::new(sdk)) as _);
-        let db = DbSource::new(&config.db, &config.db_tls, secrets)?;
-        Ok(App { config, store, notifier, db })
+        let secrets: Arc<dyn SecretSource> = Arc::new(SecretsManager::new(sdk));
+        let db_secrets = matches!(config.db, DbConfig::Secret { .. }).then(|| secrets.clone());
+        let db = DbSource::new(&config.db, &config.db_tls, db_secrets)?;
+        Ok(App { config, store, notifier, db, secrets, sdk: sdk.clone() })
     }
 }

@@ -36,6 +36,7 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod lambda;
+pub mod media;
 pub mod native;
 pub mod notify;
 pub mod payload;

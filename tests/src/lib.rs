@@ -512,3 +512,85 @@ pub async fn pg_dump_plain(url: &str) -> Result<Vec<u8>> {
     }
     Ok(out.stdout)
 }
+
+/// The second S3 server (another endpoint, as MinIO or another provider would be).
+pub fn aws_endpoint2() -> String {
+    std::env::var("BACKSTOP_TEST_AWS_ENDPOINT2").unwrap_or_else(|_| "http://127.0.0.1:5056".into())
+}
+
+/// An S3 client for `endpoint` with the fixed test credentials.
+pub async fn s3_client(endpoint: &str) -> Result<aws_sdk_s3::Client> {
+    let addr = endpoint.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.with_context(|| {
+        format!("no S3 server at {endpoint}: run scripts/stack.sh up (scripts/test.sh does)")
+    })?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await;
+    Ok(aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build()))
+}
+
+/// Every object under `prefix` of `bucket`: key (without the prefix) → bytes.
+pub async fn bucket_contents(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for o in page?.contents() {
+            let key = o.key().context("a listed key")?;
+            let body =
+                s3.get_object().bucket(bucket).key(key).send().await?.body.collect().await?.into_bytes();
+            out.insert(key[prefix.len()..].to_owned(), body.to_vec());
+        }
+    }
+    Ok(out)
+}
+
+/// Every file below `dir`: relative path → bytes.
+pub fn dir_contents(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir)?.to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&path)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The request lines (`GET /bucket/key?… HTTP/1.1`) moto's log holds for `bucket` after line
+/// `from` (see [`moto_log_len`]); `None`, after saying so, when the log is not this stack's.
+pub fn moto_requests(bucket: &str, from: usize) -> Option<Vec<String>> {
+    let path = repo_root().join(".stack/moto.log");
+    if std::env::var("BACKSTOP_TEST_AWS_ENDPOINT").is_ok_and(|e| !e.ends_with(":5055")) || !path.exists() {
+        eprintln!("SKIPPED: request counting needs the moto log of scripts/stack.sh ({})", path.display());
+        assert!(std::env::var("CI").is_err(), "under CI the request log must be there");
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let needle = format!(" /{bucket}");
+    Some(
+        text.lines()
+            .skip(from)
+            .filter(|l| l.contains(&needle))
+            .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Lines in moto's log so far.
+pub fn moto_log_len() -> usize {
+    std::fs::read_to_string(repo_root().join(".stack/moto.log")).map(|t| t.lines().count()).unwrap_or(0)
+}

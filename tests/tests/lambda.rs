@@ -98,3 +98,28 @@ async fn bad_payload_is_a_function_error_and_is_published() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].attributes["status"]["Value"], "failed");
 }
+
+#[tokio::test]
+async fn media_sync_copies_the_media_bucket_and_publishes() {
+    // The stack's media bucket (BACKSTOP_MEDIA_SOURCE) holds a few uploads under uploads/.
+    let (sqs, queue) = outcomes_queue("media").await;
+
+    let answer = invoke("media-sync", &json!({})).await.unwrap();
+
+    assert!(!answer.function_error, "{answer:?}");
+    let record = &answer.body;
+    assert_eq!(record["job"], "media-sync");
+    assert_eq!(record["outputs"]["server_side"], true, "same endpoint and credentials: server-side copies");
+    assert!(record["outputs"]["objects"].as_u64().unwrap() >= 3, "{record}");
+    assert!(object_exists("backstop/media/current/avatars/bob smith.png").await);
+    assert!(object_exists(record["outputs"]["summary_key"].as_str().unwrap()).await);
+    let run_id = record["run_id"].clone();
+    let got =
+        receive(&sqs, &queue, 1, Duration::from_secs(10), |o| o.record["run_id"] == run_id).await.unwrap();
+    assert_eq!(got.len(), 1, "the outcome reached SQS through SNS");
+    assert!(
+        got[0].subject.starts_with("[Backstop] media-sync succeeded: s3://backstop-local-media/uploads/"),
+        "{}",
+        got[0].subject
+    );
+}

@@ -9,6 +9,7 @@ use backstop_core::backup::DbBackup;
 use backstop_core::catalog;
 use backstop_core::cleanup::NotificationCleanup;
 use backstop_core::config::Destination;
+use backstop_core::media::{self, MediaRestoreRequest, MediaSync, MediaTarget, SnapshotChoice};
 use backstop_core::restore::{RestoreRequest, RestoreSource, Verify, restore};
 use backstop_core::run::{self, Status};
 use backstop_core::{App, Config, telemetry};
@@ -31,6 +32,16 @@ struct Cli {
 enum Command {
     /// Dump PostgreSQL databases, compressed, with a manifest.
     DbBackup(BackupArgs),
+    /// Copy what changed in the media source (BACKSTOP_MEDIA_SOURCE) into the backup bucket,
+    /// keeping replaced and deleted objects in the trash, with a snapshot of the run.
+    MediaSync(MediaSyncArgs),
+    /// Put the media back as a snapshot recorded it (never deleting anything at the target).
+    MediaRestore(MediaRestoreArgs),
+    /// Media snapshots, oldest first: objects, bytes, changes.
+    MediaList {
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete old rows by rules, in small batches (rules from --payload or BACKSTOP_CLEANUP_RULES).
     NotificationCleanup(CleanupArgs),
     /// Backups that have a manifest, newest first.
@@ -114,6 +125,94 @@ struct RestoreArgs {
     /// schema comes back whole, foreign keys to tables left out are skipped.
     #[arg(long = "tables", value_name = "PATTERN", value_delimiter = ',')]
     tables: Vec<String>,
+    /// Also restore the media snapshot taken closest to (not after) the backup, into --media-to.
+    #[arg(long, requires = "media_to")]
+    with_media: bool,
+    /// Where the media goes: s3://bucket/prefix or a directory.
+    #[arg(long, value_name = "TARGET")]
+    media_to: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct MediaSyncArgs {
+    /// The options as the function's JSON payload (instead of the flags below).
+    #[arg(long, conflicts_with_all = ["dry_run", "include", "exclude", "concurrency", "force", "max_delete_fraction"])]
+    payload: Option<String>,
+    /// Count what would be copied and trashed; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only keys matching this glob (repeatable; `*` spans `/`).
+    #[arg(long)]
+    include: Vec<String>,
+    /// Leave out keys matching this glob (repeatable).
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// Copies in flight (default 16).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Let an empty source or a mass delete through, for this run.
+    #[arg(long)]
+    force: bool,
+    /// Share of the objects a run may trash (default 0.2).
+    #[arg(long)]
+    max_delete_fraction: Option<f64>,
+}
+
+impl MediaSyncArgs {
+    fn payload(&self) -> anyhow::Result<Value> {
+        if let Some(p) = &self.payload {
+            return serde_json::from_str(p).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"));
+        }
+        let mut m = Map::new();
+        if self.dry_run {
+            m.insert("dry_run".into(), json!(true));
+        }
+        if !self.include.is_empty() {
+            m.insert("include".into(), json!(self.include));
+        }
+        if !self.exclude.is_empty() {
+            m.insert("exclude".into(), json!(self.exclude));
+        }
+        if let Some(c) = self.concurrency {
+            m.insert("concurrency".into(), json!(c));
+        }
+        if self.force {
+            m.insert("force".into(), json!(true));
+        }
+        if let Some(f) = self.max_delete_fraction {
+            m.insert("max_delete_fraction".into(), json!(f));
+        }
+        Ok(Value::Object(m))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["latest", "as_of", "snapshot"])))]
+struct MediaRestoreArgs {
+    /// The newest snapshot.
+    #[arg(long)]
+    latest: bool,
+    /// The newest snapshot taken at or before this time (RFC 3339) or date (YYYY-MM-DD, midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
+    /// A snapshot's key, as media-list shows it.
+    #[arg(long, value_name = "KEY")]
+    snapshot: Option<String>,
+    /// s3://bucket/prefix or a directory.
+    #[arg(long)]
+    to: String,
+    /// Only keys matching this glob (repeatable).
+    #[arg(long)]
+    include: Vec<String>,
+    /// Count what would be restored; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write into a non-empty target (nothing there is deleted).
+    #[arg(long)]
+    force: bool,
+    /// Objects copied at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
 }
 
 #[derive(Debug, Args)]
@@ -303,6 +402,26 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             let payload = json!({ "key": key, "database": database, "jobs": jobs, "keep": keep });
             Ok(finish(run::execute::<Verify>(&app, &payload, None).await))
         }
+        Command::MediaSync(args) => Ok(finish(run::execute::<MediaSync>(&app, &args.payload()?, None).await)),
+        Command::MediaRestore(args) => {
+            let snapshot = match (args.latest, args.as_of, args.snapshot) {
+                (_, Some(t), _) => SnapshotChoice::AsOf(parse_since(&t)?),
+                (_, None, Some(k)) => SnapshotChoice::Key(k),
+                _ => SnapshotChoice::Latest,
+            };
+            let request = MediaRestoreRequest {
+                snapshot,
+                to: MediaTarget::parse(&args.to)?,
+                include: args.include,
+                dry_run: args.dry_run,
+                force: args.force,
+                concurrency: args.concurrency.max(1),
+            };
+            let report = media::media_restore(&app, &request).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::MediaList { json } => media_list(&app, json).await,
         Command::NotificationCleanup(args) => {
             Ok(finish(run::execute::<NotificationCleanup>(&app, &args.payload()?, None).await))
         }
@@ -386,6 +505,55 @@ async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCod
     };
     let report = restore(app, &request).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
+    if let (true, Some(to)) = (args.with_media, args.media_to) {
+        let Some(manifest_key) = report.manifest_key.as_deref() else {
+            anyhow::bail!("--with-media needs a backup with a manifest (its time picks the media snapshot)");
+        };
+        let media_request = MediaRestoreRequest {
+            snapshot: SnapshotChoice::Latest,
+            to: MediaTarget::parse(&to)?,
+            include: vec![],
+            dry_run: args.dry_run,
+            force: args.force,
+            concurrency: 16,
+        };
+        let (media, gap_s) = media::restore_with_backup(app, manifest_key, media_request).await?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "media": media, "media_older_than_backup_s": gap_s }))?
+        );
+        eprintln!(
+            "backstop: media snapshot {} was taken {} before the backup",
+            media.snapshot_key,
+            run::human_duration(std::time::Duration::from_secs(gap_s.max(0) as u64))
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn media_list(app: &App, json: bool) -> anyhow::Result<ExitCode> {
+    let summaries = media::list_summaries(app.store.as_ref(), &app.config.prefix).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<19}  {:>9}  {:>8}  {:>6}  {:>6}  {:>6}  {:>6}  KEY",
+        "TAKEN", "OBJECTS", "SIZE", "NEW", "MOD", "DEL", "FAILED"
+    );
+    for s in &summaries {
+        println!(
+            "{:<19}  {:>9}  {:>8}  {:>6}  {:>6}  {:>6}  {:>6}  {}",
+            s.taken.strftime("%Y-%m-%d %H:%M:%S"),
+            s.objects,
+            run::human_bytes(s.bytes),
+            s.changes.new,
+            s.changes.modified,
+            s.changes.deleted,
+            s.changes.failed,
+            s.snapshot_key
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 pub use crate::keys::{backup_stem, dump_key, key_segment, manifest_key};
 pub use manifest::{CompressionInfo, EngineInfo, FORMAT, Manifest, ObjectEntry};
+pub(crate) use options::glob;
 pub use options::{BackupOptions, Compression, Engine, Layout, Level, MAX_JOBS, pattern_matches};
 pub use pg_dump::{check_compatible, parse_major};
 

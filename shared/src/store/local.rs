@@ -92,6 +92,21 @@ impl ObjectStore for LocalStore {
         }
     }
 
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
+                key: key.to_owned(),
+                size: meta.len(),
+                etag: None,
+                last_modified: modified(&meta),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat", &path)(e)),
+        }
+    }
+
     async fn open(&self, key: &str) -> Result<Option<Download>> {
         let path = self.path(key)?;
         let file = match tokio::fs::File::open(&path).await {

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use tokio::io::AsyncRead;
 
 pub use local::LocalStore;
-pub use s3::S3Store;
+pub use s3::{S3Access, S3Store};
 pub use upload::{PartSizer, StreamUpload, UploadStats};
 
 use crate::error::{Error, Result};
@@ -121,6 +121,9 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
 
     /// Reads a small object whole; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// What an object is (size, ETag), without its bytes; `None` when it does not exist.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
 
     /// Opens an object of any size for streaming, with what it is; `None` when it does not exist.
     async fn open(&self, key: &str) -> Result<Option<Download>>;

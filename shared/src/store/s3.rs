@@ -15,6 +15,13 @@ use super::{
 use crate::config::{RequestChecksum, S3Settings};
 use crate::error::{Error, Result};
 
+/// Where and as whom to reach a bucket, when not with the SDK's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct S3Access {
+    pub endpoint_url: Option<String>,
+    pub credentials: Option<aws_sdk_s3::config::Credentials>,
+}
+
 /// An S3 bucket reached through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -26,7 +33,24 @@ pub struct S3Store {
 impl S3Store {
     /// Builds the client once (init phase) from the shared SDK config and the S3 settings.
     pub fn new(sdk: &aws_config::SdkConfig, bucket: &str, settings: &S3Settings) -> Self {
+        Self::reaching(sdk, bucket, settings, &S3Access::default())
+    }
+
+    /// Like [`S3Store::new`], on another endpoint or with other credentials (a media bucket on
+    /// MinIO or another provider).
+    pub fn reaching(
+        sdk: &aws_config::SdkConfig,
+        bucket: &str,
+        settings: &S3Settings,
+        access: &S3Access,
+    ) -> Self {
         let mut conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style);
+        if let Some(url) = &access.endpoint_url {
+            conf = conf.endpoint_url(url);
+        }
+        if let Some(creds) = &access.credentials {
+            conf = conf.credentials_provider(creds.clone());
+        }
         if settings.request_checksum == RequestChecksum::WhenRequired {
             conf = conf
                 .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
@@ -121,6 +145,20 @@ impl ObjectStore for S3Store {
             retryable: true,
         })?;
         Ok(Some(body.into_bytes()))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let out = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => return Ok(None),
+            Err(e) => return Err(self.err("head", key, e)),
+        };
+        Ok(Some(ObjectInfo {
+            key: key.to_owned(),
+            size: out.content_length.unwrap_or(0).max(0) as u64,
+            etag: out.e_tag.as_deref().map(unquote_etag),
+            last_modified: out.last_modified.and_then(timestamp),
+        }))
     }
 
     async fn open(&self, key: &str) -> Result<Option<Download>> {

@@ -79,6 +79,9 @@ pub struct StreamUpload {
     next_part: i32,
     /// Bytes read from the stream so far.
     written: u64,
+    /// The stream's expected length, when known: a small object's buffer is sized to it, not
+    /// to a whole part.
+    size_hint: Option<u64>,
 }
 
 impl StreamUpload {
@@ -103,27 +106,32 @@ impl StreamUpload {
             hasher: Sha256::new(),
             next_part: 1,
             written: 0,
+            size_hint: None,
         }
+    }
+
+    /// Tells the upload how long the stream is expected to be (a copy of a listed object), so
+    /// that the first buffer is no larger than needed; a longer stream is still read whole.
+    pub fn with_size_hint(mut self, size: u64) -> Self {
+        self.size_hint = Some(size);
+        self
     }
 
     /// Reads `reader` to its end, uploading a part each time one fills.
     pub async fn copy_from<R: AsyncRead + Unpin>(&mut self, mut reader: R) -> Result<()> {
         loop {
             let size = self.sizer.size_of(self.next_part);
-            let mut buf = vec![0u8; size];
-            let mut filled = 0;
-            while filled < size {
-                let n = reader.read(&mut buf[filled..]).await.map_err(|e| {
-                    Error::io(format!("reading the stream for {}", self.store.locate(&self.key)), e)
-                })?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-                self.written += n as u64;
-            }
+            // One more byte than the hint, so that reaching the end is seen without growing.
+            let capacity = match self.size_hint {
+                Some(hint) if self.next_part == 1 => (hint.saturating_add(1)).min(size as u64) as usize,
+                _ => size,
+            };
+            let mut buf = Vec::with_capacity(capacity);
+            let filled = (&mut reader).take(size as u64).read_to_end(&mut buf).await.map_err(|e| {
+                Error::io(format!("reading the stream for {}", self.store.locate(&self.key)), e)
+            })?;
+            self.written += filled as u64;
             let at_end = filled < size;
-            buf.truncate(filled);
             self.hasher.update(&buf);
             if at_end && self.next_part == 1 {
                 self.single = Some(Bytes::from(buf));
