@@ -8,6 +8,8 @@
 //! - `config`    — [`Config`] from the environment (pure, tested); S3 compatibility settings.
 //! - `app`       — [`App`]: the config plus one client per port, built once at init.
 //! - `error`     — the [`Error`] enum: context, cause chain, and whether a retry can help.
+//! - `keys`      — every key Backstop writes (`db/`, `runs/`, `media/…`, manifests), built and
+//!   parsed in one place.
 //! - `payload`   — invocation payloads: EventBridge scheduled events or option objects.
 //! - `run`       — the [`run::Job`] trait and `execute`: run records, outcome messages.
 //! - `lambda`    — the generic Lambda handler: run record out, or a function error.
@@ -15,7 +17,8 @@
 //! - `db`        — credentials cache, connections, preflight (version, size, tables).
 //! - `tls`       — TLS for PostgreSQL with libpq's sslmode meanings (RDS needs it).
 //! - `secrets`   — the `SecretSource` port, Secrets Manager adapter, RDS secret format.
-//! - `store`     — the `ObjectStore` port, S3 and local-directory adapters, streaming multipart.
+//! - `store`     — the `ObjectStore` port (paged key-order listing, server-side copy, batched
+//!   deletes, metadata), S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, engines, the compressor
 //!   (on a thread of its own; zstd level per table with `Level::Auto`), upload checks.
@@ -26,6 +29,9 @@
 //!   parts, `--tables`) and the `verify` job (restore into a scratch database, compare with the
 //!   manifest).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
+//! - `media`     — the media-sync job (`plan`: the two key-ordered streams merged; `copy`:
+//!   server-side or streamed and verified; `snapshot`: the per-run state, streamed) and
+//!   media-restore.
 
 pub mod app;
 pub mod backup;
