@@ -28,6 +28,7 @@
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump, parallel data
 //!   parts, `--tables`) and the `verify` job (restore into a scratch database, compare with the
 //!   manifest).
+//! - `retention` — retention-prune's keep-policy planner (restic's rules, pure, time zone aware).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 //! - `media`     — the media-sync job (`plan`: the two key-ordered streams merged; `copy`:
 //!   server-side or streamed and verified; `snapshot`: the per-run state, streamed) and
@@ -47,6 +48,7 @@ pub mod native;
 pub mod notify;
 pub mod payload;
 pub mod restore;
+pub mod retention;
 pub mod run;
 pub mod secrets;
 pub mod store;
