@@ -50,6 +50,7 @@ BACKSTOP_ENV=local
 BACKSTOP_DB_SECRET_ID=$SECRET
 BACKSTOP_SNS_TOPIC_ARN=arn:aws:sns:$REGION:$ACCOUNT:$TOPIC
 BACKSTOP_MEDIA_SOURCE=s3://$MEDIA_BUCKET/uploads/
+BACKSTOP_RETENTION={"policy":{"keep_daily":7,"keep_weekly":4,"keep_monthly":6,"keep_tags":["manual","pre-migration"]}}
 RUST_LOG=info
 ENV
 }
@@ -152,7 +153,7 @@ ensure_demo_db() {
   fi
 }
 
-FUNCTIONS=(db-backup notification-cleanup media-sync)
+FUNCTIONS=(db-backup notification-cleanup media-sync retention-prune)
 
 ensure_lambda() {
   say "building the functions"

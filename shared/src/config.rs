@@ -218,6 +218,8 @@ pub struct Config {
     pub pg_dump: PathBuf,
     /// Default notification-cleanup rules (JSON), from `BACKSTOP_CLEANUP_RULES`.
     pub cleanup_rules: Option<String>,
+    /// Default retention-prune options (JSON), from `BACKSTOP_RETENTION`.
+    pub retention: Option<String>,
     pub media: MediaConfig,
 }
 
@@ -327,6 +329,7 @@ impl Config {
             s3,
             pg_dump: get("BACKSTOP_PG_DUMP").map(PathBuf::from).unwrap_or_else(|| "pg_dump".into()),
             cleanup_rules: get("BACKSTOP_CLEANUP_RULES"),
+            retention: get("BACKSTOP_RETENTION"),
         })
     }
 }

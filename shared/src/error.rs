@@ -76,6 +76,10 @@ pub enum Error {
     #[error("rule {rule}: {reason}")]
     Rule { rule: String, reason: String },
 
+    /// A safety guard refused to act (backups have stopped; the source looks misconfigured).
+    #[error("{what}: {reason}")]
+    Guard { what: String, reason: String },
+
     /// Several independent units failed (e.g. two of three databases); each keeps its own error.
     #[error("{} of {total} failed: {}", .errors.len(), join_errors(.errors))]
     Several { total: usize, errors: Vec<Error> },
@@ -88,7 +92,11 @@ impl Error {
     /// Whether running the same job again, unchanged, could succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Payload(_) | Error::Config { .. } | Error::Rule { .. } | Error::Restore { .. } => false,
+            Error::Payload(_)
+            | Error::Config { .. }
+            | Error::Rule { .. }
+            | Error::Restore { .. }
+            | Error::Guard { .. } => false,
             Error::Secret { retryable, .. } | Error::Store { retryable, .. } => *retryable,
             Error::Database { source, .. } => source.as_db_error().is_none_or(|db| {
                 // Connection-level failures and serialization/lock conflicts can pass; a

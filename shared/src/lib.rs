@@ -28,7 +28,8 @@
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump, parallel data
 //!   parts, `--tables`) and the `verify` job (restore into a scratch database, compare with the
 //!   manifest).
-//! - `retention` — retention-prune's keep-policy planner (restic's rules, pure, time zone aware).
+//! - `retention` — the retention-prune job: keep-policy planner (`plan`: restic's rules, pure,
+//!   time zone aware) and the guarded executor (manifest first, staleness, trash by snapshot).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 //! - `media`     — the media-sync job (`plan`: the two key-ordered streams merged; `copy`:
 //!   server-side or streamed and verified; `snapshot`: the per-run state, streamed) and

@@ -116,7 +116,17 @@ pub trait Job: Send + Sync {
 
 /// Runs job `J` on `payload`: the one code path behind every function and CLI command.
 pub async fn execute<J: Job>(app: &App, payload: &Value, deadline: Option<Instant>) -> RunRecord {
-    let started = Timestamp::now();
+    execute_at::<J>(app, payload, deadline, Timestamp::now()).await
+}
+
+/// [`execute`] with the clock injected: the run starts at `started` (its id, its record's
+/// date, and what jobs take as "now"). Tests plan retention days ahead this way, never sleeping.
+pub async fn execute_at<J: Job>(
+    app: &App,
+    payload: &Value,
+    deadline: Option<Instant>,
+    started: Timestamp,
+) -> RunRecord {
     let clock = Instant::now();
     let ctx = RunContext {
         run_id: format!(
@@ -137,8 +147,8 @@ pub async fn execute<J: Job>(app: &App, payload: &Value, deadline: Option<Instan
         }
         Err(e) => (JobReport::failed("invalid payload", e), Trigger::Manual, false),
     };
-    let finished = Timestamp::now();
     let duration = clock.elapsed();
+    let finished = started + duration;
     let env = &app.config.env;
     let (status, summary) = match &report.error {
         None => {

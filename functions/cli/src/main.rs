@@ -11,6 +11,7 @@ use backstop_core::cleanup::NotificationCleanup;
 use backstop_core::config::Destination;
 use backstop_core::media::{self, MediaRestoreRequest, MediaSync, MediaTarget, SnapshotChoice};
 use backstop_core::restore::{RestoreRequest, RestoreSource, Verify, restore};
+use backstop_core::retention::RetentionPrune;
 use backstop_core::run::{self, Status};
 use backstop_core::{App, Config, telemetry};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,16 @@ enum Command {
     MediaList {
         #[arg(long)]
         json: bool,
+    },
+    /// Delete old backups, media snapshots, trash and run records by a keep-policy (from
+    /// --payload or BACKSTOP_RETENTION); never the newest, never after backups stopped.
+    RetentionPrune {
+        /// The options as the function's JSON payload, e.g. '{"policy": {"keep_daily": 7}}'.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Print every backup with the rule that keeps it, or delete; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Delete old rows by rules, in small batches (rules from --payload or BACKSTOP_CLEANUP_RULES).
     NotificationCleanup(CleanupArgs),
@@ -422,6 +433,22 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::MediaList { json } => media_list(&app, json).await,
+        Command::RetentionPrune { payload, dry_run } => {
+            let mut payload: Value = match payload {
+                Some(p) => {
+                    serde_json::from_str(&p).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?
+                }
+                None => json!({}),
+            };
+            if dry_run {
+                payload["dry_run"] = json!(true);
+            }
+            let record = run::execute::<RetentionPrune>(&app, &payload, None).await;
+            if dry_run {
+                print_prune_table(&record.outputs);
+            }
+            Ok(finish(record))
+        }
         Command::NotificationCleanup(args) => {
             Ok(finish(run::execute::<NotificationCleanup>(&app, &args.payload()?, None).await))
         }
@@ -529,6 +556,30 @@ async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCod
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `restic forget`'s table: every backup with the rules that keep it, or `delete`.
+fn print_prune_table(outputs: &Value) {
+    let groups = outputs["databases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(outputs["media"].as_object().map(|_| &outputs["media"]));
+    for g in groups {
+        println!("{}:", g["name"].as_str().unwrap_or("?"));
+        for d in g["decisions"].as_array().into_iter().flatten() {
+            let reasons: Vec<&str> =
+                d["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let verdict = if reasons.is_empty() { "delete".to_owned() } else { reasons.join(", ") };
+            println!(
+                "  {:<25}  {:<40}  {}",
+                d["time"].as_str().unwrap_or(""),
+                verdict,
+                d["id"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!("bytes to free: {}", run::human_bytes(outputs["bytes_freed"].as_u64().unwrap_or(0)));
 }
 
 async fn media_list(app: &App, json: bool) -> anyhow::Result<ExitCode> {

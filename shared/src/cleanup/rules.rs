@@ -65,25 +65,7 @@ impl Rule {
     }
 }
 
-/// Parses `90d`-style durations; zero is refused (it would mean "everything").
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration like 90d, 12h or 6w"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h, d or w")),
-    };
-    if n == 0 {
-        return Err(format!("{text:?} would select every row; use a positive duration"));
-    }
-    Ok(Duration::from_secs(n.checked_mul(secs).ok_or_else(|| format!("{text:?} is too long"))?))
-}
+pub use crate::payload::parse_duration;
 
 pub use crate::db::quote_ident;
 

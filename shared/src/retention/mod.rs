@@ -1,7 +1,521 @@
-//! retention-prune (issue 12, in progress): the keep-policy planner. The job that lists
-//! backups by manifest and deletes what the plan lets go is to come; the planner is pure and
-//! pinned by tables first, as the design asks.
+//! retention-prune: applies keep-rules to database backups, media snapshots and their trash,
+//! and run records, with invariants that make "the rule went on deleting after backups stopped"
+//! impossible:
+//!
+//! - the newest backup of each database (and the newest media snapshot) is always kept;
+//! - when the newest is older than `stale_after`, nothing of that database (or of the media) is
+//!   deleted and the run fails saying so;
+//! - only what a manifest (or snapshot summary) names is deleted, manifest first, then its
+//!   parts, so an interrupted prune never leaves a manifest whose parts are gone; keys without a
+//!   manifest and incomplete uploads are cleaned up only after a day (a backup may be running);
+//! - a trash object goes only when no kept snapshot lists its version; a media snapshot that
+//!   pairs with a kept database backup is kept with it;
+//! - a manifest that cannot be read is reported and kept, with its parts.
+//!
+//! `plan` decides (pure); this module lists, guards and deletes.
 
 mod plan;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
 pub use plan::{Candidate, Decision, Keep, KeepRules, kept_per_reason, parse_within, plan};
+
+use crate::App;
+use crate::backup::Manifest;
+use crate::catalog::read_manifest;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::media::{SnapshotReader, Summary, list_summaries};
+use crate::payload::parse_duration;
+use crate::run::{self, Job, JobReport, RunContext, human_bytes};
+use crate::store::{ObjectInfo, ObjectStore};
+
+/// Leftovers younger than this may belong to a run still going.
+const GRACE: SignedDuration = SignedDuration::from_hours(24);
+/// Decisions listed per group in a run record (dry runs list them all up to this).
+const LISTED: usize = 1000;
+
+/// retention-prune's options; anything left out comes from `BACKSTOP_RETENTION`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionOptions {
+    /// The rules for every database.
+    pub policy: Option<KeepRules>,
+    /// Rules for named databases, instead of `policy`.
+    pub databases: BTreeMap<String, KeepRules>,
+    /// Rules for media snapshots (default: `policy`).
+    pub media: Option<KeepRules>,
+    /// Run records older than this many days are deleted (default 90).
+    pub history_days: Option<u32>,
+    /// Where days, weeks and months begin (IANA name; default UTC).
+    pub timezone: Option<String>,
+    /// A database whose newest backup is older than this is not pruned (default `2d`).
+    pub stale_after: Option<String>,
+    pub dry_run: bool,
+}
+
+/// The options resolved and checked.
+#[derive(Debug, Clone)]
+struct Resolved {
+    policy: KeepRules,
+    overrides: BTreeMap<String, KeepRules>,
+    media: KeepRules,
+    history: SignedDuration,
+    tz: TimeZone,
+    stale_after: SignedDuration,
+    dry_run: bool,
+}
+
+impl RetentionOptions {
+    /// The payload over the defaults from the environment, checked before anything is read.
+    fn resolve(&self, defaults: Option<&str>) -> Result<Resolved> {
+        let base: RetentionOptions = match defaults {
+            Some(json) => {
+                let value: serde_json::Value = serde_json::from_str(json)
+                    .map_err(|e| Error::config("BACKSTOP_RETENTION", format!("not JSON: {e}")))?;
+                crate::payload::parse(&value)
+                    .map_err(|e| Error::config("BACKSTOP_RETENTION", e.to_string()))?
+                    .0
+            }
+            None => RetentionOptions::default(),
+        };
+        let policy = self.policy.clone().or(base.policy).ok_or_else(|| {
+            Error::Payload("policy: no keep-rules (in the payload or BACKSTOP_RETENTION)".into())
+        })?;
+        let check = |name: String, rules: &KeepRules| {
+            rules.validate().map_err(|e| Error::Payload(format!("{name}: {e}")))
+        };
+        check("policy".into(), &policy)?;
+        let overrides = if self.databases.is_empty() { base.databases } else { self.databases.clone() };
+        for (db, rules) in &overrides {
+            check(format!("databases.{db}"), rules)?;
+        }
+        let media = self.media.clone().or(base.media).unwrap_or_else(|| policy.clone());
+        check("media".into(), &media)?;
+        let days = self.history_days.or(base.history_days).unwrap_or(90);
+        if days == 0 {
+            return Err(Error::Payload(
+                "history_days: 0 would delete every run record; use 1 or more".into(),
+            ));
+        }
+        let tz_name = self.timezone.clone().or(base.timezone).unwrap_or_else(|| "UTC".into());
+        let tz = TimeZone::get(&tz_name)
+            .map_err(|e| Error::Payload(format!("timezone: {tz_name:?} is not an IANA time zone: {e}")))?;
+        let stale = self.stale_after.clone().or(base.stale_after).unwrap_or_else(|| "2d".into());
+        let stale_after = parse_duration(&stale).map_err(|e| Error::Payload(format!("stale_after: {e}")))?;
+        Ok(Resolved {
+            policy,
+            overrides,
+            media,
+            history: SignedDuration::from_hours(24 * i64::from(days)),
+            tz,
+            stale_after: SignedDuration::try_from(stale_after)
+                .map_err(|_| Error::Payload(format!("stale_after: {stale:?} is too long")))?,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+/// The retention-prune job.
+#[derive(Debug)]
+pub struct RetentionPrune;
+
+/// What happened to one group (a database, or the media snapshots).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupReport {
+    pub name: String,
+    pub kept: usize,
+    pub deleted: usize,
+    pub bytes_freed: u64,
+    /// Why nothing was deleted, when a guard stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
+    pub kept_per_reason: BTreeMap<String, usize>,
+    /// Every backup with the rules that keep it or `delete` (first 1,000), newest first.
+    pub decisions: Vec<Decision>,
+}
+
+/// What the whole run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub timezone: String,
+    pub databases: Vec<GroupReport>,
+    pub media: Option<GroupReport>,
+    pub trash_deleted: usize,
+    pub trash_bytes_freed: u64,
+    pub orphans_deleted: Vec<String>,
+    pub uploads_aborted: Vec<String>,
+    pub run_records_deleted: usize,
+    /// Manifests that could not be read: kept, with their parts.
+    pub unreadable: Vec<String>,
+    /// Objects under Object Lock retention or legal hold (or otherwise refused): left as they are.
+    pub skipped_locked: Vec<String>,
+    pub bytes_freed: u64,
+}
+
+#[async_trait]
+impl Job for RetentionPrune {
+    const NAME: &'static str = "retention-prune";
+    type Options = RetentionOptions;
+
+    fn is_dry_run(options: &RetentionOptions) -> bool {
+        options.dry_run
+    }
+
+    async fn run(app: &App, options: &RetentionOptions, ctx: &RunContext) -> JobReport {
+        let resolved = match options.resolve(app.config.retention.as_deref()) {
+            Ok(r) => r,
+            Err(e) => return JobReport::failed("invalid payload", e),
+        };
+        let mut report = PruneReport {
+            dry_run: resolved.dry_run,
+            timezone: resolved.tz.iana_name().unwrap_or("UTC").into(),
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        if let Err(e) = prune(app, &resolved, ctx, &mut report, &mut errors).await {
+            errors.push(e);
+        }
+        let deleted: usize = report.databases.iter().map(|g| g.deleted).sum::<usize>()
+            + report.media.as_ref().map_or(0, |m| m.deleted);
+        let detail = format!(
+            "{} {deleted} backups/snapshots, {} freed",
+            if resolved.dry_run { "would delete" } else { "deleted" },
+            human_bytes(report.bytes_freed)
+        );
+        JobReport {
+            outputs: serde_json::to_value(&report).expect("reports serialize"),
+            what: format!("{} databases", report.databases.len()),
+            detail: Some(detail),
+            error: run::combine(errors.len().max(1), errors),
+        }
+    }
+}
+
+/// A database backup as retention sees it.
+#[derive(Debug, Clone)]
+struct Listed {
+    manifest_key: String,
+    manifest: Manifest,
+}
+
+impl Listed {
+    fn time(&self) -> Timestamp {
+        self.manifest.snapshot.unwrap_or(self.manifest.started)
+    }
+}
+
+async fn prune(
+    app: &App,
+    r: &Resolved,
+    ctx: &RunContext,
+    report: &mut PruneReport,
+    errors: &mut Vec<Error>,
+) -> Result<()> {
+    let store = app.store.as_ref();
+    let prefix = &app.config.prefix;
+    let now = ctx.started;
+
+    // Database backups: every key under db/, the manifests read one by one.
+    let all = store.list(&keys::db_scope(prefix, None)).await?;
+    let mut backups: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
+    let mut protected_stems = Vec::new();
+    for obj in all.iter().filter(|o| keys::is_manifest(&o.key)) {
+        match read_manifest(store, &obj.key).await {
+            Ok(manifest) => backups
+                .entry(manifest.database.clone())
+                .or_default()
+                .push(Listed { manifest_key: obj.key.clone(), manifest }),
+            // Deleted meanwhile (another prune): nothing to do.
+            Err(_) if store.head(&obj.key).await?.is_none() => {}
+            Err(e) => {
+                tracing::warn!(key = %obj.key, error = %e.report(), "unreadable manifest: kept, with its parts");
+                report.unreadable.push(format!("{}: {}", obj.key, e.report()));
+                protected_stems.push(obj.key.trim_end_matches(keys::MANIFEST_SUFFIX).to_owned());
+            }
+        }
+    }
+    let sizes: BTreeMap<&str, u64> = all.iter().map(|o| (o.key.as_str(), o.size)).collect();
+
+    let mut kept_times: Vec<Timestamp> = Vec::new();
+    let mut to_delete: Vec<&Listed> = Vec::new();
+    for (database, list) in &backups {
+        let rules = r.overrides.get(database).unwrap_or(&r.policy);
+        let candidates: Vec<Candidate> = list
+            .iter()
+            .map(|b| Candidate {
+                id: b.manifest_key.clone(),
+                time: b.time(),
+                tags: b.manifest.tag.iter().cloned().collect(),
+            })
+            .collect();
+        let decisions = plan(&candidates, rules, &r.tz);
+        let mut group = GroupReport {
+            name: database.clone(),
+            kept_per_reason: kept_per_reason(&decisions),
+            ..Default::default()
+        };
+        let newest = decisions.first().map(|d| d.time);
+        let stale = newest.filter(|t| now.duration_since(*t) > r.stale_after);
+        for d in &decisions {
+            let b = list.iter().find(|b| b.manifest_key == d.id).expect("decided from the list");
+            if d.keep() || stale.is_some() {
+                group.kept += 1;
+                kept_times.push(d.time);
+            } else {
+                group.deleted += 1;
+                group.bytes_freed += b.manifest.bytes;
+                to_delete.push(b);
+            }
+        }
+        if let Some(t) = stale {
+            let reason = format!(
+                "the newest backup is from {t}, older than stale_after ({}): backups have stopped, so nothing of {database} is deleted",
+                humanize(r.stale_after)
+            );
+            errors.push(Error::Guard { what: format!("retention of {database}"), reason: reason.clone() });
+            group.stale = Some(reason);
+        }
+        group.decisions = decisions.into_iter().take(LISTED).collect();
+        report.bytes_freed += group.bytes_freed;
+        report.databases.push(group);
+    }
+
+    // Keys no manifest names (aborted runs' leftovers), after a day.
+    let named: BTreeSet<&str> = backups
+        .values()
+        .flatten()
+        .flat_map(|b| b.manifest.objects.iter().map(|o| o.key.as_str()).chain([b.manifest_key.as_str()]))
+        .collect();
+    let orphans: Vec<String> = all
+        .iter()
+        .filter(|o| !keys::is_manifest(&o.key) && !named.contains(o.key.as_str()))
+        .filter(|o| !protected_stems.iter().any(|s| o.key.starts_with(s.as_str())))
+        .filter(|o| older_than(o, now, GRACE))
+        .map(|o| o.key.clone())
+        .collect();
+
+    // Media snapshots, paired with the kept database backups.
+    let summaries = list_summaries(store, prefix).await?;
+    let (media_delete, media_kept) = plan_media(&summaries, r, &kept_times, now, report, errors);
+
+    // Run records past history_days.
+    let records: Vec<String> = store
+        .list(&keys::runs_scope(prefix, None))
+        .await?
+        .into_iter()
+        .filter(|o| older_than(o, now, r.history))
+        .map(|o| o.key)
+        .collect();
+
+    // Trash that no kept snapshot lists (and older than a day).
+    let trash = trash_to_delete(store, prefix, &media_kept, now).await?;
+    report.trash_deleted = trash.len();
+    report.trash_bytes_freed = trash.iter().map(|o| o.size).sum();
+    report.bytes_freed += report.trash_bytes_freed;
+    report.orphans_deleted = orphans.clone();
+    report.run_records_deleted = records.len();
+
+    // Incomplete uploads older than a day.
+    let uploads: Vec<_> = store
+        .list_multipart(prefix)
+        .await?
+        .into_iter()
+        .filter(|u| u.initiated.is_some_and(|t| now.duration_since(t) > GRACE))
+        .collect();
+    report.uploads_aborted = uploads.iter().map(|u| u.key.clone()).collect();
+    if r.dry_run {
+        return Ok(());
+    }
+
+    // Manifests (and summaries) first: an interruption leaves unnamed parts, never a backup
+    // whose parts are gone.
+    let mut markers: Vec<String> = to_delete.iter().map(|b| b.manifest_key.clone()).collect();
+    markers.extend(media_delete.iter().map(|s| keys::media_summary(&s.snapshot_key)));
+    delete(store, &markers, report, errors).await?;
+    let mut parts: Vec<String> = to_delete
+        .iter()
+        .flat_map(|b| b.manifest.objects.iter().map(|o| o.key.clone()))
+        .filter(|k| sizes.contains_key(k.as_str()))
+        .collect();
+    parts.extend(media_delete.iter().map(|s| s.snapshot_key.clone()));
+    parts.extend(trash.into_iter().map(|o| o.key));
+    parts.extend(orphans);
+    parts.extend(records);
+    if ctx.stop_by().is_some_and(|at| std::time::Instant::now() >= at) {
+        return Err(Error::Deadline { during: "deleting backups".into(), margin_s: ctx.margin().as_secs() });
+    }
+    delete(store, &parts, report, errors).await?;
+    for u in uploads {
+        if let Err(e) = store.abort_multipart(&u.key, &u.upload_id).await {
+            errors.push(e);
+        }
+    }
+    Ok(())
+}
+
+fn older_than(o: &ObjectInfo, now: Timestamp, age: SignedDuration) -> bool {
+    o.last_modified.is_some_and(|t| now.duration_since(t) > age)
+}
+
+fn humanize(d: SignedDuration) -> String {
+    run::human_duration(d.unsigned_abs())
+}
+
+/// Plans the media snapshots: the keep-rules, plus the snapshot each kept database backup pairs
+/// with (the newest taken at or before it). Returns (to delete, kept).
+fn plan_media<'a>(
+    summaries: &'a [Summary],
+    r: &Resolved,
+    kept_backups: &[Timestamp],
+    now: Timestamp,
+    report: &mut PruneReport,
+    errors: &mut Vec<Error>,
+) -> (Vec<&'a Summary>, Vec<&'a Summary>) {
+    if summaries.is_empty() {
+        return (vec![], vec![]);
+    }
+    let candidates: Vec<Candidate> = summaries
+        .iter()
+        .map(|s| Candidate { id: s.snapshot_key.clone(), time: s.taken, tags: vec![] })
+        .collect();
+    let mut decisions = plan(&candidates, &r.media, &r.tz);
+    // summaries are oldest first; the pair of a backup is the last one taken at or before it.
+    for t in kept_backups {
+        if let Some(pair) = summaries.iter().rev().find(|s| s.taken <= *t)
+            && let Some(d) = decisions.iter_mut().find(|d| d.id == pair.snapshot_key)
+            && !d.reasons.iter().any(|x| x == "pairs with a kept backup")
+        {
+            d.reasons.push("pairs with a kept backup".into());
+        }
+    }
+    let mut group = GroupReport {
+        name: "media".into(),
+        kept_per_reason: kept_per_reason(&decisions),
+        ..Default::default()
+    };
+    let stale = decisions.first().map(|d| d.time).filter(|t| now.duration_since(*t) > r.stale_after);
+    let (mut delete, mut keep) = (Vec::new(), Vec::new());
+    for d in &decisions {
+        let s = summaries.iter().find(|s| s.snapshot_key == d.id).expect("decided from the list");
+        if d.keep() || stale.is_some() {
+            group.kept += 1;
+            keep.push(s);
+        } else {
+            group.deleted += 1;
+            delete.push(s);
+        }
+    }
+    if let Some(t) = stale {
+        let reason = format!(
+            "the newest media snapshot is from {t}, older than stale_after: media-sync has stopped, so no snapshot is deleted"
+        );
+        errors.push(Error::Guard { what: "retention of media".into(), reason: reason.clone() });
+        group.stale = Some(reason);
+    }
+    group.decisions = decisions.into_iter().take(LISTED).collect();
+    report.media = Some(group);
+    (delete, keep)
+}
+
+/// Trash objects (older than a day) that no kept snapshot lists. Memory grows with the trash,
+/// not with the set: the kept snapshots are streamed.
+async fn trash_to_delete(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    kept: &[&Summary],
+    now: Timestamp,
+) -> Result<Vec<ObjectInfo>> {
+    let mut trash: BTreeMap<String, ObjectInfo> = store
+        .list(&keys::media_trash_scope(prefix))
+        .await?
+        .into_iter()
+        .filter(|o| older_than(o, now, GRACE))
+        .map(|o| (o.key.clone(), o))
+        .collect();
+    if trash.is_empty() {
+        return Ok(vec![]);
+    }
+    for s in kept {
+        let mut reader = SnapshotReader::open(store, &s.snapshot_key).await?;
+        while let Some(e) = reader.next().await? {
+            trash.remove(&keys::media_trash(prefix, &e.version, &e.key));
+        }
+    }
+    Ok(trash.into_values().collect())
+}
+
+/// Deletes in batches; objects the store refuses to delete (Object Lock) are reported, not
+/// errors; other failures are.
+async fn delete(
+    store: &dyn ObjectStore,
+    keys: &[String],
+    report: &mut PruneReport,
+    errors: &mut Vec<Error>,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    for (key, e) in store.delete_many(keys).await? {
+        let text = e.report();
+        if text.contains("AccessDenied") || text.contains("ObjectLock") || text.contains("InvalidRequest") {
+            report.skipped_locked.push(format!("{key}: {text}"));
+        } else {
+            errors.push(e);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_resolve_over_the_environment_and_refuse_what_cannot_work() {
+        let env = r#"{"policy": {"keep_daily": 7}, "timezone": "Europe/Paris", "history_days": 30}"#;
+        let r = RetentionOptions::default().resolve(Some(env)).unwrap();
+        assert_eq!(r.policy.keep_daily, Some(Keep::Count(7)));
+        assert_eq!(r.tz.iana_name(), Some("Europe/Paris"));
+        assert_eq!(r.media, r.policy, "media defaults to the policy");
+        let payload = RetentionOptions {
+            policy: Some(KeepRules { keep_last: Some(Keep::Count(3)), ..Default::default() }),
+            ..Default::default()
+        };
+        assert_eq!(payload.resolve(Some(env)).unwrap().policy.keep_last, Some(Keep::Count(3)));
+
+        let err = |o: RetentionOptions| o.resolve(None).unwrap_err().to_string();
+        assert!(err(RetentionOptions::default()).contains("policy"));
+        let daily = || Some(KeepRules { keep_daily: Some(Keep::Count(1)), ..Default::default() });
+        assert!(
+            err(RetentionOptions {
+                policy: daily(),
+                timezone: Some("Mars/Olympus".into()),
+                ..Default::default()
+            })
+            .contains("timezone")
+        );
+        assert!(
+            err(RetentionOptions { policy: daily(), stale_after: Some("2x".into()), ..Default::default() })
+                .contains("stale_after")
+        );
+        assert!(
+            err(RetentionOptions { policy: daily(), history_days: Some(0), ..Default::default() })
+                .contains("history_days")
+        );
+        let mut dbs = BTreeMap::new();
+        dbs.insert("shop".to_owned(), KeepRules::default());
+        assert!(
+            err(RetentionOptions { policy: daily(), databases: dbs, ..Default::default() })
+                .contains("databases.shop")
+        );
+        let bad_env = RetentionOptions::default().resolve(Some(r#"{"polic": {}}"#)).unwrap_err().to_string();
+        assert!(bad_env.contains("BACKSTOP_RETENTION") && bad_env.contains("polic"), "{bad_env}");
+    }
+}

@@ -1,0 +1,289 @@
+//! retention-prune end to end on the loopback S3 server: real backups (both layouts) beside
+//! back-dated ones, media snapshots and trash from real media-sync runs, run records; the clock
+//! is injected (`run::execute_at`), never slept on.
+
+use std::time::Duration;
+
+use backstop_core::config::{DbConfig, MediaSource};
+use backstop_core::keys;
+use backstop_core::media::MediaSync;
+use backstop_core::restore::{RestoreSource, restore};
+use backstop_core::retention::RetentionPrune;
+use backstop_core::run::{self, RunRecord, Status};
+use backstop_tests::{Stack, TestDb, restore_request};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+
+async fn seeded_db() -> TestDb {
+    let db = TestDb::create("prune").await.unwrap();
+    db.psql(b"create table t (id int primary key, v text); insert into t select g, md5(g::text) from generate_series(1, 500) g;")
+        .await
+        .unwrap();
+    db
+}
+
+/// Writes a back-dated copy of a real backup's manifest taken at `at`, with small parts of its
+/// own: a backup retention cannot tell from a real one.
+async fn synthetic(stack: &Stack, template: &Value, at: Timestamp, tag: Option<&str>) -> String {
+    let database = template["database"].as_str().unwrap();
+    let run_id =
+        format!("{}-{}", at.strftime("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let stem = keys::backup_stem("backstop/", database, "test", &at, &run_id);
+    let mut m = template.clone();
+    m["run_id"] = json!(run_id);
+    m["tag"] = json!(tag);
+    for field in ["started", "finished", "snapshot"] {
+        m[field] = json!(at.to_string());
+    }
+    let objects = m["objects"].as_array_mut().unwrap();
+    for (i, o) in objects.iter_mut().enumerate() {
+        let key = format!("{stem}/part-{i}.sql.zst");
+        stack
+            .s3
+            .put_object()
+            .bucket(&stack.bucket)
+            .key(&key)
+            .body(b"part".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        o["key"] = json!(key);
+        o["bytes"] = json!(4);
+    }
+    m["bytes"] = json!(4 * objects.len() as u64);
+    let manifest_key = keys::manifest_key(&stem);
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(&manifest_key)
+        .body(serde_json::to_vec(&m).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    manifest_key
+}
+
+async fn prune_at(stack: &Stack, payload: Value, now: Timestamp) -> RunRecord {
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source = None;
+    run::execute_at::<RetentionPrune>(&stack.app(config), &payload, None, now).await
+}
+
+async fn exists(stack: &Stack, key: &str) -> bool {
+    stack.s3.head_object().bucket(&stack.bucket).key(key).send().await.is_ok()
+}
+
+fn group<'a>(record: &'a RunRecord, name: &str) -> &'a Value {
+    record.outputs["databases"].as_array().unwrap().iter().find(|g| g["name"] == name).unwrap()
+}
+
+#[tokio::test]
+async fn keep_rules_delete_whole_backups_manifest_first_and_the_kept_still_restore() {
+    // GIVEN two real backups of today (a set and a single object) and 30 days of back-dated
+    // backups, two a day, one of them tagged pre-migration.
+    let stack = Stack::new("prune").await.unwrap();
+    let db = seeded_db().await;
+    let set = stack.backup(&db, json!({})).await;
+    let single = stack.backup(&db, json!({"layout": "single"})).await;
+    let (_, manifest) = stack.manifest_of(&set).await.unwrap();
+    let template = serde_json::to_value(&manifest).unwrap();
+    let now = Timestamp::now();
+    let mut synthetic_keys = Vec::new();
+    for day in 1..=30 {
+        for hour in [3, 15] {
+            let at = now - SignedDuration::from_hours(24 * day + hour);
+            let tag = (day == 20 && hour == 3).then_some("pre-migration");
+            synthetic_keys.push((synthetic(&stack, &template, at, tag).await, tag.is_some()));
+        }
+    }
+
+    // WHEN the policy keeps 7 dailies and pre-migration backups.
+    let policy = json!({"policy": {"keep_daily": 7, "keep_tags": ["pre-migration"]}});
+    let dry = prune_at(&stack, json!({"policy": policy["policy"], "dry_run": true}), now).await;
+    assert_eq!(dry.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&dry).unwrap());
+    let record = prune_at(&stack, policy, now).await;
+
+    // THEN 7 days are kept (today's newest and the newest of six earlier days) plus the tagged
+    // one; the other real backup, older the same day, goes.
+    assert_eq!(record.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&record).unwrap());
+    let g = group(&record, &db.name);
+    assert_eq!(g["kept"], 1 + 6 + 1, "{g}");
+    assert_eq!(g["deleted"], 62 - 8, "{g}");
+    assert_eq!(group(&dry, &db.name)["deleted"], g["deleted"], "the dry run planned the same");
+    let newest = g["decisions"][0].clone();
+    assert_eq!(newest["reasons"][0], "newest");
+    // The deleted leave nothing behind; the kept keep every object.
+    let keys_left = stack.keys().await.unwrap();
+    let mut deleted = 0;
+    for (key, tagged) in &synthetic_keys {
+        let stem = key.trim_end_matches(keys::MANIFEST_SUFFIX);
+        let left = keys_left.iter().filter(|k| k.starts_with(stem)).count();
+        if left == 0 {
+            deleted += 1;
+            assert!(!tagged, "the tagged backup was kept");
+        } else {
+            assert_eq!(left, 1 + template["objects"].as_array().unwrap().len(), "{key}: all or nothing");
+        }
+    }
+    assert_eq!(deleted, 53);
+    let set_manifest = set.outputs["databases"][0]["manifest_key"].as_str().unwrap();
+    assert!(!exists(&stack, set_manifest).await);
+    assert!(!keys_left.iter().any(|k| k.starts_with(set.outputs["databases"][0]["key"].as_str().unwrap())));
+    let single_manifest = single.outputs["databases"][0]["manifest_key"].as_str().unwrap();
+    assert!(exists(&stack, single_manifest).await, "the newest is never deleted");
+    // The newest still restores.
+    let target = TestDb::adopt(&format!("{}_back", db.name));
+    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    restore(&app, &restore_request(RestoreSource::Key(single_manifest.to_owned()), &target.name))
+        .await
+        .unwrap();
+    let rows: i64 =
+        target.client().await.unwrap().query_one("select count(*) from t", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 500);
+}
+
+#[tokio::test]
+async fn when_backups_have_stopped_nothing_is_deleted_and_the_run_fails() {
+    let stack = Stack::new("prune-stale").await.unwrap();
+    let db = seeded_db().await;
+    let real = stack.backup(&db, json!({})).await;
+    let (_, manifest) = stack.manifest_of(&real).await.unwrap();
+    let template = serde_json::to_value(&manifest).unwrap();
+    let now = Timestamp::now();
+    for day in 1..=10 {
+        synthetic(&stack, &template, now - SignedDuration::from_hours(24 * day), None).await;
+    }
+    let backup_keys = || async {
+        stack.keys().await.unwrap().into_iter().filter(|k| !k.contains("/runs/")).collect::<Vec<_>>()
+    };
+    let before = backup_keys().await;
+
+    // Five days later, with no backup since: the newest is older than stale_after (2d).
+    let later = now + SignedDuration::from_hours(24 * 5);
+    let record = prune_at(&stack, json!({"policy": {"keep_last": 1}}), later).await;
+
+    assert_eq!(record.status, Status::Failed);
+    let error = record.error.clone().unwrap();
+    assert!(error.contains("backups have stopped") && error.contains(&db.name), "{error}");
+    assert_eq!(group(&record, &db.name)["deleted"], 0);
+    assert_eq!(backup_keys().await, before, "nothing deleted");
+    let outcome = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();
+    assert!(outcome.iter().any(|o| o.attributes["status"]["Value"] == "failed"));
+}
+
+#[tokio::test]
+async fn unreadable_manifests_young_leftovers_and_concurrent_prunes_are_safe() {
+    let stack = Stack::new("prune-odd").await.unwrap();
+    let db = seeded_db().await;
+    let real = stack.backup(&db, json!({})).await;
+    let (_, manifest) = stack.manifest_of(&real).await.unwrap();
+    let template = serde_json::to_value(&manifest).unwrap();
+    let now = Timestamp::now();
+    for day in 1..=5 {
+        synthetic(&stack, &template, now - SignedDuration::from_hours(24 * day), None).await;
+    }
+    // A manifest of a newer format, and a part nobody names written just now.
+    let odd = format!("backstop/db/{}/2026/01/01/odd", db.name);
+    let newer = json!({"format": 99});
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(format!("{odd}.manifest.json"))
+        .body(newer.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(format!("{odd}/pre-data.sql.zst"))
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let leftover = format!("backstop/db/{}/2026/01/02/aborted/data-00001.sql.zst", db.name);
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(&leftover)
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    // Two prunes at once (EventBridge delivers at least once).
+    let payload = json!({"policy": {"keep_last": 2}});
+    let (a, b) = tokio::join!(prune_at(&stack, payload.clone(), now), prune_at(&stack, payload, now));
+
+    for r in [&a, &b] {
+        assert_eq!(r.status, Status::Succeeded, "{}", serde_json::to_string_pretty(r).unwrap());
+        assert_eq!(
+            r.outputs["unreadable"].as_array().unwrap().len(),
+            1,
+            "reported: {}",
+            r.outputs["unreadable"]
+        );
+    }
+    assert!(
+        exists(&stack, &format!("{odd}.manifest.json")).await
+            && exists(&stack, &format!("{odd}/pre-data.sql.zst")).await
+    );
+    assert!(exists(&stack, &leftover).await, "a leftover younger than a day may belong to a running backup");
+    let manifests = stack.keys().await.unwrap().into_iter().filter(|k| keys::is_manifest(k)).count();
+    assert_eq!(manifests, 2 + 1, "two kept and the unreadable one");
+
+    // Two days on, the leftover is an orphan and goes; the unreadable backup's part stays.
+    let later = now + SignedDuration::from_hours(48);
+    let r = prune_at(&stack, json!({"policy": {"keep_last": 2}, "stale_after": "30d"}), later).await;
+    assert_eq!(r.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&r).unwrap());
+    assert!(!exists(&stack, &leftover).await);
+    assert!(exists(&stack, &format!("{odd}/pre-data.sql.zst")).await);
+}
+
+#[tokio::test]
+async fn media_snapshots_trash_and_run_records_follow_the_policy() {
+    // GIVEN three media-sync runs: a file overwritten twice, so two old versions are in trash.
+    let stack = Stack::new("prune-media").await.unwrap();
+    let src = format!("bk-prune-src-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    stack.s3.create_bucket().bucket(&src).send().await.unwrap();
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source = Some(MediaSource::S3 { bucket: src.clone(), prefix: String::new() });
+    let app = stack.app(config);
+    let mut runs = Vec::new();
+    for version in 1..=3 {
+        let body = format!("version {version}").into_bytes();
+        stack.s3.put_object().bucket(&src).key("logo.png").body(body.into()).send().await.unwrap();
+        let r = run::execute::<MediaSync>(&app, &json!({}), None).await;
+        assert_eq!(r.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&r).unwrap());
+        runs.push(r);
+    }
+    let trash = |run: &RunRecord| format!("backstop/media/trash/{}/logo.png", run.run_id);
+    assert!(exists(&stack, &trash(&runs[0])).await && exists(&stack, &trash(&runs[1])).await);
+
+    // WHEN, three days on, the media keeps its last 2 snapshots and run records 1 day.
+    let later = Timestamp::now() + SignedDuration::from_hours(72);
+    let payload = json!({"policy": {"keep_last": 1}, "media": {"keep_last": 2}, "history_days": 1, "stale_after": "30d"});
+    let record = prune_at(&stack, payload, later).await;
+
+    // THEN the oldest snapshot goes with the version only it listed; the second's stays.
+    assert_eq!(record.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&record).unwrap());
+    assert_eq!(record.outputs["media"]["deleted"], 1);
+    assert_eq!(record.outputs["trash_deleted"], 1);
+    let first_summary = runs[0].outputs["summary_key"].as_str().unwrap();
+    assert!(
+        !exists(&stack, first_summary).await
+            && !exists(&stack, runs[0].outputs["snapshot_key"].as_str().unwrap()).await
+    );
+    assert!(!exists(&stack, &trash(&runs[0])).await);
+    assert!(exists(&stack, &trash(&runs[1])).await, "the kept second snapshot still lists it");
+    assert!(exists(&stack, "backstop/media/current/logo.png").await);
+    // Run records older than a day: the three media-sync records.
+    assert_eq!(record.outputs["run_records_deleted"], 3);
+    for r in &runs {
+        assert!(!exists(&stack, r.record_key.as_deref().unwrap()).await);
+    }
+}
