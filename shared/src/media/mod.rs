@@ -470,9 +470,12 @@ fn guard(plan: &Plan, options: &MediaSyncOptions) -> Result<()> {
         return Ok(());
     }
     let refuse = |reason: String| {
-        Err(Error::Payload(format!(
-            "{reason}; nothing was moved. If this is intended, run once with \"force\": true"
-        )))
+        Err(Error::Guard {
+            what: "media-sync".into(),
+            reason: format!(
+                "{reason}; nothing was moved. If this is intended, run once with \"force\": true"
+            ),
+        })
     };
     if plan.source_objects == 0 {
         return refuse(format!(
