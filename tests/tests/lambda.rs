@@ -123,3 +123,16 @@ async fn media_sync_copies_the_media_bucket_and_publishes() {
         got[0].subject
     );
 }
+
+#[tokio::test]
+async fn retention_prune_dry_run_plans_from_backstop_retention() {
+    // BACKSTOP_RETENTION (set by the stack as Terraform would) supplies the policy.
+    let answer = invoke("retention-prune", &json!({"dry_run": true})).await.unwrap();
+
+    assert!(!answer.function_error, "{answer:?}");
+    let record = &answer.body;
+    assert_eq!(record["job"], "retention-prune");
+    assert_eq!(record["dry_run"], true);
+    assert_eq!(record["outputs"]["timezone"], "UTC");
+    assert!(record["record_key"].is_null(), "a dry run writes nothing");
+}
