@@ -453,3 +453,76 @@ async fn near_the_deadline_a_run_stops_records_what_it_did_and_the_next_goes_on(
     assert_eq!(finish.outputs["copied"].as_u64().unwrap(), 600 - copied, "the next run copies only the rest");
     assert_eq!(bucket_contents(&stack.s3, &stack.bucket, "backstop/media/current/").await.unwrap(), files);
 }
+
+#[tokio::test]
+async fn archive_mode_writes_one_tarball_that_tar_extracts() {
+    let stack = Stack::new("media-archive").await.unwrap();
+    let src = media_bucket(&stack.s3, "archive").await;
+    let mut files = Files::new();
+    let long = format!("deep/{}/name-longer-than-a-ustar-header-holds.jpg", "segment".repeat(20));
+    for k in ["avatars/alice.png", "docs/invoice #12?.pdf", "ünïcødé/ファイル.jpg", "empty", long.as_str()]
+    {
+        files.insert(k.to_owned(), content(k, 1, if k == "empty" { 0 } else { 7000 }));
+    }
+    files.insert("big.bin".into(), content("big", 1, 6 * 1024 * 1024 + 3));
+    for (k, b) in &files {
+        put(&stack.s3, &src, k, b).await;
+    }
+    let source = MediaSource::S3 { bucket: src.clone(), prefix: "uploads/".into() };
+
+    let dry = sync(&stack, source.clone(), |_| {}, json!({"mode": "archive", "dry_run": true})).await;
+    assert_ok(&dry);
+    assert_eq!(dry.outputs["plan"]["new"], files.len() as u64);
+    let record = sync(&stack, source, |_| {}, json!({"mode": "archive"})).await;
+
+    assert_ok(&record);
+    let archive = &record.outputs["archive"];
+    assert_eq!(archive["objects"], files.len() as u64);
+    let key = archive["key"].as_str().unwrap();
+    assert!(key.starts_with("backstop/media/archives/") && key.ends_with(".tar.zst"), "{key}");
+    let stored = stack.get(key).await.unwrap();
+    assert_eq!(backstop_tests::sha256_hex(&stored), archive["sha256"].as_str().unwrap());
+    let dir = std::env::temp_dir().join(format!("bk-media-untar-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("media.tar.zst"), &stored).unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["--zstd", "-xf", "media.tar.zst", "--one-top-level=x"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tar: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(dir_contents(&dir.join("x")).unwrap(), files, "tar --zstd -x gives the source back");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_readable_snapshot_the_mirror_is_listed_instead() {
+    let stack = Stack::new("media-fallback").await.unwrap();
+    let src = media_bucket(&stack.s3, "fallback").await;
+    for i in 0..20 {
+        put(&stack.s3, &src, &format!("f{i:02}"), &content("f", i, 300)).await;
+    }
+    let source = MediaSource::S3 { bucket: src.clone(), prefix: "uploads/".into() };
+    let first = sync(&stack, source.clone(), |_| {}, json!({})).await;
+    assert_ok(&first);
+    // The snapshot is damaged (its summary says it exists).
+    let snapshot = first.outputs["snapshot_key"].as_str().unwrap();
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(snapshot)
+        .body(b"not zstd".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    put(&stack.s3, &src, "f00", &content("f", 100, 300)).await;
+
+    let second = sync(&stack, source, |_| {}, json!({})).await;
+
+    assert_ok(&second);
+    assert_eq!(second.outputs["plan"]["previous"], "mirror listing");
+    assert_eq!(second.outputs["plan"]["unchanged"], 19, "server-side copies keep the source's ETag");
+    assert_eq!(second.outputs["plan"]["modified"], 1);
+    assert_eq!(second.outputs["copied"], 1);
+}

@@ -147,7 +147,7 @@ struct RestoreArgs {
 #[derive(Debug, Args)]
 struct MediaSyncArgs {
     /// The options as the function's JSON payload (instead of the flags below).
-    #[arg(long, conflicts_with_all = ["dry_run", "include", "exclude", "concurrency", "force", "max_delete_fraction"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "include", "exclude", "concurrency", "force", "max_delete_fraction", "archive"])]
     payload: Option<String>,
     /// Count what would be copied and trashed; change nothing.
     #[arg(long)]
@@ -167,6 +167,9 @@ struct MediaSyncArgs {
     /// Share of the objects a run may trash (default 0.2).
     #[arg(long)]
     max_delete_fraction: Option<f64>,
+    /// Write one media_{env}_{run_id}.tar.zst of the whole source instead of the mirror.
+    #[arg(long)]
+    archive: bool,
 }
 
 impl MediaSyncArgs {
@@ -192,6 +195,9 @@ impl MediaSyncArgs {
         }
         if let Some(f) = self.max_delete_fraction {
             m.insert("max_delete_fraction".into(), json!(f));
+        }
+        if self.archive {
+            m.insert("mode".into(), json!("archive"));
         }
         Ok(Value::Object(m))
     }

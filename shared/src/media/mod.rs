@@ -8,6 +8,7 @@
 //! listing and one snapshot read; the second copies, a bounded window of keys at a time, and
 //! writes the new snapshot in key order as results come back.
 
+mod archive;
 mod copy;
 mod plan;
 mod restore;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+pub use archive::Archived;
 pub use copy::{Copier, Verified, guess_content_type, stream_copy};
 pub use plan::{Filter, Item, Merge, Previous, SourceListing, Step, classify};
 pub use restore::{
@@ -61,6 +63,18 @@ pub struct MediaSyncOptions {
     pub force: bool,
     /// The share of the last snapshot's objects a run may trash (default 0.2).
     pub max_delete_fraction: Option<f64>,
+    /// `mirror` (default): the incremental mirror with snapshots; `archive`: one
+    /// `media_{env}_{run_id}.tar.zst` of the whole source, as the nightly tarball.
+    pub mode: Mode,
+}
+
+/// What a run makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Mirror,
+    Archive,
 }
 
 impl MediaSyncOptions {
@@ -250,6 +264,9 @@ pub struct SyncOutcome {
     pub summary_key: Option<String>,
     pub objects: u64,
     pub bytes: u64,
+    /// `mode: "archive"`: the archive written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<Archived>,
 }
 
 #[async_trait]
@@ -274,6 +291,9 @@ impl Job for MediaSync {
             server_side: source.server_side,
             ..Default::default()
         };
+        if options.mode == Mode::Archive {
+            return archive_run(app, &source, options, ctx, outcome).await;
+        }
         let error = sync(app, &source, options, ctx, &mut outcome).await.err();
         let p = &outcome.plan;
         let detail = if options.dry_run {
@@ -304,6 +324,58 @@ impl Job for MediaSync {
             detail: Some(detail),
             error,
         }
+    }
+}
+
+/// `mode: "archive"`: the whole source into one tarball (a dry run counts what it would hold).
+async fn archive_run(
+    app: &App,
+    source: &SourceHandle,
+    options: &MediaSyncOptions,
+    ctx: &RunContext,
+    mut outcome: SyncOutcome,
+) -> JobReport {
+    let filter = filter(options);
+    let result = if options.dry_run {
+        async {
+            let mut listing = SourceListing::new(source.store.clone(), &source.prefix);
+            while let Some(o) = listing.next().await? {
+                if filter.wants(&o.key) {
+                    outcome.plan.new += 1;
+                    outcome.plan.bytes_to_copy += o.size;
+                }
+            }
+            outcome.plan.source_objects = listing.listed;
+            Ok(format!(
+                "would archive {} objects ({})",
+                outcome.plan.new,
+                human_bytes(outcome.plan.bytes_to_copy)
+            ))
+        }
+        .await
+    } else {
+        let key = keys::media_archive(&app.config.prefix, &app.config.env, &ctx.started, &ctx.run_id);
+        archive::archive(source, app.store.clone(), &key, &app.config.s3, &filter, ctx).await.map(|a| {
+            let detail = format!(
+                "{} objects ({}) archived in {}",
+                a.objects,
+                human_bytes(a.bytes),
+                human_bytes(a.stored_bytes)
+            );
+            (outcome.objects, outcome.bytes) = (a.objects, a.bytes);
+            outcome.archive = Some(a);
+            detail
+        })
+    };
+    let (detail, error) = match result {
+        Ok(d) => (Some(d), None),
+        Err(e) => (None, Some(e)),
+    };
+    JobReport {
+        outputs: serde_json::to_value(&outcome).expect("outcomes serialize"),
+        what: source.describe.clone(),
+        detail,
+        error,
     }
 }
 
