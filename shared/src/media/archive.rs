@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn pax_records_count_their_own_length() {
         assert_eq!(pax_record("path", "a"), b"9 path=a\n");
-        assert_eq!(pax_record("path", "abc"), b"11 path=abc\n");
+        assert_eq!(pax_record("path", "abc"), b"12 path=abc\n");
         let long = "x".repeat(95);
         let r = pax_record("path", &long);
         let text = String::from_utf8(r.clone()).unwrap();
