@@ -35,18 +35,23 @@ pub async fn read_manifest(store: &dyn ObjectStore, key: &str) -> Result<Manifes
     Ok(manifest)
 }
 
-/// Backups under `prefix`, for one database or all, newest first.
+/// Backups under `prefix`, for one database or all, of one environment (`BACKSTOP_ENV`) or
+/// all, newest first. Staging and production may share a bucket: `--latest` must never pick
+/// the other's backup.
 pub async fn list_backups(
     store: &dyn ObjectStore,
     prefix: &str,
     database: Option<&str>,
+    env: Option<&str>,
 ) -> Result<Vec<BackupEntry>> {
     let scope = keys::db_scope(prefix, database);
     let mut out = Vec::new();
     for obj in store.list(&scope).await? {
         if keys::is_manifest(&obj.key) {
             let manifest = read_manifest(store, &obj.key).await?;
-            out.push(BackupEntry { manifest_key: obj.key, manifest });
+            if env.is_none_or(|e| manifest.env == e) {
+                out.push(BackupEntry { manifest_key: obj.key, manifest });
+            }
         }
     }
     out.sort_by_key(|b| std::cmp::Reverse(b.manifest.finished));

@@ -121,8 +121,8 @@ impl MediaConfig {
     }
 }
 
-/// Where the database credentials come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the database credentials come from. `Debug` hides a URL's password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DbConfig {
     /// A Secrets Manager secret holding the RDS secret JSON.
     Secret { secret_id: String },
@@ -130,6 +130,54 @@ pub enum DbConfig {
     Url(String),
     /// Neither was set: jobs that need a database fail with a message saying so.
     Unset,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbConfig::Secret { secret_id } => f.debug_struct("Secret").field("secret_id", secret_id).finish(),
+            DbConfig::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
+            DbConfig::Unset => f.write_str("Unset"),
+        }
+    }
+}
+
+/// A connection string with its password replaced by `***` (URL and key=value forms), for
+/// anything that prints it.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) =
+            rest.split_once(['/', '?']).map_or((rest, ""), |(a, _)| (a, &rest[a.len()..]));
+        let redacted = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{host}"),
+                None => authority.to_owned(),
+            },
+            None => authority.to_owned(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let query: Vec<String> =
+                    query
+                        .split('&')
+                        .map(|kv| {
+                            if kv.starts_with("password=") {
+                                "password=***".to_owned()
+                            } else {
+                                kv.to_owned()
+                            }
+                        })
+                        .collect();
+                format!("{path}?{}", query.join("&"))
+            }
+            None => tail.to_owned(),
+        };
+        return format!("{scheme}://{redacted}{tail}");
+    }
+    url.split_whitespace()
+        .map(|kv| if kv.starts_with("password=") { "password=***".to_owned() } else { kv.to_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// libpq's `sslmode` values Backstop supports.
@@ -441,6 +489,30 @@ mod tests {
     fn bad_values_name_the_variable(#[case] name: &str, #[case] value: &str) {
         let err = config(&[("BACKSTOP_BUCKET", "b-1"), (name, value)]).unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_holds_the_password() {
+        for url in [
+            "postgres://app:s3cr3t-pw@db.internal:5432/shop",
+            "postgres://app:s3cr3t-pw@db.internal/shop?sslmode=require",
+            "postgres://app@db.internal/shop?password=s3cr3t-pw&sslmode=require",
+            "host=db user=app password=s3cr3t-pw dbname=shop",
+        ] {
+            let c = Config {
+                db: DbConfig::Url(url.into()),
+                ..Config::from_lookup(|_| None, Some(Destination::Local { root: ".".into() })).unwrap()
+            };
+            let shown = format!("{c:?}");
+            assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+            assert!(shown.contains("db"), "{shown}");
+        }
+        assert_eq!(redact_url("postgres://u:p@h:1/d"), "postgres://u:***@h:1/d");
     }
 }
 

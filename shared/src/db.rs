@@ -24,14 +24,23 @@ pub struct DbSource {
 
 impl std::fmt::Debug for DbSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbSource").field("origin", &self.origin).field("tls_mode", &self.tls_mode).finish()
+        let origin = match &self.origin {
+            Origin::Url(url) => format!("Url({})", crate::config::redact_url(url)),
+            Origin::Secret { secret_id, .. } => format!("Secret({secret_id})"),
+            Origin::Unset => "Unset".into(),
+        };
+        f.debug_struct("DbSource").field("origin", &origin).field("tls_mode", &self.tls_mode).finish()
     }
 }
 
 #[derive(Debug)]
 enum Origin {
+    /// Printed through [`crate::config::redact_url`] (see the `Debug` of `DbSource`).
     Url(String),
-    Secret { secret_id: String, source: Arc<dyn SecretSource> },
+    Secret {
+        secret_id: String,
+        source: Arc<dyn SecretSource>,
+    },
     Unset,
 }
 

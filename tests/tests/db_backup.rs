@@ -62,6 +62,10 @@ async fn zstd_backup_restores_with_equal_content_and_publishes_success() {
         serde_json::from_slice(&stack.get(record.record_key.as_ref().unwrap()).await.unwrap()).unwrap();
     assert_eq!(stored.run_id, record.run_id);
     assert_restores(&stack, &db, &manifest).await;
+    // Every zstd frame carries its content checksum (Frame_Header_Descriptor bit 2).
+    let stored = stack.get(&key).await.unwrap();
+    assert_eq!(&stored[..4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame");
+    assert_ne!(stored[4] & 0b100, 0, "the frame has a content checksum");
 
     // AND the outcome reached the SQS queue subscribed to the topic, filterable by attributes
     let outcomes = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();

@@ -462,7 +462,9 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(app: &App, database: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let backups = catalog::list_backups(app.store.as_ref(), &app.config.prefix, database).await?;
+    let backups =
+        catalog::list_backups(app.store.as_ref(), &app.config.prefix, database, Some(&app.config.env))
+            .await?;
     if json {
         let list: Vec<_> =
             backups.iter().map(|b| json!({"manifest_key": b.manifest_key, "manifest": b.manifest})).collect();
@@ -470,7 +472,7 @@ async fn list(app: &App, database: Option<&str>, json: bool) -> anyhow::Result<E
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<19}  {:<20}  {:<8}  {:>8}  {:>5}  {:<12}  KEY",
+        "{:<19}  {:<20}  {:<8}  {:>8}  {:>5}  {:<12}  BACKUP (what restore and verify take)",
         "FINISHED", "DATABASE", "ENGINE", "SIZE", "PARTS", "TAG"
     );
     for b in &backups {
@@ -483,7 +485,7 @@ async fn list(app: &App, database: Option<&str>, json: bool) -> anyhow::Result<E
             run::human_bytes(m.bytes),
             m.objects.len(),
             m.tag.as_deref().unwrap_or("-"),
-            m.objects.first().map(|o| o.key.as_str()).unwrap_or("")
+            b.manifest_key.strip_suffix(backstop_core::keys::MANIFEST_SUFFIX).unwrap_or(&b.manifest_key)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -146,6 +146,13 @@ impl BackupOptions {
                 }
             }
         }
+        // Two dumps of one database in one run would share a stem: the second's failure would
+        // sweep the first's parts under its manifest.
+        for (i, db) in self.databases.iter().enumerate() {
+            if self.databases[..i].contains(db) {
+                return Err(Error::Payload(format!("databases[{i}]: {db:?} is listed twice")));
+            }
+        }
         if let Some(jobs) = self.jobs
             && !(1..=MAX_JOBS).contains(&jobs)
         {
@@ -268,5 +275,11 @@ mod tests {
         assert!(o.validate().unwrap_err().to_string().contains("compression_level"));
         let o = BackupOptions { exclude_tables: vec!["a\nb".into()], ..Default::default() };
         assert!(o.validate().unwrap_err().to_string().contains("exclude_tables[0]"));
+        let o = BackupOptions {
+            databases: vec!["shop".into(), "blog".into(), "shop".into()],
+            ..Default::default()
+        };
+        let err = o.validate().unwrap_err().to_string();
+        assert!(err.contains("databases[2]") && err.contains("twice"), "{err}");
     }
 }

@@ -148,6 +148,8 @@ impl Compressor {
                 Compression::Zstd => {
                     let mut encoder = zstd::stream::write::Encoder::new(writer, level)?;
                     encoder.multithread(1)?;
+                    // Each frame carries its content checksum: zstd -d and every restore check it.
+                    encoder.include_checksum(true)?;
                     encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                     let read = feed(&mut encoder, start, &mut reader)?;
                     end(encoder.finish()?)?;

@@ -159,8 +159,10 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
     };
     match source {
         RestoreSource::Latest { database } => {
-            let newest =
-                list_backups(store, &app.config.prefix, database.as_deref()).await?.into_iter().next();
+            let newest = list_backups(store, &app.config.prefix, database.as_deref(), Some(&app.config.env))
+                .await?
+                .into_iter()
+                .next();
             let entry = newest.ok_or_else(|| {
                 Error::Payload(format!(
                     "no backup{} under {} has a manifest",
