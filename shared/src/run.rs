@@ -240,20 +240,54 @@ pub fn notification(record: &RunRecord) -> Notification {
     if let Some(key) = &record.record_key {
         body.push_str(&format!("Record:   {key}\n"));
     }
-    body.push_str(&format!(
-        "\nDetails:\n{}\n",
-        serde_json::to_string_pretty(&record.outputs).unwrap_or_default()
-    ));
+    let details = serde_json::to_string_pretty(&record.outputs).unwrap_or_default();
+    if details.len() <= MESSAGE_DETAILS {
+        body.push_str(&format!("\nDetails:\n{details}\n"));
+    } else {
+        let cut = details.floor_char_boundary(MESSAGE_DETAILS);
+        body.push_str(&format!(
+            "\nDetails (the first {cut} bytes; the run record has them all):\n{}\n…\n",
+            &details[..cut]
+        ));
+    }
     Notification {
         subject,
         body,
-        record_json: serde_json::to_string(record).expect("run records serialize"),
+        record_json: message_record(record),
         attributes: vec![
             ("job".into(), record.job.clone()),
             ("status".into(), if record.status == Status::Succeeded { "succeeded" } else { "failed" }.into()),
             ("env".into(), record.env.clone()),
         ],
     }
+}
+
+/// SNS refuses messages over 256 KiB, and the structured message holds the record once per
+/// protocol (7 times) and the body twice: each is kept under these sizes, so that a run with a
+/// thousand tables is still announced. What is left out is in the run record.
+const MESSAGE_RECORD: usize = 24 * 1024;
+const MESSAGE_DETAILS: usize = 16 * 1024;
+
+/// The record as messages carry it: whole when small, else with `outputs` replaced by where to
+/// find them.
+fn message_record(record: &RunRecord) -> String {
+    let full = serde_json::to_string(record).expect("run records serialize");
+    if full.len() <= MESSAGE_RECORD {
+        return full;
+    }
+    let mut small = record.clone();
+    small.outputs = serde_json::json!({
+        "omitted": format!("{} bytes of outputs: see the run record", full.len()),
+        "record_key": record.record_key,
+    });
+    let mut text = serde_json::to_string(&small).expect("run records serialize");
+    if text.len() > MESSAGE_RECORD {
+        // An error text of its own past the limit: cut it too.
+        small.error = small.error.map(|e| e[..e.floor_char_boundary(4096)].to_owned() + " …");
+        small.summary = small.summary[..small.summary.floor_char_boundary(1024)].to_owned();
+        text = serde_json::to_string(&small).expect("run records serialize");
+    }
+    text
 }
 
 /// `16 s`, `2 min 5 s`, `1 h 3 min`.
@@ -319,6 +353,45 @@ mod tests {
     #[case(1_234_000_000, "1.2 GB")]
     fn bytes(#[case] n: u64, #[case] expected: &str) {
         assert_eq!(human_bytes(n), expected);
+    }
+
+    #[test]
+    fn a_thousand_tables_still_fit_in_one_sns_message() {
+        let tables: Vec<serde_json::Value> = (0..1000)
+            .map(|i| serde_json::json!({"table": format!("public.table_with_a_long_name_{i:04}"), "rows": i, "expected": i,
+                "hash": "0123456789abcdef0123456789abcdef", "matches": i != 7}))
+            .collect();
+        let t: Timestamp = "2026-11-23T03:00:05Z".parse().unwrap();
+        let record = RunRecord {
+            job: "verify".into(),
+            run_id: "r".into(),
+            status: Status::Failed,
+            env: "production".into(),
+            trigger: Value::Null,
+            started: t,
+            finished: t,
+            duration_ms: 1,
+            dry_run: false,
+            summary: "shop (production) after 5 min: 1 table differs".into(),
+            error: Some("table public.table_with_a_long_name_0007 differs".into()),
+            retryable: Some(false),
+            outputs: serde_json::json!({ "tables": tables }),
+            record_key: Some("backstop/runs/verify/2026/11/23/r.json".into()),
+            published: None,
+        };
+        let n = notification(&record);
+        let message = n.structured_message();
+        assert!(message.len() < 256 * 1024, "{} bytes", message.len());
+        let carried: RunRecord = serde_json::from_str(&n.record_json).unwrap();
+        assert_eq!(carried.status, Status::Failed);
+        assert_eq!(carried.error, record.error, "the error is whole");
+        assert_eq!(carried.outputs["record_key"], "backstop/runs/verify/2026/11/23/r.json");
+        assert!(
+            n.body.contains("table_with_a_long_name_0000") && n.body.contains("the run record has them all")
+        );
+        // A small record travels whole.
+        let small = RunRecord { outputs: serde_json::json!({"tables": 3}), ..record };
+        assert_eq!(serde_json::from_str::<RunRecord>(&notification(&small).record_json).unwrap(), small);
     }
 
     #[rstest]
