@@ -41,6 +41,12 @@ pub enum Error {
     #[error("dump of {database}: {reason}")]
     Dump { database: String, reason: String },
 
+    /// The database cannot be dumped this way until something changes (a pg_dump older than
+    /// the server, a server below 14 for the native engine, an object kind it cannot write, a
+    /// dependency cycle): retrying will not help.
+    #[error("dump of {database}: {reason}")]
+    Unsupported { database: String, reason: String },
+
     /// An object store operation failed.
     #[error("{op} {location}: {detail}")]
     Store {
@@ -96,7 +102,8 @@ impl Error {
             | Error::Config { .. }
             | Error::Rule { .. }
             | Error::Restore { .. }
-            | Error::Guard { .. } => false,
+            | Error::Guard { .. }
+            | Error::Unsupported { .. } => false,
             Error::Secret { retryable, .. } | Error::Store { retryable, .. } => *retryable,
             Error::Database { source, .. } => source.as_db_error().is_none_or(|db| {
                 // Connection-level failures and serialization/lock conflicts can pass; a
@@ -159,5 +166,6 @@ mod tests {
     fn payload_errors_are_not_retryable_but_dump_errors_are() {
         assert!(!Error::Payload("x".into()).is_retryable());
         assert!(Error::Dump { database: "d".into(), reason: "r".into() }.is_retryable());
+        assert!(!Error::Unsupported { database: "d".into(), reason: "r".into() }.is_retryable());
     }
 }

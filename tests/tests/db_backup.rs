@@ -288,6 +288,7 @@ async fn pg_dump_older_than_the_server_is_refused_up_front() {
     assert_eq!(record.status, Status::Failed);
     let error = record.error.unwrap();
     assert!(error.contains("pg_dump 9 is older than the server"), "{error}");
+    assert_eq!(record.retryable, Some(false), "retrying cannot help until pg_dump is upgraded");
     assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -267,6 +267,7 @@ async fn an_object_the_engine_cannot_write_fails_the_backup_naming_it() {
     let error = record.error.unwrap();
     assert!(error.contains("cannot dump operator public.===(integer,integer)"), "{error}");
     assert!(error.contains("engine pg_dump"), "{error}");
+    assert_eq!(record.retryable, Some(false), "a kind the engine cannot write stays unwritable");
     assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
 }
 

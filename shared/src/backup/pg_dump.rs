@@ -40,7 +40,7 @@ pub fn parse_major(line: &str) -> Option<i32> {
 /// Refuses a pg_dump older than the server, with the fix in the message.
 pub fn check_compatible(database: &str, pg_dump_major: i32, server_major: i32) -> Result<()> {
     if pg_dump_major < server_major {
-        return Err(Error::Dump {
+        return Err(Error::Unsupported {
             database: database.to_owned(),
             reason: format!(
                 "pg_dump {pg_dump_major} is older than the server ({server_major}); pg_dump cannot dump a newer \

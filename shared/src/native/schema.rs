@@ -217,7 +217,7 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
     }
     let ranks: Vec<u32> =
         nodes.iter().map(|n| n.rank + if n.section == Section::PostData { 1000 } else { 0 }).collect();
-    let sorted = order::sort(&ranks, &deps).map_err(|stuck| Error::Dump {
+    let sorted = order::sort(&ranks, &deps).map_err(|stuck| Error::Unsupported {
         database: database.to_owned(),
         reason: format!(
             "the schema's dependencies form a cycle the native engine cannot order: {}",
@@ -232,7 +232,7 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
             && latest > section[i]
         {
             if nodes[i].kind == Some("table") {
-                return Err(Error::Dump {
+                return Err(Error::Unsupported {
                     database: database.to_owned(),
                     reason: format!(
                         "{} depends on an object that can only be created after the data ({})",
@@ -331,7 +331,7 @@ impl Reader<'_> {
         let version: i32 =
             self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0);
         if version < 140_000 {
-            return Err(Error::Dump {
+            return Err(Error::Unsupported {
                 database: self.database.to_owned(),
                 reason: format!(
                     "the native engine needs PostgreSQL 14 or newer (server_version_num {version}); use engine pg_dump"
@@ -383,7 +383,7 @@ impl Reader<'_> {
             return Ok(());
         }
         let more = if all.len() > 10 { format!(" and {} more", all.len() - 10) } else { String::new() };
-        Err(Error::Dump {
+        Err(Error::Unsupported {
             database: self.database.to_owned(),
             reason: format!(
                 "the native engine cannot dump {}{more}; use engine pg_dump for this database",
@@ -1300,7 +1300,7 @@ impl Reader<'_> {
                 // The server cannot name an object this dump creates: its comment, owner or
                 // grants would be lost, so the backup fails rather than skip them.
                 if created.contains(&key) {
-                    return Err(Error::Dump {
+                    return Err(Error::Unsupported {
                         database: self.database.to_owned(),
                         reason: format!(
                             "cannot write the {what} catalog object {class}/{oid}: the server names no target for it; use engine pg_dump"
