@@ -50,7 +50,7 @@ BACKSTOP_ENV=local
 BACKSTOP_DB_SECRET_ID=$SECRET
 BACKSTOP_SNS_TOPIC_ARN=arn:aws:sns:$REGION:$ACCOUNT:$TOPIC
 BACKSTOP_MEDIA_SOURCE=s3://$MEDIA_BUCKET/uploads/
-BACKSTOP_RETENTION={"policy":{"keep_daily":7,"keep_weekly":4,"keep_monthly":6,"keep_tags":["manual","pre-migration"]}}
+BACKSTOP_RETENTION='{"policy":{"keep_daily":7,"keep_weekly":4,"keep_monthly":6,"keep_tags":["manual","pre-migration"]}}'
 RUST_LOG=info
 ENV
 }
