@@ -252,6 +252,104 @@ async fn a_table_being_dropped_by_another_session_fails_the_backup_cleanly() {
     assert_eq!(stack.open_uploads().await.unwrap(), 0);
 }
 
+/// Polls `check` (a query returning one boolean) on `client` until it holds, for up to 60 s.
+async fn wait_for(client: &tokio_postgres::Client, what: &str, check: &str) {
+    for _ in 0..3000 {
+        if client.query_one(check, &[]).await.unwrap().get::<_, bool>(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test]
+async fn a_table_rewritten_while_the_backup_waits_for_its_lock_fails_the_backup() {
+    // GIVEN a migration rewriting a table (ALTER … TYPE) in an open transaction
+    let (stack, source) = given(
+        "rewrite",
+        b"create table keep (id int); insert into keep values (1);
+          create table orders (id int, total int); insert into orders select g, g from generate_series(1, 1000) g;",
+    )
+    .await;
+    let migration = source.client().await.unwrap();
+    migration.batch_execute("begin; alter table orders alter column total type bigint;").await.unwrap();
+    let watcher = source.client().await.unwrap();
+
+    // WHEN a backup exports its snapshot and waits for its lock, and the migration then commits
+    let (record, ()) = tokio::join!(stack.backup(&source, json!({ "lock_timeout_s": 60 })), async {
+        wait_for(
+            &watcher,
+            "the backup waits for its lock on orders",
+            "select exists (select from pg_locks l join pg_stat_activity a using (pid)
+              where not l.granted and l.relation = 'public.orders'::regclass and a.application_name like 'backstop-native%')",
+        )
+        .await;
+        migration.batch_execute("commit").await.unwrap();
+    });
+
+    // THEN the backup failed naming the table (its rows would have read as empty), and stored
+    // nothing but its run record
+    assert_eq!(record.status, Status::Failed, "{:?}", record.outputs);
+    let error = record.error.unwrap();
+    assert!(error.contains("table public.orders was rewritten"), "{error}");
+    let keys = stack.keys().await.unwrap();
+    assert!(keys.iter().all(|k| k.starts_with("backstop/runs/")), "{keys:?}");
+    assert_eq!(stack.open_uploads().await.unwrap(), 0);
+
+    // AND the next backup, with nothing in its way, stores every row
+    let record = stack.backup(&source, json!({})).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    assert_eq!(manifest.tables.iter().find(|t| t.name == "orders").unwrap().rows, Some(1000));
+}
+
+#[tokio::test]
+async fn a_migration_queued_behind_the_backup_is_not_blocked_by_its_workers() {
+    // GIVEN a large table the worker reads first and a small one read after it
+    let (stack, source) = given(
+        "giveway",
+        b"create table big (id int, pad text); insert into big select g, md5(g::text) || md5((g * 7)::text) from generate_series(1, 1000000) g;
+          create table small (id int); insert into small values (1);",
+    )
+    .await;
+    let watcher = source.client().await.unwrap();
+    let migration = source.client().await.unwrap();
+
+    // WHEN, while the one worker copies `big`, a migration asks for an exclusive lock on `small`
+    // (it queues behind the backup's coordinator)
+    let backup = tokio::time::timeout(Duration::from_secs(120), stack.backup(&source, json!({ "jobs": 1 })));
+    let (record, migrated) = tokio::join!(backup, async {
+        wait_for(
+            &watcher,
+            "the worker copies big",
+            "select exists (select from pg_stat_activity where application_name = 'backstop-native-0' and query like 'COPY%big%')",
+        )
+        .await;
+        let alter = migration.batch_execute("alter table small add column note text");
+        let queued = wait_for(
+            &watcher,
+            "the migration waits for its lock on small",
+            "select exists (select from pg_locks where not granted and relation = 'public.small'::regclass)",
+        );
+        let (altered, ()) = tokio::join!(alter, queued);
+        altered
+    });
+
+    // THEN the worker gave way instead of queueing behind the migration (which would block the
+    // table for everyone until the deadline): the backup failed naming the table
+    let record = record.expect("the backup ended instead of waiting behind the migration");
+    assert_eq!(record.status, Status::Failed);
+    let error = record.error.unwrap();
+    assert!(error.contains("cannot lock table public.small for its COPY"), "{error}");
+    assert_eq!(record.retryable, Some(true));
+    // AND the migration went through once the backup let go
+    migrated.expect("the migration ran");
+    let keys = stack.keys().await.unwrap();
+    assert!(keys.iter().all(|k| k.starts_with("backstop/runs/")), "{keys:?}");
+    assert_eq!(stack.open_uploads().await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn an_object_the_engine_cannot_write_fails_the_backup_naming_it() {
     let (stack, source) = given(

@@ -63,8 +63,36 @@ pub struct RuleOutcome {
     pub blocked: u64,
     /// Why the rule stopped before it ran out of rows, if it did.
     pub stopped: Option<String>,
+    /// Dry run: rows of other tables that the deletions would remove (`ON DELETE CASCADE`) or
+    /// change (`SET NULL`, `SET DEFAULT`), per foreign key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_cascade: Vec<Cascade>,
     pub warnings: Vec<String>,
     pub error: Option<String>,
+}
+
+/// Rows a foreign key's `ON DELETE` action would reach.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cascade {
+    /// The referencing table and its constraint.
+    pub table: String,
+    pub constraint: String,
+    /// `delete`, `set null` or `set default`.
+    pub action: String,
+    pub rows: i64,
+    /// The referencing table is itself referenced with `ON DELETE CASCADE`: its deletions
+    /// would reach further tables, not counted here.
+    pub cascades_further: bool,
+}
+
+/// A foreign key whose `ON DELETE` action reaches another table, with its count query.
+#[derive(Debug, Clone)]
+struct Referencing {
+    table: String,
+    constraint: String,
+    action: &'static str,
+    further: bool,
+    count: String,
 }
 
 #[async_trait]
@@ -90,6 +118,12 @@ impl Job for NotificationCleanup {
                 }
                 let deleted: u64 = outcomes.iter().map(|o| o.deleted).sum();
                 let would: i64 = outcomes.iter().filter_map(|o| o.would_delete).sum();
+                let cascaded: i64 = outcomes
+                    .iter()
+                    .flat_map(|o| &o.would_cascade)
+                    .filter(|c| c.action == "delete")
+                    .map(|c| c.rows)
+                    .sum();
                 JobReport {
                     outputs: serde_json::json!({ "database": database, "dry_run": options.dry_run, "rules": outcomes }),
                     what: format!(
@@ -98,7 +132,11 @@ impl Job for NotificationCleanup {
                         if plans.len() == 1 { "" } else { "s" }
                     ),
                     detail: Some(if options.dry_run {
-                        format!("{would} rows would go")
+                        if cascaded > 0 {
+                            format!("{would} rows would go, and {cascaded} more by ON DELETE CASCADE")
+                        } else {
+                            format!("{would} rows would go")
+                        }
                     } else {
                         format!("{deleted} rows deleted")
                     }),
@@ -139,8 +177,7 @@ struct Plan {
     sql: RuleSql,
     /// Filter values in parameter order: one string, or a list for `in`.
     filter_values: Vec<FilterValue>,
-    key_len: usize,
-    pk_len: usize,
+    referencing: Vec<Referencing>,
     warnings: Vec<String>,
 }
 
@@ -208,10 +245,11 @@ async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Ve
                 _ => rules::value_text(&p.value).map(FilterValue::One),
             })
             .collect();
+        let sql = build_sql(&rule, &facts);
+        let referencing = referencing(&client, &database, &facts, &sql, &label).await?;
         plans.push(Plan {
-            sql: build_sql(&rule, &facts),
-            key_len: 1 + facts.primary_key.len(),
-            pk_len: facts.primary_key.len(),
+            referencing,
+            sql,
             label,
             rule,
             cutoff: cutoff.to_string(),
@@ -291,6 +329,55 @@ async fn table_facts(client: &Client, database: &str, rule: &Rule, label: &str) 
     Ok(TableFacts { oid, qualified, timestamp, primary_key, filter_columns })
 }
 
+/// The foreign keys whose `ON DELETE` action (cascade, set null, set default) reaches other
+/// rows when this rule's rows go.
+async fn referencing(
+    client: &Client,
+    database: &str,
+    facts: &TableFacts,
+    sql: &RuleSql,
+    label: &str,
+) -> Result<Vec<Referencing>> {
+    let rows = client
+        .query(
+            "SELECT con.conname::text, format('%I.%I', n.nspname, c.relname), c.relkind = 'r', con.confdeltype::text, \
+               (SELECT array_agg(quote_ident(a.attname::text) ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord) \
+                  JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum), \
+               (SELECT array_agg(quote_ident(a.attname::text) ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(attnum, ord) \
+                  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum), \
+               EXISTS (SELECT FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = con.conrelid AND f.confdeltype = 'c') \
+             FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE con.contype = 'f' AND con.confrelid = $1 AND con.conparentid = 0 AND con.confdeltype IN ('c', 'n', 'd') \
+             ORDER BY 2, 1",
+            &[&facts.oid],
+        )
+        .await
+        .map_err(|source| Error::Database {
+            target: database.to_owned(),
+            context: format!("{label}: read the foreign keys that reference the table"),
+            source,
+        })?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let (table, plain): (String, bool) = (r.get(1), r.get(2));
+            let child = if plain { format!("ONLY {table}") } else { table.clone() };
+            let (child_cols, parent_cols): (Vec<String>, Vec<String>) = (r.get(4), r.get(5));
+            Referencing {
+                constraint: r.get(0),
+                action: match r.get::<_, String>(3).as_str() {
+                    "c" => "delete",
+                    "n" => "set null",
+                    _ => "set default",
+                },
+                further: r.get(6),
+                count: rules::referencing_count(sql, &facts.qualified, &child, &child_cols, &parent_cols),
+                table,
+            }
+        })
+        .collect())
+}
+
 async fn has_leading_index(client: &Client, database: &str, facts: &TableFacts, rule: &Rule) -> Result<bool> {
     let row = client
         .query_one(
@@ -353,6 +440,22 @@ async fn run_rule(
         match count(client).await {
             Ok((n, oldest, newest)) => {
                 (out.would_delete, out.oldest, out.newest) = (Some(n), oldest, newest);
+                for r in &p.referencing {
+                    match client.query_one(&r.count, &p.params(&i64::MAX, &[])).await {
+                        Ok(row) => out.would_cascade.push(Cascade {
+                            table: r.table.clone(),
+                            constraint: r.constraint.clone(),
+                            action: r.action.into(),
+                            rows: row.get(0),
+                            cascades_further: r.further,
+                        }),
+                        Err(e) => {
+                            let e = p.db_err("count referencing rows")(e);
+                            out.error = Some(e.report());
+                            return (out, Some(e));
+                        }
+                    }
+                }
                 out.duration_ms = clock.elapsed().as_millis() as u64;
                 return (out, None);
             }
@@ -462,7 +565,7 @@ async fn batch(client: &mut Client, p: &Plan, s: &Settings, limit: i64, cursor: 
         }
         Ok(Some(row)) => {
             let deleted: i64 = row.get(0);
-            let last = (1..=p.key_len).map(|i| row.get::<_, String>(i)).collect();
+            let last = (1..=p.sql.key_len).map(|i| row.get::<_, String>(i)).collect();
             tx.commit().await.map_err(p.db_err("commit"))?;
             Ok(Batch { visited: deleted as u64, deleted: deleted as u64, blocked: None, last: Some(last) })
         }
@@ -488,12 +591,15 @@ async fn batch_row_by_row(
         .await
         .map_err(p.db_err("select batch"))?
         .iter()
-        .map(|r| (0..p.key_len).map(|i| r.get::<_, String>(i)).collect())
+        .map(|r| (0..=p.sql.key_len).map(|i| r.get::<_, String>(i)).collect())
         .collect();
     let (mut deleted, mut blocked, mut why) = (0u64, 0u64, String::new());
     for key in &keys {
-        let pk = &key[1..=p.pk_len];
-        let params: Vec<&(dyn ToSql + Sync)> = pk.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        // The row's table, then its primary key.
+        let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&key[p.sql.key_len])
+            .chain(p.sql.pk_positions.iter().map(|&i| &key[i]))
+            .map(|v| v as &(dyn ToSql + Sync))
+            .collect();
         let sp = tx.savepoint("row").await.map_err(p.db_err("savepoint"))?;
         match sp.execute(&p.sql.delete_one, &params).await {
             Ok(n) => {
@@ -515,6 +621,6 @@ async fn batch_row_by_row(
         visited: keys.len() as u64,
         deleted,
         blocked: (blocked > 0).then_some((blocked, why)),
-        last: keys.last().cloned(),
+        last: keys.last().map(|k| k[..p.sql.key_len].to_vec()),
     })
 }

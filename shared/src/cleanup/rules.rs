@@ -101,6 +101,11 @@ pub struct TableFacts {
 
 /// The SQL of one rule, with `$1` = cutoff (RFC 3339 text), `$2` = limit, `$3..` = filter values, then the
 /// keyset cursor (timestamp and primary key as text) for batches after the first.
+///
+/// Rows are named by the table they are stored in (`tableoid`) and their primary key: on an
+/// inheritance parent a key is unique only within each table, so a child row with the same
+/// key as a deleted row stays. The keyset is the timestamp and the key's other columns (a
+/// partitioned table's key usually holds the timestamp already).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSql {
     /// Counts matching rows (at most `$2`), oldest and newest timestamp (dry run, remaining).
@@ -109,27 +114,38 @@ pub struct RuleSql {
     pub first_batch: String,
     /// Deletes the batch after the cursor.
     pub next_batch: String,
-    /// Selects (without deleting) the keys of a batch, for the row-by-row fallback.
+    /// Selects (without deleting) the keys of a batch, then the row's `tableoid`, for the
+    /// row-by-row fallback.
     pub select_first: String,
     pub select_next: String,
-    /// Deletes one row by primary key (`$1..` = key as text).
+    /// Deletes one row (`$1` = tableoid, `$2..` = primary key, as text).
     pub delete_one: String,
     /// Number of filter parameters.
     pub filter_params: usize,
+    /// The rule's condition (unqualified columns of the table), for counts of referencing rows.
+    pub condition: String,
+    /// Columns in the keyset (the cursor's length).
+    pub key_len: usize,
+    /// Where each primary-key column sits in the keyset.
+    pub pk_positions: Vec<usize>,
 }
 
 /// Builds a rule's SQL from catalog facts. Pure: pinned by tests.
 pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
-    let ts = quote_ident(&facts.timestamp.name);
+    let col = |c: &Column| quote_ident(&c.name);
+    let list = |cols: &[&Column], f: &dyn Fn(&Column) -> String| {
+        cols.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
+    };
+    let ts = col(&facts.timestamp);
     let mut conditions = vec![format!("{ts} < CAST($1::text AS {})", facts.timestamp.sql_type)];
     let mut param = 3;
-    for (p, col) in rule.filter.iter().zip(&facts.filter_columns) {
-        let c = quote_ident(&col.name);
-        let cast = |n: usize| format!("CAST(${n}::text AS {})", col.sql_type);
+    for (p, column) in rule.filter.iter().zip(&facts.filter_columns) {
+        let c = col(column);
+        let cast = |n: usize| format!("CAST(${n}::text AS {})", column.sql_type);
         let cond = match p.op {
             Op::IsNull => format!("{c} IS NULL"),
             Op::IsNotNull => format!("{c} IS NOT NULL"),
-            Op::In => format!("{c} = ANY(CAST(${param}::text[] AS {}[]))", col.sql_type),
+            Op::In => format!("{c} = ANY(CAST(${param}::text[] AS {}[]))", column.sql_type),
             Op::Eq => format!("{c} = {}", cast(param)),
             Op::Ne => format!("{c} <> {}", cast(param)),
             Op::Lt => format!("{c} < {}", cast(param)),
@@ -142,8 +158,13 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
     }
     let filter_params = param - 3;
     let table = &facts.qualified;
-    let key_cols: Vec<&Column> = std::iter::once(&facts.timestamp).chain(&facts.primary_key).collect();
-    let key_list = key_cols.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
+    let pk: Vec<&Column> = facts.primary_key.iter().collect();
+    let key_cols: Vec<&Column> = std::iter::once(&facts.timestamp)
+        .chain(facts.primary_key.iter().filter(|c| c.name != facts.timestamp.name))
+        .collect();
+    let pk_positions =
+        pk.iter().map(|c| key_cols.iter().position(|k| k.name == c.name).expect("in the keyset")).collect();
+    let key_list = list(&key_cols, &col);
     let cursor = {
         let casts: Vec<String> = key_cols
             .iter()
@@ -154,52 +175,33 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
         // row comparison alone is not usable with a one-column index.
         format!("{ts} >= {} AND ({key_list}) > ({})", casts[0], casts.join(", "))
     };
-    let pk_list = facts.primary_key.iter().map(|c| quote_ident(&c.name)).collect::<Vec<_>>().join(", ");
     let where_first = conditions.join(" AND ");
     let where_next = format!("{where_first} AND {cursor}");
     let select = |cond: &str| {
         format!(
-            "SELECT {} FROM {table} WHERE {cond} ORDER BY {key_list} LIMIT $2 FOR UPDATE SKIP LOCKED",
-            key_cols.iter().map(|c| format!("{}::text", quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
+            "SELECT {}, tableoid::oid::text FROM {table} WHERE {cond} ORDER BY {key_list} LIMIT $2 FOR UPDATE SKIP LOCKED",
+            list(&key_cols, &|c| format!("{}::text", col(c)))
         )
     };
     let delete = |cond: &str| {
-        let last = key_cols
-            .iter()
-            .map(|c| format!("g.{}::text", quote_ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let order = key_cols
-            .iter()
-            .map(|c| format!("g.{} DESC", quote_ident(&c.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
         format!(
-            "WITH batch AS (SELECT {pk_list} FROM {table} WHERE {cond} ORDER BY {key_list} LIMIT $2 FOR UPDATE SKIP LOCKED), \
-             gone AS (DELETE FROM {table} t USING batch b WHERE ({}) = ({}) RETURNING {}) \
-             SELECT (SELECT count(*) FROM gone), {last} FROM gone g ORDER BY {order} LIMIT 1",
-            facts
-                .primary_key
-                .iter()
-                .map(|c| format!("t.{}", quote_ident(&c.name)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            facts
-                .primary_key
-                .iter()
-                .map(|c| format!("b.{}", quote_ident(&c.name)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            key_cols.iter().map(|c| format!("t.{}", quote_ident(&c.name))).collect::<Vec<_>>().join(", "),
+            "WITH batch AS (SELECT tableoid AS backstop_rel, {} FROM {table} WHERE {cond} ORDER BY {key_list} LIMIT $2 FOR UPDATE SKIP LOCKED), \
+             gone AS (DELETE FROM {table} t USING batch b WHERE t.tableoid = b.backstop_rel AND ({}) = ({}) RETURNING {}) \
+             SELECT (SELECT count(*) FROM gone), {} FROM gone g ORDER BY {} LIMIT 1",
+            list(&pk, &col),
+            list(&pk, &|c| format!("t.{}", col(c))),
+            list(&pk, &|c| format!("b.{}", col(c))),
+            list(&key_cols, &|c| format!("t.{}", col(c))),
+            list(&key_cols, &|c| format!("g.{}::text", col(c))),
+            list(&key_cols, &|c| format!("g.{} DESC", col(c))),
         )
     };
     let delete_one = format!(
-        "DELETE FROM {table} WHERE ({pk_list}) = ({})",
-        facts
-            .primary_key
-            .iter()
+        "DELETE FROM {table} WHERE tableoid = CAST($1::text AS oid) AND ({}) = ({})",
+        list(&pk, &col),
+        pk.iter()
             .enumerate()
-            .map(|(i, c)| format!("CAST(${}::text AS {})", i + 1, c.sql_type))
+            .map(|(i, c)| format!("CAST(${}::text AS {})", i + 2, c.sql_type))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -213,7 +215,27 @@ pub fn build_sql(rule: &Rule, facts: &TableFacts) -> RuleSql {
         select_next: select(&where_next),
         delete_one,
         filter_params,
+        condition: where_first.clone(),
+        key_len: key_cols.len(),
+        pk_positions,
     }
+}
+
+/// Counts the rows of `child` (quoted, with `ONLY` for a plain table) whose `child_cols` point,
+/// by a foreign key, at rows the rule matches (same parameters as [`RuleSql::count`]).
+pub fn referencing_count(
+    sql: &RuleSql,
+    table: &str,
+    child: &str,
+    child_cols: &[String],
+    parent_cols: &[String],
+) -> String {
+    let outer = child_cols.iter().map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT count(*) FROM {child} c WHERE ({outer}) IN (SELECT {} FROM {table} WHERE {} LIMIT $2)",
+        parent_cols.join(", "),
+        sql.condition
+    )
 }
 
 /// Checks a rule's shape before touching the database.
@@ -318,7 +340,7 @@ mod tests {
         assert!(sql.first_batch.contains("FOR UPDATE SKIP LOCKED") && sql.first_batch.contains("LIMIT $2"));
         assert_eq!(
             sql.delete_one,
-            r#"DELETE FROM "public"."notif" WHERE ("id") = (CAST($1::text AS bigint))"#
+            r#"DELETE FROM "public"."notif" WHERE tableoid = CAST($1::text AS oid) AND ("id") = (CAST($2::text AS bigint))"#
         );
     }
 

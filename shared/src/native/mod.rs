@@ -272,7 +272,66 @@ async fn lock_tables(client: &Client, database: &str, timeout: Duration) -> Resu
         });
         futures_util::future::try_join_all(locks).await?;
     }
-    Ok(())
+    check_not_rewritten(client, database).await
+}
+
+/// Fails the backup when a table's storage changed between the snapshot and its lock.
+///
+/// The snapshot is exported before the locks are granted. A migration that rewrites a table
+/// (`TRUNCATE` and reload, `ALTER … TYPE`, `CLUSTER`, `VACUUM FULL`) and commits while the
+/// backup waits for its lock leaves new storage whose every row is newer than the snapshot:
+/// COPY would read the table as empty, and the row counts would agree. `pg_class` read under
+/// the snapshot still names the old file; `pg_relation_filenode` reads the catalog as it is
+/// now (catalog lookups do not use the transaction's snapshot).
+async fn check_not_rewritten(client: &Client, database: &str) -> Result<()> {
+    let rows = client
+        .query(
+            "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where c.relkind = 'r' and n.nspname !~ '^pg_' and n.nspname <> 'information_schema'
+               and c.relfilenode <> 0 and c.relfilenode is distinct from pg_relation_filenode(c.oid)
+             order by 1",
+            &[],
+        )
+        .await
+        .map_err(|source| Error::Database {
+            target: database.to_owned(),
+            context: "compare the tables' storage with the snapshot".into(),
+            source,
+        })?;
+    let rewritten: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    if rewritten.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Dump {
+        database: database.to_owned(),
+        reason: format!(
+            "table {} was rewritten (TRUNCATE, ALTER … TYPE, CLUSTER or VACUUM FULL) by a transaction that committed \
+             while the backup waited for its lock: under the backup's snapshot its rows would read as empty, so \
+             nothing was stored; run the backup again",
+            rewritten.join(", ")
+        ),
+    })
+}
+
+/// A worker's own `ACCESS SHARE` lock on `table` before its COPY, `NOWAIT`, as `pg_dump -j`
+/// takes it. The coordinator holds the same lock, so it is normally granted at once; it is
+/// refused when another session (a migration) queued a conflicting lock meanwhile. Waiting
+/// would queue the COPY behind the migration and the migration behind the coordinator, and
+/// the application's queries behind both, until the deadline: the backup gives way instead.
+async fn lock_for_copy(client: &Client, database: &str, table: &DataTable) -> Result<()> {
+    let sql = format!("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT", table.qualified);
+    client.batch_execute(&sql).await.map_err(|e| {
+        let why = match e.as_db_error() {
+            Some(db) if db.code() == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => {
+                "another session is waiting for a conflicting lock on it (a migration?); the backup gives way \
+                 rather than block the table for the application"
+                    .to_owned()
+            }
+            Some(db) => db.message().to_owned(),
+            None => crate::error::report(&e),
+        };
+        Error::Dump { database: database.to_owned(), reason: format!("cannot lock table {} for its COPY: {why}", table.qualified) }
+    })
 }
 
 /// The whole dump as one stream on the coordinator's connection.
@@ -360,6 +419,7 @@ async fn dump_set(
                 let (c, p) = (client.clone(), progress.clone());
                 let part = match work {
                     Work::Table(i, table) => {
+                        lock_for_copy(&c, database, &table).await?;
                         let key = format!("{stem}/data-{i:05}.sql.{ext}");
                         let estimate = table.bytes.max(0) as u64;
                         let label = table.qualified.clone();
