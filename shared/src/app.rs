@@ -20,7 +20,10 @@ pub struct App {
     /// Secrets Manager, for the database and the media source's credentials.
     pub secrets: Arc<dyn SecretSource>,
     /// The SDK's settings, for clients a job builds for another endpoint (a media source).
-    pub sdk: aws_config::SdkConfig,
+    /// Empty when the configuration needs no AWS service (see [`App::sdk`]).
+    sdk: aws_config::SdkConfig,
+    /// The SDK's settings were not loaded at init.
+    offline: bool,
 }
 
 impl App {
@@ -31,9 +34,24 @@ impl App {
     }
 
     /// Builds the clients for `config` with the SDK's settings from the environment.
+    ///
+    /// A configuration that needs no AWS service (a local destination, a database URL, no
+    /// topic: the CLI on a laptop or a server) loads nothing: looking for a region would ask
+    /// the instance metadata service, and warn, on every command.
     pub async fn with_config(config: Config) -> Result<Self> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        App::new(&sdk, config)
+        if !config.needs_aws() {
+            let sdk = aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build();
+            return Ok(App { offline: true, ..App::new(&sdk, config)? });
+        }
+        App::new(&load_sdk().await, config)
+    }
+
+    /// The SDK's settings, loaded now if init did not need them (a media restore into S3 from
+    /// a local destination).
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        if self.offline { load_sdk().await } else { self.sdk.clone() }
     }
 
     /// Builds every client once from an SDK config and a [`Config`].
@@ -49,6 +67,10 @@ impl App {
         let secrets: Arc<dyn SecretSource> = Arc::new(SecretsManager::new(sdk));
         let db_secrets = matches!(config.db, DbConfig::Secret { .. }).then(|| secrets.clone());
         let db = DbSource::new(&config.db, &config.db_tls, db_secrets)?;
-        Ok(App { config, store, notifier, db, secrets, sdk: sdk.clone() })
+        Ok(App { config, store, notifier, db, secrets, sdk: sdk.clone(), offline: false })
     }
+}
+
+async fn load_sdk() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }

@@ -274,6 +274,16 @@ pub struct Config {
 impl Config {
     /// Reads the process environment. `default_destination` is used when `BACKSTOP_BUCKET` is
     /// unset (the CLI passes a local directory; the functions pass `None`, making it required).
+    /// Whether any AWS service is configured: an S3 destination or media source, a topic, a
+    /// secret.
+    pub fn needs_aws(&self) -> bool {
+        matches!(self.destination, Destination::S3 { .. })
+            || self.sns_topic_arn.is_some()
+            || matches!(self.db, DbConfig::Secret { .. })
+            || matches!(self.media.source, Some(MediaSource::S3 { .. }))
+            || self.media.secret_id.is_some()
+    }
+
     pub fn from_env(default_destination: Option<Destination>) -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok(), default_destination)
     }

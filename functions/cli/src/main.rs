@@ -520,6 +520,17 @@ async fn history(
 
 async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let source = match (args.key, args.latest, args.file) {
+        // A local dump given where a key goes: take it, as the user meant.
+        (Some(key), _, _) if std::path::Path::new(&key).is_file() => {
+            eprintln!("backstop: {key} is a local file; restoring it as --file {key}");
+            RestoreSource::File(key.into())
+        }
+        (Some(key), _, _) if key.starts_with('/') || key.starts_with("./") || key.starts_with("../") => {
+            anyhow::bail!(
+                "{key}: no such file here, and a backup's key never starts like a path (see `backstop list`); \
+                 for a local dump use --file PATH"
+            )
+        }
         (Some(key), _, _) => RestoreSource::Key(key),
         (None, true, _) => RestoreSource::Latest { database: args.database.clone() },
         (None, false, Some(path)) => RestoreSource::File(path),

@@ -46,6 +46,10 @@ pub struct Manifest {
     /// The tables with the catalog's estimates and, from the native engine, the rows dumped
     /// and the SHA-256 of their COPY text (what `verify` compares a restore against).
     pub tables: Vec<TableInfo>,
+    /// What the engine changed to keep the backup restorable (e.g. a foreign key written
+    /// `NOT VALID` because the rows it references were left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

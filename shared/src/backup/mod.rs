@@ -52,6 +52,9 @@ pub struct DatabaseOutcome {
     pub duration_ms: u64,
     pub server_version: Option<String>,
     pub tables: Option<usize>,
+    /// What the backup changed to stay restorable, or could not keep (see the manifest).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -72,6 +75,7 @@ impl DatabaseOutcome {
             duration_ms,
             server_version: Some(done.preflight.server_version),
             tables: Some(done.preflight.tables.len()),
+            warnings: m.map(|m| m.warnings.clone()).unwrap_or_default(),
             error: None,
         }
     }
@@ -90,6 +94,7 @@ impl DatabaseOutcome {
             duration_ms,
             server_version: None,
             tables: None,
+            warnings: Vec::new(),
             error: Some(error.report()),
         }
     }
@@ -175,6 +180,7 @@ struct Stored {
     tables: Vec<TableInfo>,
     snapshot: Option<Timestamp>,
     counts: std::collections::BTreeMap<String, usize>,
+    warnings: Vec<String>,
 }
 
 async fn backup_database(
@@ -221,6 +227,7 @@ async fn backup_database(
                     tables: preflight.tables.clone(),
                     snapshot: None,
                     counts: Default::default(),
+                    warnings: Vec::new(),
                 })
             }
             None => {
@@ -252,6 +259,7 @@ async fn backup_database(
                     tables: dumped.tables,
                     snapshot: Some(dumped.snapshot),
                     counts: dumped.counts,
+                    warnings: dumped.warnings,
                 })
             }
         }
@@ -294,6 +302,7 @@ async fn backup_database(
         include_tables: options.include_tables.clone(),
         exclude_tables: options.exclude_tables.clone(),
         tables: stored.tables,
+        warnings: stored.warnings,
     };
     let manifest_key = manifest_key(&key);
     let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");

@@ -100,7 +100,7 @@ pub async fn media_restore(app: &App, req: &MediaRestoreRequest) -> Result<Media
     let summary = choose(app, &req.snapshot).await?;
     let (target, target_prefix): (Arc<dyn ObjectStore>, String) = match &req.to {
         MediaTarget::S3 { bucket, prefix } => {
-            (Arc::new(S3Store::new(&app.sdk, bucket, &app.config.s3)), prefix.clone())
+            (Arc::new(S3Store::new(&app.sdk().await, bucket, &app.config.s3)), prefix.clone())
         }
         MediaTarget::Dir(dir) => (Arc::new(LocalStore::new(dir)), String::new()),
     };

@@ -96,6 +96,8 @@ pub struct Dumped {
     /// When the snapshot was taken.
     pub snapshot: Timestamp,
     pub counts: BTreeMap<String, usize>,
+    /// What the schema was changed in to stay restorable.
+    pub warnings: Vec<String>,
 }
 
 /// Rows and content hash of a table (or of a part of one; parts add up).
@@ -159,7 +161,7 @@ pub async fn dump(
     database: &str,
     settings: &Settings,
     stem: &str,
-    wanted: impl Fn(&DataTable) -> bool,
+    wanted: impl Fn(&DataTable) -> bool + Sync,
 ) -> Result<Dumped> {
     let db_err = |context: &str| {
         let (target, context) = (creds.display_target(database), context.to_owned());
@@ -180,13 +182,14 @@ pub async fn dump(
         .map_err(db_err("export the snapshot"))?;
     let (snapshot_id, snapshot): (String, Timestamp) = (row.get(0), row.get(1));
     lock_tables(&coordinator, database, settings.lock_timeout).await?;
-    let schema = schema::read(&coordinator, database, settings.schema).await?;
+    let has_data = |t: &DataTable| !settings.schema_only && wanted(t);
+    let schema = schema::read(&coordinator, database, settings.schema, &has_data).await?;
     tracing::info!(database, snapshot = %snapshot, tables = schema.tables.len(), objects = ?schema.counts, "schema read");
 
     let mut data: Vec<DataTable> = Vec::new();
     let mut skipped: Vec<DataTable> = Vec::new();
     for t in schema.tables.iter().cloned() {
-        if !settings.schema_only && wanted(&t) { data.push(t) } else { skipped.push(t) }
+        if has_data(&t) { data.push(t) } else { skipped.push(t) }
     }
     let large_objects = if settings.schema_only { Vec::new() } else { schema.large_objects.clone() };
     let progress = Progress::new(database, data.len(), data.iter().map(|t| t.bytes.max(0) as u64).sum());
@@ -241,7 +244,7 @@ pub async fn dump(
     let mut tables: Vec<TableInfo> = data.iter().map(|t| info(t, per_table.get(&t.oid))).collect();
     tables.extend(skipped.iter().map(|t| info(t, None)));
     tables.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
-    Ok(Dumped { objects, tables, snapshot, counts: schema.counts })
+    Ok(Dumped { objects, tables, snapshot, counts: schema.counts, warnings: schema.warnings })
 }
 
 /// `LOCK TABLE … IN ACCESS SHARE MODE` on every user table, as pg_dump does: from here on a

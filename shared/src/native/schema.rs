@@ -34,6 +34,18 @@ const PG_COLLATION: u32 = 3456;
 const FIRST_NORMAL_OID: u32 = 16384;
 
 /// `pg_namespace` filter for user schemas, for queries aliasing it as `n`.
+/// How a statement names the routine whose oid is `oid` (SQL): schema, name and its identity
+/// arguments, OUT arguments of procedures included (they are part of a procedure's signature:
+/// without them two procedures can share a name). A zero-argument aggregate is `name(*)` where
+/// `star` (ALTER and COMMENT ON AGGREGATE), `name()` elsewhere (GRANT ON FUNCTION).
+fn routine_identity(oid: &str, star: bool) -> String {
+    let empty = if star { "case when p.prokind = 'a' then '*' else '' end" } else { "''" };
+    format!(
+        "(select format('%I.%I(%s)', rn.nspname, p.proname, coalesce(nullif(pg_get_function_identity_arguments(p.oid), ''), {empty}))
+          from pg_proc p join pg_namespace rn on rn.oid = p.pronamespace where p.oid = {oid})"
+    )
+}
+
 const USER_SCHEMA: &str = "n.nspname !~ '^pg_' and n.nspname <> 'information_schema'";
 
 /// A catalog object: `(catalog oid, object oid)`.
@@ -63,15 +75,39 @@ pub struct Node {
     /// The catalog kind, counted in the manifest (`table`, `index`, …); `None` for statements
     /// that only modify another node's object (comments, owners, grants).
     pub kind: Option<&'static str>,
+    /// `REFRESH MATERIALIZED VIEW` of this materialized view (`pg_class` oid).
+    pub refreshes: Option<u32>,
+    /// A validated foreign key: `(table, referenced table)`.
+    pub references: Option<(u32, u32)>,
 }
 
 impl Node {
     fn new(section: Section, rank: u32, kind: &'static str, label: String, sql: String) -> Self {
-        Node { section, rank, label, sql, keys: Vec::new(), needs: Vec::new(), kind: Some(kind) }
+        Node {
+            section,
+            rank,
+            label,
+            sql,
+            keys: Vec::new(),
+            needs: Vec::new(),
+            kind: Some(kind),
+            refreshes: None,
+            references: None,
+        }
     }
 
     fn extra(section: Section, rank: u32, label: String, sql: String, on: ObjKey) -> Self {
-        Node { section, rank, label, sql, keys: Vec::new(), needs: vec![on], kind: None }
+        Node {
+            section,
+            rank,
+            label,
+            sql,
+            keys: Vec::new(),
+            needs: vec![on],
+            kind: None,
+            refreshes: None,
+            references: None,
+        }
     }
 
     fn keys(mut self, keys: impl IntoIterator<Item = ObjKey>) -> Self {
@@ -159,11 +195,21 @@ pub struct Schema {
     pub large_objects: Vec<u32>,
     /// Objects by kind (`table`, `index`, `function`, …).
     pub counts: BTreeMap<String, usize>,
+    /// What was written differently from the catalog so that the backup restores.
+    pub warnings: Vec<String>,
 }
 
 /// Reads the catalogs of `client`'s database (inside the snapshot's transaction) and writes
 /// the schema. `database` names the database in errors.
-pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Result<Schema> {
+///
+/// `has_data` says whose rows the backup holds: a foreign key from a table with rows to one
+/// without is written `NOT VALID` (its check would fail the restore), and said in `warnings`.
+pub async fn read(
+    client: &Client,
+    database: &str,
+    options: SchemaOptions,
+    has_data: &(dyn Fn(&DataTable) -> bool + Sync),
+) -> Result<Schema> {
     let mut reader =
         Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() };
     reader.check_supported().await?;
@@ -215,6 +261,8 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
         }
         deps[a].push(b);
     }
+    refresh_after_sources(&nodes, &aliases, &mut deps);
+    let warnings = keys_to_rows_left_out(database, &mut nodes, &tables, has_data)?;
     let ranks: Vec<u32> =
         nodes.iter().map(|n| n.rank + if n.section == Section::PostData { 1000 } else { 0 }).collect();
     let sorted = order::sort(&ranks, &deps).map_err(|stuck| Error::Unsupported {
@@ -263,7 +311,72 @@ pub async fn read(client: &Client, database: &str, options: SchemaOptions) -> Re
     }
     tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.qualified.cmp(&b.qualified)));
     counts.insert("large object".into(), large_objects.len());
-    Ok(Schema { pre_data, post_data, tables, large_objects, counts })
+    Ok(Schema { pre_data, post_data, tables, large_objects, counts, warnings })
+}
+
+/// Foreign keys from a table whose rows the backup holds to one whose rows it leaves out
+/// (`exclude_tables`, `include_tables`) would fail the restore when added: they are written
+/// `NOT VALID` (still enforced for new rows), each with a warning. PostgreSQL before 18 has no
+/// `NOT VALID` foreign key on a partitioned table: such a key fails the backup up front.
+fn keys_to_rows_left_out(
+    database: &str,
+    nodes: &mut [Node],
+    tables: &[DataTable],
+    has_data: &(dyn Fn(&DataTable) -> bool + Sync),
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    if !tables.iter().any(has_data) {
+        return Ok(warnings); // schema only: no rows to check
+    }
+    let all: HashMap<u32, &DataTable> = tables.iter().map(|t| (t.oid, t)).collect();
+    for node in nodes.iter_mut() {
+        let Some((table, referenced)) = node.references else { continue };
+        let Some(target) = all.get(&referenced) else { continue };
+        if has_data(target) || all.get(&table).is_some_and(|t| !has_data(t)) {
+            continue;
+        }
+        if !all.contains_key(&table) {
+            return Err(Error::Unsupported {
+                database: database.to_owned(),
+                reason: format!(
+                    "{} references {}, whose rows are left out: the restore could not add it (a partitioned \
+                     table's foreign key cannot be NOT VALID); keep {}'s rows or leave out this table's too",
+                    node.label, target.qualified, target.qualified
+                ),
+            });
+        }
+        node.sql = format!("{} NOT VALID;", node.sql.trim_end().trim_end_matches(';'));
+        warnings.push(format!(
+            "{} references {}, whose rows are left out: written NOT VALID so that the restore succeeds; \
+             run ALTER TABLE … VALIDATE CONSTRAINT once its rows are back",
+            node.label, target.qualified
+        ));
+    }
+    Ok(warnings)
+}
+
+/// A materialized view is refreshed after every materialized view it reads, directly or
+/// through views: refreshing it first fails (`has not been populated`).
+fn refresh_after_sources(nodes: &[Node], aliases: &HashMap<ObjKey, usize>, deps: &mut [Vec<usize>]) {
+    let refresh_of: HashMap<usize, usize> = nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((*aliases.get(&ObjKey(PG_CLASS, n.refreshes?))?, i)))
+        .collect();
+    for (&matview, &refresh) in &refresh_of {
+        let mut seen = HashSet::from([matview]);
+        let mut stack = vec![matview];
+        let mut sources: Vec<usize> = Vec::new();
+        while let Some(node) = stack.pop() {
+            for &d in &deps[node] {
+                if seen.insert(d) {
+                    sources.extend(refresh_of.get(&d));
+                    stack.push(d);
+                }
+            }
+        }
+        deps[refresh].extend(sources);
+    }
 }
 
 /// What the sequences query learned, by OID.
@@ -422,6 +535,11 @@ impl Reader<'_> {
         );
         for r in self.query("schemas", &sql).await? {
             let (oid, name): (u32, String) = (r.get(0), r.get(1));
+            if name == "public" {
+                // Dropped and created again (a common reset): the target has one already, as
+                // every new database does; pg_dump leaves it out by name too.
+                continue;
+            }
             self.push(
                 Node::new(
                     Section::PreData,
@@ -660,7 +778,7 @@ impl Reader<'_> {
             "select p.oid, p.prokind::text, p.pronamespace, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
                case when p.prokind <> 'a' then pg_get_functiondef(p.oid) end,
                (select format(E'CREATE AGGREGATE %I.%I(%s) (\\n    SFUNC = %s,\\n    STYPE = %s%s%s%s%s%s%s\\n);',
-                   n.nspname, p.proname, pg_get_function_arguments(p.oid), a.aggtransfn::regproc, format_type(a.aggtranstype, null),
+                   n.nspname, p.proname, coalesce(nullif(pg_get_function_arguments(p.oid), ''), '*'), a.aggtransfn::regproc, format_type(a.aggtranstype, null),
                    case when a.aggtransspace <> 0 then format(E',\\n    SSPACE = %s', a.aggtransspace) end,
                    case when a.aggfinalfn <> 0 then format(E',\\n    FINALFUNC = %s', a.aggfinalfn::regproc) end,
                    case when a.aggfinalextra then E',\\n    FINALFUNC_EXTRA' end,
@@ -828,13 +946,16 @@ impl Reader<'_> {
                             .needs(needs),
                     );
                     if kind == "m" && r.get::<_, bool>(13) {
-                        self.push(Node::extra(
-                            Section::PostData,
-                            160,
-                            format!("data of materialized view {name}"),
-                            format!("REFRESH MATERIALIZED VIEW {name};"),
-                            ObjKey(PG_CLASS, oid),
-                        ));
+                        self.push(Node {
+                            refreshes: Some(oid),
+                            ..Node::extra(
+                                Section::PostData,
+                                160,
+                                format!("data of materialized view {name}"),
+                                format!("REFRESH MATERIALIZED VIEW {name};"),
+                                ObjKey(PG_CLASS, oid),
+                            )
+                        });
                     }
                 }
                 _ => {
@@ -850,6 +971,17 @@ impl Reader<'_> {
                     for c in cols {
                         keys.extend(c.attrdef.map(|d| ObjKey(PG_ATTRDEF, d)));
                         if c.local && partition.is_none() {
+                            // A column both local and inherited takes its generation expression
+                            // from the parent; repeating it is refused.
+                            let inherits_generation = !c.generated.is_empty()
+                                && parent_cols.iter().any(|p| p.name == c.name && !p.generated.is_empty());
+                            let plain;
+                            let c = if inherits_generation {
+                                plain = Column { generated: String::new(), default: None, ..c.clone() };
+                                &plain
+                            } else {
+                                c
+                            };
                             body.push(format!(
                                 "    {}",
                                 column_def(c, seq_by_table.get(&(oid, c.attnum)).copied())
@@ -1025,7 +1157,7 @@ impl Reader<'_> {
     async fn constraints_and_indexes(&mut self) -> Result<()> {
         let sql = format!(
             "select co.oid, co.contype::text, quote_ident(co.conname), co.conrelid, co.conrelid::regclass::text,
-               pg_get_constraintdef(co.oid), co.conindid, c.relkind::text, co.conparentid
+               pg_get_constraintdef(co.oid), co.conindid, c.relkind::text, co.conparentid, co.confrelid, co.convalidated
              from pg_constraint co join pg_class c on c.oid = co.conrelid join pg_namespace n on n.oid = c.relnamespace
              where {USER_SCHEMA} and (co.contype in ('p', 'u', 'x')
                or (co.conislocal and (co.contype = 'f' or (co.contype = 'c' and not co.convalidated))))
@@ -1048,7 +1180,9 @@ impl Reader<'_> {
             if kind == "f" && parent != 0 {
                 continue;
             }
-            let only = if relkind == "p" && kind == "f" { "" } else { "ONLY " };
+            // A NOT VALID check goes to the children too, as when it was added (they hold an
+            // inherited copy that is not written): `ONLY` is refused while children exist.
+            let only = if (relkind == "p" && kind == "f") || kind == "c" { "" } else { "ONLY " };
             let (node_kind, rank) = match kind.as_str() {
                 "f" => ("foreign key", 130),
                 "c" => ("check constraint", 100),
@@ -1059,8 +1193,10 @@ impl Reader<'_> {
                 keys.push(ObjKey(PG_CLASS, index));
                 constraint_index.insert(index);
             }
-            self.push(
-                Node::new(
+            let (referenced, validated): (u32, bool) = (r.get(9), r.get(10));
+            self.push(Node {
+                references: (kind == "f" && validated).then_some((rel, referenced)),
+                ..Node::new(
                     Section::PostData,
                     rank,
                     node_kind,
@@ -1068,8 +1204,8 @@ impl Reader<'_> {
                     format!("ALTER TABLE {only}{table}\n    ADD CONSTRAINT {name} {def};"),
                 )
                 .keys(keys)
-                .needs([ObjKey(PG_CLASS, rel)]),
-            );
+                .needs([ObjKey(PG_CLASS, rel)])
+            });
         }
         let sql = format!(
             "select i.indexrelid, i.indrelid, pg_get_indexdef(i.indexrelid), format('%I.%I', n.nspname, ic.relname),
@@ -1231,8 +1367,10 @@ impl Reader<'_> {
 
     /// `COMMENT ON …` for every commented object this dump creates (and `public`).
     async fn comments(&mut self) -> Result<()> {
-        let sql = "select d.classoid, d.objoid,
-                     case when i.type = 'domain constraint' then
+        let sql = format!(
+            "select d.classoid, d.objoid,
+                     case when d.classoid = {PG_PROC} then upper(i.type) || ' ' || {routine}
+                          when i.type = 'domain constraint' then
                             (select format('CONSTRAINT %I ON DOMAIN %s', co.conname, format_type(co.contypid, null)) from pg_constraint co where co.oid = d.objoid)
                           when i.type = 'table constraint' then 'CONSTRAINT ' || i.identity
                           when i.type = 'composite type' then 'TYPE ' || i.identity
@@ -1241,8 +1379,10 @@ impl Reader<'_> {
                           else upper(i.type) || ' ' || i.identity end,
                      quote_literal(d.description)
                    from pg_description d, lateral pg_identify_object(d.classoid, d.objoid, d.objsubid) i
-                   where d.classoid <> 'pg_database'::regclass order by 3";
-        let rows = self.query("comments", sql).await?;
+                   where d.classoid <> 'pg_database'::regclass order by 3",
+            routine = routine_identity("d.objoid", true)
+        );
+        let rows = self.query("comments", &sql).await?;
         self.extras(rows, 190, "comment on", |target, text| format!("COMMENT ON {target} IS {text};"))
     }
 
@@ -1252,6 +1392,7 @@ impl Reader<'_> {
             "select x.c, x.o,
                case when i.type = 'composite type' then 'TYPE ' || i.identity
                     when i.type = 'statistics object' then 'STATISTICS ' || i.identity
+                    when x.c = {PG_PROC} then upper(i.type) || ' ' || {routine}
                     else upper(i.type) || ' ' || i.identity end,
                quote_ident(pg_get_userbyid(x.owner))
              from (select {PG_CLASS}::oid c, oid o, relowner owner from pg_class where relkind in ('r', 'p', 'v', 'm', 'S')
@@ -1263,7 +1404,8 @@ impl Reader<'_> {
                    union all select {PG_COLLATION}, oid, collowner from pg_collation
                    union all select {PG_LARGEOBJECT}, oid, lomowner from pg_largeobject_metadata) x,
                lateral pg_identify_object(x.c, x.o, 0) i
-             order by 3"
+             order by 3",
+            routine = routine_identity("x.o", true)
         );
         let rows = self.query("owners", &sql).await?;
         // Sequences that belong to a column change owner with their table; `public` keeps the
@@ -1338,7 +1480,8 @@ impl Reader<'_> {
                  from pg_class c where c.relacl is not null and c.relkind in ('r', 'p', 'v', 'm', 'S')
                union all select {PG_CLASS}, a.attrelid, a.attnum, 'c', c.relowner, a.attacl
                  from pg_attribute a join pg_class c on c.oid = a.attrelid where a.attacl is not null and not a.attisdropped
-               union all select {PG_NAMESPACE}, oid, 0, 'n', nspowner, nspacl from pg_namespace where nspacl is not null
+               union all select {PG_NAMESPACE}, oid, 0, 'n', nspowner, coalesce(nspacl, acldefault('n', nspowner)) from pg_namespace
+                 where nspacl is not null or nspname = 'public'
                union all select {PG_PROC}, oid, 0, 'f', proowner, proacl from pg_proc where proacl is not null
                union all select {PG_TYPE}, oid, 0, 'T', typowner, typacl from pg_type where typacl is not null
                union all select {PG_LARGEOBJECT}, oid, 0, 'L', lomowner, lomacl from pg_largeobject_metadata where lomacl is not null
@@ -1347,6 +1490,9 @@ impl Reader<'_> {
              ), defaults as (
                select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o, aclexplode(acldefault(o.t, o.owner)) a
                where o.t <> 'c'
+               -- What a new database's `public` has, and the target starts from.
+               union all select o.c, o.o, 0, 0::oid, 'USAGE', false from objs o
+               where o.c = {PG_NAMESPACE} and o.o = 'public'::regnamespace
              ), diff as (
                select 'REVOKE' verb, * from (select * from defaults except select * from actual) r
                union all select 'GRANT', * from (select * from actual except select * from defaults) g
@@ -1354,14 +1500,16 @@ impl Reader<'_> {
              select d.c, d.o,
                case when d.c = {PG_CLASS} and (select relkind from pg_class where oid = d.o) = 'S' then 'SEQUENCE '
                     when d.c = {PG_CLASS} then 'TABLE ' when d.c = {PG_NAMESPACE} then 'SCHEMA '
-                    when d.c = {PG_PROC} then 'ROUTINE ' when d.c = {PG_TYPE} then 'TYPE ' else 'LARGE OBJECT ' end || i.identity,
+                    when d.c = {PG_PROC} then 'ROUTINE ' when d.c = {PG_TYPE} then 'TYPE ' else 'LARGE OBJECT ' end
+                 || case when d.c = {PG_PROC} then {routine} else i.identity end,
                d.verb || ' ' || string_agg(d.privilege_type || coalesce('(' || (select quote_ident(attname) from pg_attribute
                    where attrelid = d.o and attnum = d.sub and d.sub > 0) || ')', ''), ', ' order by d.privilege_type),
                case when d.grantee = 0 then 'PUBLIC' else quote_ident(pg_get_userbyid(d.grantee)) end,
                d.is_grantable
              from diff d, lateral pg_identify_object(d.c, d.o, 0) i
              group by d.c, d.o, d.sub, i.identity, d.verb, d.grantee, d.is_grantable
-             order by 3, d.verb desc, 5"
+             order by 3, d.verb desc, 5",
+            routine = routine_identity("d.o", false)
         );
         let rows = self.query("privileges", &sql).await?;
         let created = self.created();
