@@ -399,6 +399,60 @@ async fn objects_whose_backups_did_not_restore_now_round_trip() {
 }
 
 #[tokio::test]
+async fn partitions_triggers_and_column_settings_come_back_as_they_were() {
+    // GIVEN what used to differ silently after a restore (issue 15): partitions with their own
+    // defaults and their own column order, trigger states, a materialized view column's
+    // compression, column privileges, and grants in an order that is not the grantees' names
+    let (stack, source) = given(
+        "silent15",
+        br#"do $$ begin create role backstop_col; exception when duplicate_object or unique_violation then null; end $$;
+            do $$ begin create role backstop_r1; exception when duplicate_object or unique_violation then null; end $$;
+            do $$ begin create role backstop_r2; exception when duplicate_object or unique_violation then null; end $$;
+            create table pt (id int not null, qty int default 2501, note text check (note <> '')) partition by range (id);
+            create table pt1 partition of pt (qty default null) for values from (0) to (100);
+            create table pt2 partition of pt for values from (100) to (200);
+            alter table pt2 alter column qty set default 7;
+            insert into pt values (1, 5, 'a'), (150, 6, 'b');
+            create table odd (b int, a int);
+            create table parts (a int, b int) partition by list (a);
+            alter table parts attach partition odd for values in (1);
+            insert into parts values (1, 2);
+            create table trg (id int);
+            create function trg_f() returns trigger language plpgsql as 'begin return new; end';
+            create trigger t1 before insert on trg for each row execute function trg_f();
+            create trigger t2 before insert on trg for each row execute function trg_f();
+            create trigger t3 before insert on trg for each row execute function trg_f();
+            alter table trg disable trigger t1;
+            alter table trg enable always trigger t2;
+            alter table trg enable replica trigger t3;
+            create table big (id int, payload text);
+            insert into big values (1, 'x');
+            create materialized view mvc as select id, payload from big;
+            alter materialized view mvc alter column payload set compression pglz;
+            alter materialized view mvc alter column id set statistics 50;
+            grant select (id) on big to backstop_col;
+            grant update (payload) on big to backstop_col;
+            grant select on big to backstop_r2;
+            grant select on big to backstop_r1;"#,
+    )
+    .await;
+
+    // WHEN a native backup set is taken, THEN it restores to the same schema, byte for byte in
+    // pg_dump's eyes, and the same rows
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    let target = assert_round_trip(&stack, &source, &manifest).await;
+    let c = target.client().await.unwrap();
+    let order: String = c
+        .query_one("select string_agg(attname, ',' order by attnum) from pg_attribute where attrelid = 'odd'::regclass and attnum > 0", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(order, "b,a");
+}
+
+#[tokio::test]
 async fn a_public_schema_dropped_and_created_again_round_trips() {
     // GIVEN a database whose `public` schema was reset (dropped and created again)
     let (stack, source) = given(

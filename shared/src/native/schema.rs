@@ -934,11 +934,12 @@ impl Reader<'_> {
                         }
                         (sql, "view", 120)
                     } else {
-                        (
-                            format!("CREATE MATERIALIZED VIEW {name}{with} AS\n{def}\n  WITH NO DATA;"),
-                            "materialized view",
-                            121,
-                        )
+                        let mut sql =
+                            format!("CREATE MATERIALIZED VIEW {name}{with} AS\n{def}\n  WITH NO DATA;");
+                        for c in cols {
+                            sql.push_str(&column_settings(&name, c).concat());
+                        }
+                        (sql, "materialized view", 121)
                     };
                     self.push(
                         Node::new(Section::PostData, rank, node_kind, format!("{node_kind} {name}"), sql)
@@ -970,10 +971,13 @@ impl Reader<'_> {
                         .collect();
                     for c in cols {
                         keys.extend(c.attrdef.map(|d| ObjKey(PG_ATTRDEF, d)));
-                        if c.local && partition.is_none() {
+                        // A partition is written whole, as a table of its own, then attached
+                        // (as pg_dump does): its columns keep their order and their defaults.
+                        if c.local || partition.is_some() {
                             // A column both local and inherited takes its generation expression
                             // from the parent; repeating it is refused.
-                            let inherits_generation = !c.generated.is_empty()
+                            let inherits_generation = partition.is_none()
+                                && !c.generated.is_empty()
                                 && parent_cols.iter().any(|p| p.name == c.name && !p.generated.is_empty());
                             let plain;
                             let c = if inherits_generation {
@@ -1005,24 +1009,8 @@ impl Reader<'_> {
                                 ));
                             }
                         }
-                        if c.stattarget >= 0 {
-                            after.push(format!(
-                                "ALTER TABLE ONLY {name} ALTER COLUMN {} SET STATISTICS {};",
-                                c.name, c.stattarget
-                            ));
-                        }
-                        if let Some(s) = &c.storage {
-                            after.push(format!(
-                                "ALTER TABLE ONLY {name} ALTER COLUMN {} SET STORAGE {s};",
-                                c.name
-                            ));
-                        }
-                        if let Some(m) = &c.compression {
-                            after.push(format!(
-                                "ALTER TABLE ONLY {name} ALTER COLUMN {} SET COMPRESSION {m};",
-                                c.name
-                            ));
-                        }
+                        after
+                            .extend(column_settings(&name, c).into_iter().map(|s| s.trim_start().to_owned()));
                     }
                     for (con, def) in table_checks {
                         keys.push(ObjKey(PG_CONSTRAINT, *con));
@@ -1030,16 +1018,7 @@ impl Reader<'_> {
                     }
                     let persistence = if unlogged { "UNLOGGED " } else { "" };
                     let mut sql = match &partition {
-                        Some(bound) => {
-                            let parent =
-                                parents.first().and_then(|p| names.get(p)).cloned().unwrap_or_default();
-                            let body = if body.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (\n{}\n)", body.join(",\n"))
-                            };
-                            format!("CREATE {persistence}TABLE {name} PARTITION OF {parent}{body}\n{bound}")
-                        }
+                        Some(_) => format!("CREATE {persistence}TABLE {name} (\n{}\n)", body.join(",\n")),
                         None => {
                             let inherits = if parents.is_empty() {
                                 String::new()
@@ -1056,6 +1035,12 @@ impl Reader<'_> {
                     }
                     sql.push_str(&with);
                     sql.push(';');
+                    if let Some(bound) = &partition {
+                        let parent = parents.first().and_then(|p| names.get(p)).cloned().unwrap_or_default();
+                        sql.push_str(&format!(
+                            "\nALTER TABLE ONLY {parent} ATTACH PARTITION {name} {bound};"
+                        ));
+                    }
                     for a in after {
                         sql.push('\n');
                         sql.push_str(&a);
@@ -1142,8 +1127,10 @@ impl Reader<'_> {
 
     /// Validated, local CHECK constraints, written inside CREATE TABLE: `(oid, definition)`.
     async fn table_checks(&self) -> Result<HashMap<u32, Vec<(u32, String)>>> {
-        let sql = "select co.conrelid, co.oid, format('CONSTRAINT %I %s', co.conname, pg_get_constraintdef(co.oid))
-                   from pg_constraint co where co.conrelid <> 0 and co.contype = 'c' and co.convalidated and co.conislocal
+        let sql =
+            "select co.conrelid, co.oid, format('CONSTRAINT %I %s', co.conname, pg_get_constraintdef(co.oid))
+                   from pg_constraint co join pg_class c on c.oid = co.conrelid
+                   where co.contype = 'c' and co.convalidated and (co.conislocal or c.relispartition)
                    order by co.conrelid, co.conname";
         let mut out: HashMap<u32, Vec<(u32, String)>> = HashMap::new();
         for r in self.query("check constraints", sql).await? {
@@ -1508,7 +1495,10 @@ impl Reader<'_> {
                d.is_grantable
              from diff d, lateral pg_identify_object(d.c, d.o, 0) i
              group by d.c, d.o, d.sub, i.identity, d.verb, d.grantee, d.is_grantable
-             order by 3, d.verb desc, 5",
+             -- Grantees in the ACL's own order (as pg_dump writes them), so dumps diff cleanly.
+             order by 3, d.verb desc,
+               (select min(x.ord) from objs o2, aclexplode(o2.acl) with ordinality x(grantor, grantee, privilege_type, is_grantable, ord)
+                where o2.c = d.c and o2.o = d.o and o2.sub = d.sub and x.grantee = d.grantee), 5",
             routine = routine_identity("d.o", false)
         );
         let rows = self.query("privileges", &sql).await?;
@@ -1591,6 +1581,23 @@ impl Reader<'_> {
 }
 
 /// A column inside CREATE TABLE.
+/// A column's statistics target, storage and compression where set, each a statement (with
+/// its leading newline) on `table` (a table or materialized view).
+fn column_settings(table: &str, c: &Column) -> Vec<String> {
+    let mut out = Vec::new();
+    let alter = format!("\nALTER TABLE ONLY {table} ALTER COLUMN {}", c.name);
+    if c.stattarget >= 0 {
+        out.push(format!("{alter} SET STATISTICS {};", c.stattarget));
+    }
+    if let Some(s) = &c.storage {
+        out.push(format!("{alter} SET STORAGE {s};"));
+    }
+    if let Some(m) = &c.compression {
+        out.push(format!("{alter} SET COMPRESSION {m};"));
+    }
+    out
+}
+
 fn column_def(c: &Column, identity: Option<&Sequence>) -> String {
     let mut s = format!("{} {}", c.name, c.type_name);
     if let Some(co) = &c.collation {
