@@ -48,6 +48,7 @@ pub fn restore_request(
         single_transaction: false,
         jobs: 1,
         tables: vec![],
+        analyze: false,
     }
 }
 

@@ -142,6 +142,33 @@ async fn pagila_with_rows_round_trips() {
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     let manifest = stack.manifest_of(&record).await.unwrap().1;
     assert_round_trip(&stack, &source, &manifest).await;
+
+    // AND Backstop's own restore on four connections (index builds, keys and foreign keys of
+    // different tables side by side) gives the same, and ANALYZE leaves statistics behind
+    let target = format!("{}_par", source.name);
+    let request = RestoreRequest { analyze: true, ..restore_request(&source.name, &target, 4) };
+    let _cleanup = TestDb::adopt(&target);
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let report = restore(&app, &request).await.unwrap();
+    assert_eq!(
+        full_schema_of(&source.url).await.unwrap(),
+        full_schema_of(&request.target_url).await.unwrap()
+    );
+    let restored = backstop_tests::connect(&request.target_url).await.unwrap();
+    assert_eq!(
+        fingerprint_all(&source.client().await.unwrap()).await.unwrap(),
+        fingerprint_all(&restored).await.unwrap()
+    );
+    assert!(report.applied.unwrap().statements > 100);
+    let analyzed: i64 = restored
+        .query_one(
+            "select count(*) from pg_stat_user_tables where relname = 'actor' and last_analyze is not null",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(analyzed, 1);
 }
 
 #[tokio::test]

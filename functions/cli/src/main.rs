@@ -123,13 +123,18 @@ struct RestoreArgs {
     /// Restore into a non-empty target anyway.
     #[arg(long)]
     force: bool,
+    /// ANALYZE the restored database at the end, so that queries are planned well at once
+    /// (pg_restore leaves it to you).
+    #[arg(long)]
+    analyze: bool,
     /// Verify the backup and print the plan; change nothing.
     #[arg(long)]
     dry_run: bool,
     /// Roll back everything at the first error (the target stays as it was).
     #[arg(long)]
     single_transaction: bool,
-    /// Connections replaying a backup set's data parts in parallel.
+    /// Connections replaying a backup set in parallel: its data parts, then its index builds and
+    /// constraints on different tables.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Restore only these tables' rows (pg_dump pattern, repeatable or comma-separated); the
@@ -548,6 +553,7 @@ async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCod
         single_transaction: args.single_transaction,
         jobs: args.jobs.max(1),
         tables: args.tables,
+        analyze: args.analyze,
     };
     let report = restore(app, &request).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -91,8 +91,41 @@ pub(crate) async fn in_transaction<T>(
     outcome
 }
 
+/// Every statement of `dump`, with the number of lines read; `None` when it holds anything
+/// but statements (COPY data, `\connect`).
+pub(crate) async fn statements<R: AsyncBufRead + Unpin>(
+    source: &str,
+    mut dump: R,
+) -> Result<Option<(Vec<(String, usize)>, u64)>> {
+    let fail = |line: usize, reason: String| Error::Restore { dump: source.to_owned(), line, reason };
+    let (mut reader, mut items, mut out) = (ScriptReader::new(), Vec::new(), Vec::new());
+    let (mut line, mut lines) = (Vec::new(), 0u64);
+    loop {
+        line.clear();
+        let n = dump
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| fail(lines as usize, format!("reading: {e}")))?;
+        if n == 0 {
+            reader.finish(&mut items).map_err(|e| fail(e.line, e.reason))?;
+        } else {
+            lines += 1;
+            reader.push_line(&line, &mut items).map_err(|e| fail(e.line, e.reason))?;
+        }
+        for item in items.drain(..) {
+            match item {
+                Item::Statement { sql, line } => out.push((sql, line)),
+                _ => return Ok(None),
+            }
+        }
+        if n == 0 {
+            return Ok(Some((out, lines)));
+        }
+    }
+}
+
 /// A statement of `source` that failed at `line`, with the server's message.
-fn sql_error(source: &str, line: usize, e: tokio_postgres::Error) -> Error {
+pub(crate) fn sql_error(source: &str, line: usize, e: tokio_postgres::Error) -> Error {
     let reason = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
         None => crate::error::report(&e),

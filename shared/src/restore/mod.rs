@@ -5,6 +5,7 @@
 //! rows and content hashes with the manifest, drop it.
 
 mod apply;
+mod post;
 mod run;
 mod script;
 mod select;

@@ -51,6 +51,8 @@ pub struct RestoreRequest {
     pub jobs: usize,
     /// Only these tables' rows (pg_dump-style patterns); empty: all. The schema comes back whole.
     pub tables: Vec<String>,
+    /// `ANALYZE` the restored database at the end, so that the planner has statistics at once.
+    pub analyze: bool,
 }
 
 /// One stored object checked against the manifest.
@@ -380,11 +382,14 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
     if !exists || (relations > 0 && req.clean) {
         admin.batch_execute(&format!("CREATE DATABASE {quoted}")).await.map_err(db_err("create"))?;
     }
-    let client = app.db.connect_to(&creds, Some(&target), "backstop-restore").await?;
+    let client = connect_restore(app, &creds, &target, req.jobs).await?;
     let work = async {
         let applied =
             replay_all(app, &planned, &creds, &target, &client, req.jobs, selection.as_ref()).await?;
         let tables = restored_counts(&client, &planned, selection.as_ref(), &display).await?;
+        if req.analyze {
+            client.batch_execute("ANALYZE").await.map_err(db_err("analyze"))?;
+        }
         Ok::<_, Error>((applied, tables))
     };
     // --single-transaction spans every object and the row-count check: all or nothing.
@@ -420,7 +425,7 @@ async fn replay_all(
     if jobs > 1 && data.len() > 1 {
         let queue = std::sync::Mutex::new(data.iter().copied().collect::<std::collections::VecDeque<_>>());
         let worker = |_| async {
-            let c = app.db.connect_to(creds, Some(target), "backstop-restore").await?;
+            let c = connect_restore(app, creds, target, jobs).await?;
             let mut stats = ApplyStats::default();
             loop {
                 let Some(o) = queue.lock().expect("queue lock").pop_front() else { break };
@@ -438,9 +443,62 @@ async fn replay_all(
     }
     let after = planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data");
     for o in after {
-        total.add(&replay(app, planned, client, o, selection, &progress).await?);
+        let stats = if jobs > 1 && o.kind == "post-data" {
+            replay_post_data(app, planned, creds, target, client, o, jobs, selection).await?
+        } else {
+            replay(app, planned, client, o, selection, &progress).await?
+        };
+        progress.done(o, &stats);
+        total.add(&stats);
     }
     Ok(total)
+}
+
+/// A restore session: `synchronous_commit` off (a restore that dies is redone from the start
+/// anyway, so waiting for each commit's flush buys nothing), and `maintenance_work_mem` raised
+/// for index builds to a share of 512 MiB per connection (never lowered below the server's).
+async fn connect_restore(
+    app: &App,
+    creds: &DbCredentials,
+    target: &str,
+    jobs: usize,
+) -> Result<tokio_postgres::Client> {
+    let client = app.db.connect_to(creds, Some(target), "backstop-restore").await?;
+    let kb: i64 = (512 * 1024 / jobs.max(1) as i64).max(64 * 1024);
+    client
+        .batch_execute(&format!(
+            "SET synchronous_commit = off; SELECT set_config('maintenance_work_mem', \
+             greatest((select setting::bigint from pg_settings where name = 'maintenance_work_mem'), {kb})::text, false)"
+        ))
+        .await
+        .map_err(db_error(&creds.display_target(target), "set up the restore session"))?;
+    Ok(client)
+}
+
+/// Post-data with index builds and constraints on `jobs` connections ([`super::post`]).
+#[allow(clippy::too_many_arguments)]
+async fn replay_post_data(
+    app: &App,
+    planned: &Planned,
+    creds: &DbCredentials,
+    target: &str,
+    client: &tokio_postgres::Client,
+    object: &PlannedObject,
+    jobs: usize,
+    selection: Option<&TableSelection>,
+) -> Result<ApplyStats> {
+    let key = &object.key;
+    let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
+    let Some((statements, lines)) = super::apply::statements(key, reader).await? else {
+        // COPY data or \connect in post-data: not ours to reorder; replay it as it is.
+        return replay(app, planned, client, object, selection, &Progress::new(planned)).await;
+    };
+    let steps = super::post::schedule(statements);
+    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(key, line, e);
+    let connect = || connect_restore(app, creds, target, jobs);
+    let (statements, skipped_constraints) =
+        super::post::run(client, steps, jobs, connect, selection, &sql_err).await?;
+    Ok(ApplyStats { statements, lines, skipped_constraints, ..ApplyStats::default() })
 }
 
 /// The restored tables' row counts beside the manifest's estimates; where the manifest recorded
@@ -554,7 +612,9 @@ async fn replay(
     let key = &object.key;
     let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
     let stats = apply_selected(client, key, reader, selection).await?;
-    progress.done(object, &stats);
+    if object.kind != "post-data" {
+        progress.done(object, &stats);
+    }
     Ok(stats)
 }
 

@@ -101,6 +101,43 @@ impl TableSelection {
     }
 }
 
+/// The tables a post-data statement locks, where it is one that can run beside others on
+/// other tables: `CREATE [UNIQUE] INDEX … ON [ONLY] t`, and `ALTER TABLE [ONLY] t ADD
+/// CONSTRAINT …` (with the referenced table of a foreign key). `None` for anything else.
+pub fn parallel_tables(sql: &str) -> Option<Vec<(String, String)>> {
+    let tokens = tokens(sql, 256);
+    let word = |i: usize, w: &str| matches!(tokens.get(i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
+    if word(0, "create") {
+        let at = if word(1, "unique") { 2 } else { 1 };
+        if !word(at, "index") || word(at + 1, "concurrently") || word(at + 1, "if") {
+            return None;
+        }
+        // CREATE INDEX name ON [ONLY] t
+        if !word(at + 2, "on") {
+            return None;
+        }
+        let table = if word(at + 3, "only") { at + 4 } else { at + 3 };
+        let (schema, name, _) = name_at(&tokens, table)?;
+        return Some(vec![(schema, name)]);
+    }
+    if !(word(0, "alter") && word(1, "table")) {
+        return None;
+    }
+    let at = if word(2, "only") { 3 } else { 2 };
+    let (schema, table, next) = name_at(&tokens, at)?;
+    if !(word(next, "add") && word(next + 1, "constraint")) {
+        return None;
+    }
+    let mut out = vec![(schema, table)];
+    if word(next + 3, "foreign") {
+        let refs = (next + 4..tokens.len()).find(|&i| word(i, "references"))?;
+        out.push(name_at(&tokens, refs + 1).map(|(s, t, _)| (s, t))?);
+    } else if !["primary", "unique", "exclude", "check"].iter().any(|w| word(next + 3, w)) {
+        return None;
+    }
+    Some(out)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
     /// An unquoted word, folded to lower case as the server folds it.

@@ -141,6 +141,7 @@ async fn drill(
         single_transaction: false,
         jobs: options.jobs.unwrap_or(2).max(1),
         tables: vec![],
+        analyze: false,
     };
     restore_with(app, &request, creds.clone()).await?;
     let client = app.db.connect_to(&creds, Some(scratch), "backstop-verify").await?;

@@ -1,0 +1,241 @@
+//! Post-data on several connections, as `pg_restore -j` schedules it: index builds and
+//! constraints on different tables run at once; everything else runs alone, in order.
+//!
+//! The statements come in the dump's order, which already respects every dependency. A run of
+//! consecutive index and constraint statements becomes one [`Step::Group`]: its statements
+//! are split into lanes by the tables they lock (statements sharing a table, directly or
+//! through a foreign key, stay in one lane, in order), and the lanes run on `jobs`
+//! connections. Any other statement is a barrier: it waits for the group before it and runs
+//! alone. `SET` statements run alone and are repeated on every connection.
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio_postgres::Client;
+
+use super::select::{TableSelection, Verdict, parallel_tables};
+use crate::error::{Error, Result};
+
+/// A statement and the line it starts on.
+pub type Statement = (String, usize);
+
+/// One step of the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A session setting: on the main connection, and on each worker before its first lane.
+    Session(Statement),
+    /// Runs alone, after everything before it.
+    Alone(Statement),
+    /// Lanes that run side by side; each lane's statements in order.
+    Group(Vec<Vec<Statement>>),
+}
+
+/// Schedules `statements` (pure; pinned by tests).
+pub fn schedule(statements: Vec<Statement>) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut group: Vec<(Statement, Vec<(String, String)>)> = Vec::new();
+    for st in statements {
+        let upper = st.0.trim_start().get(..4).unwrap_or_default().to_ascii_uppercase();
+        let session =
+            upper == "SET " || st.0.to_ascii_lowercase().starts_with("select pg_catalog.set_config(");
+        match parallel_tables(&st.0) {
+            Some(tables) if !session => group.push((st, tables)),
+            _ => {
+                close(&mut group, &mut steps);
+                steps.push(if session { Step::Session(st) } else { Step::Alone(st) });
+            }
+        }
+    }
+    close(&mut group, &mut steps);
+    steps
+}
+
+/// Ends the group being built: lanes from the tables' connected components.
+fn close(group: &mut Vec<(Statement, Vec<(String, String)>)>, steps: &mut Vec<Step>) {
+    if group.is_empty() {
+        return;
+    }
+    // Union-find over the statements, joined where they share a table.
+    let n = group.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut owner: HashMap<&(String, String), usize> = HashMap::new();
+    for (i, (_, tables)) in group.iter().enumerate() {
+        for t in tables {
+            if let Some(&j) = owner.get(t) {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            } else {
+                owner.insert(t, i);
+            }
+        }
+    }
+    let mut lanes: Vec<Vec<Statement>> = Vec::new();
+    let mut lane_of: HashMap<usize, usize> = HashMap::new();
+    let roots: Vec<usize> = (0..n).map(|i| root(&mut parent, i)).collect();
+    for ((st, _), r) in group.drain(..).zip(roots) {
+        let lane = *lane_of.entry(r).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[lane].push(st);
+    }
+    // The longest lanes first, so that the last one to start is short.
+    lanes.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    steps.push(Step::Group(lanes));
+}
+
+/// Runs `steps` on `main` and up to `jobs - 1` more connections from `connect`.
+pub async fn run<F, Fut>(
+    main: &Client,
+    steps: Vec<Step>,
+    jobs: usize,
+    connect: F,
+    selection: Option<&TableSelection>,
+    sql_err: &(impl Fn(usize, tokio_postgres::Error) -> Error + Sync),
+) -> Result<(u64, Vec<String>)>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Client>>,
+{
+    let mut session: Vec<String> = Vec::new();
+    let mut workers: Vec<Client> = Vec::new();
+    let mut done = 0u64;
+    let mut skipped = Vec::new();
+    // --tables: a foreign key to rows that were not restored is left out.
+    let mut keep = |sql: &str| match selection.map_or(Verdict::Keep, |s| s.judge(sql)) {
+        Verdict::SkipForeignKey { constraint, table, references } => {
+            tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
+            skipped.push(format!(
+                "{constraint} on {table}: references {references}, whose rows were not restored"
+            ));
+            false
+        }
+        _ => true,
+    };
+    for step in steps {
+        match step {
+            Step::Session((sql, line)) => {
+                main.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
+                session.push(sql);
+                done += 1;
+            }
+            Step::Alone((sql, line)) => {
+                if keep(&sql) {
+                    main.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
+                    done += 1;
+                }
+            }
+            Step::Group(lanes) => {
+                let lanes: Vec<Vec<Statement>> = lanes
+                    .into_iter()
+                    .map(|l| l.into_iter().filter(|(sql, _)| keep(sql)).collect::<Vec<_>>())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let want = jobs.min(lanes.len()).saturating_sub(1);
+                while workers.len() < want {
+                    let c = connect().await?;
+                    for sql in &session {
+                        c.batch_execute(sql).await.map_err(|e| sql_err(0, e))?;
+                    }
+                    workers.push(c);
+                }
+                done += lanes.iter().map(|l| l.len() as u64).sum::<u64>();
+                let queue = std::sync::Mutex::new(lanes.into_iter().collect::<VecDeque<_>>());
+                let clients: Vec<&Client> = std::iter::once(main).chain(workers.iter().take(want)).collect();
+                let runners = clients.into_iter().map(|client| {
+                    let queue = &queue;
+                    async move {
+                        loop {
+                            let Some(lane) = queue.lock().expect("queue lock").pop_front() else { break };
+                            for (sql, line) in lane {
+                                client.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
+                            }
+                        }
+                        Ok::<_, Error>(())
+                    }
+                });
+                futures_util::future::try_join_all(runners).await?;
+            }
+        }
+    }
+    Ok((done, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(sql: &str) -> Statement {
+        (sql.to_owned(), 1)
+    }
+
+    fn sqls(lane: &[Statement]) -> Vec<&str> {
+        lane.iter().map(|(s, _)| s.as_str()).collect()
+    }
+
+    #[test]
+    fn index_and_key_statements_on_different_tables_share_a_group_and_others_are_barriers() {
+        let steps = schedule(vec![
+            st("SET statement_timeout = 0;"),
+            st("SELECT pg_catalog.set_config('search_path', '', false);"),
+            st("ALTER TABLE ONLY public.a\n    ADD CONSTRAINT a_pkey PRIMARY KEY (id);"),
+            st("ALTER TABLE ONLY public.b\n    ADD CONSTRAINT b_pkey PRIMARY KEY (id);"),
+            st("CREATE INDEX a_x ON public.a USING btree (x);"),
+            st("CREATE UNIQUE INDEX \"C.i\" ON ONLY \"S\".\"c\" USING btree (y);"),
+            st("ALTER INDEX public.p_idx ATTACH PARTITION public.c_idx;"),
+            st("ALTER TABLE ONLY public.b\n    ADD CONSTRAINT b_a FOREIGN KEY (a) REFERENCES public.a(id);"),
+            st("ALTER TABLE ONLY public.d\n    ADD CONSTRAINT d_e FOREIGN KEY (e) REFERENCES public.e(id);"),
+            st("CREATE TRIGGER t AFTER INSERT ON public.a FOR EACH ROW EXECUTE FUNCTION public.f();"),
+        ]);
+        assert!(matches!(&steps[0], Step::Session(_)) && matches!(&steps[1], Step::Session(_)));
+        let Step::Group(lanes) = &steps[2] else { panic!("{:?}", steps[2]) };
+        // a's key and index in one lane, in order; b and "S".c alone
+        assert_eq!(lanes.len(), 3);
+        assert_eq!(
+            sqls(&lanes[0]),
+            [
+                "ALTER TABLE ONLY public.a\n    ADD CONSTRAINT a_pkey PRIMARY KEY (id);",
+                "CREATE INDEX a_x ON public.a USING btree (x);"
+            ]
+        );
+        assert!(matches!(&steps[3], Step::Alone((s, _)) if s.starts_with("ALTER INDEX")));
+        // foreign keys on disjoint tables: two lanes
+        let Step::Group(fks) = &steps[4] else { panic!("{:?}", steps[4]) };
+        assert_eq!(fks.len(), 2);
+        assert!(matches!(&steps[5], Step::Alone((s, _)) if s.starts_with("CREATE TRIGGER")));
+        assert_eq!(steps.len(), 6);
+    }
+
+    #[test]
+    fn statements_joined_through_foreign_keys_share_one_lane_in_order() {
+        let steps = schedule(vec![
+            st("ALTER TABLE ONLY public.a ADD CONSTRAINT a_b FOREIGN KEY (b) REFERENCES public.b(id);"),
+            st("ALTER TABLE ONLY public.c ADD CONSTRAINT c_d FOREIGN KEY (d) REFERENCES public.d(id);"),
+            st("ALTER TABLE ONLY public.b ADD CONSTRAINT b_c FOREIGN KEY (c) REFERENCES public.c(id);"),
+            st("ALTER TABLE ONLY public.x ADD CONSTRAINT x_check CHECK (v > 0) NOT VALID;"),
+        ]);
+        let [Step::Group(lanes)] = &steps[..] else { panic!("{steps:?}") };
+        assert_eq!(lanes.len(), 2);
+        assert_eq!(lanes[0].iter().map(|(s, _)| &s[41..44]).collect::<Vec<_>>(), vec!["a_b", "c_d", "b_c"]);
+        assert!(lanes[1][0].0.contains("x_check"));
+    }
+
+    #[test]
+    fn anything_else_is_alone() {
+        for sql in [
+            "CREATE INDEX CONCURRENTLY i ON public.a (x);",
+            "ALTER TABLE public.a CLUSTER ON i;",
+            "ALTER TABLE ONLY public.a ALTER COLUMN x SET STATISTICS 5;",
+            "REFRESH MATERIALIZED VIEW public.m;",
+            "COMMENT ON INDEX public.i IS 'x';",
+        ] {
+            assert!(matches!(&schedule(vec![st(sql)])[..], [Step::Alone(_)]), "{sql}");
+        }
+    }
+}
