@@ -90,6 +90,53 @@ fn close(group: &mut Vec<(Statement, Vec<(String, String)>)>, steps: &mut Vec<St
     steps.push(Step::Group(lanes));
 }
 
+/// Whether to run `sql` under `--tables`: a foreign key to rows that were not restored is left
+/// out, and said in `skipped`.
+pub fn keep(selection: Option<&TableSelection>, sql: &str, skipped: &mut Vec<String>) -> bool {
+    match selection.map_or(Verdict::Keep, |s| s.judge(sql)) {
+        Verdict::SkipForeignKey { constraint, table, references } => {
+            tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
+            skipped.push(format!(
+                "{constraint} on {table}: references {references}, whose rows were not restored"
+            ));
+            false
+        }
+        _ => true,
+    }
+}
+
+/// A lane of statements and the tables whose rows must be loaded before it starts.
+pub type EarlyLane = (Vec<Statement>, Vec<(String, String)>);
+
+/// What can start while the data still loads: the session settings at the head of `steps` and,
+/// when a group follows them, its lanes with the tables each needs loaded first. The group is
+/// taken out of `steps`; the settings stay (they also run on the main connection later).
+pub fn take_early(steps: &mut Vec<Step>) -> (Vec<String>, Vec<EarlyLane>) {
+    let sessions: Vec<String> = steps
+        .iter()
+        .map_while(|s| match s {
+            Step::Session((sql, _)) => Some(sql.clone()),
+            _ => None,
+        })
+        .collect();
+    let at = sessions.len();
+    if !matches!(steps.get(at), Some(Step::Group(_))) {
+        return (sessions, Vec::new());
+    }
+    let Step::Group(lanes) = steps.remove(at) else { unreachable!("matched above") };
+    let lanes = lanes
+        .into_iter()
+        .map(|lane| {
+            let mut tables: Vec<(String, String)> =
+                lane.iter().flat_map(|(sql, _)| parallel_tables(sql).unwrap_or_default()).collect();
+            tables.sort();
+            tables.dedup();
+            (lane, tables)
+        })
+        .collect();
+    (sessions, lanes)
+}
+
 /// Runs `steps` on `main` and up to `jobs - 1` more connections from `connect`.
 pub async fn run<F, Fut>(
     main: &Client,
@@ -107,17 +154,7 @@ where
     let mut workers: Vec<Client> = Vec::new();
     let mut done = 0u64;
     let mut skipped = Vec::new();
-    // --tables: a foreign key to rows that were not restored is left out.
-    let mut keep = |sql: &str| match selection.map_or(Verdict::Keep, |s| s.judge(sql)) {
-        Verdict::SkipForeignKey { constraint, table, references } => {
-            tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
-            skipped.push(format!(
-                "{constraint} on {table}: references {references}, whose rows were not restored"
-            ));
-            false
-        }
-        _ => true,
-    };
+    let mut keep = |sql: &str| keep(selection, sql, &mut skipped);
     for step in steps {
         match step {
             Step::Session((sql, line)) => {
@@ -224,6 +261,24 @@ mod tests {
         assert_eq!(lanes.len(), 2);
         assert_eq!(lanes[0].iter().map(|(s, _)| &s[41..44]).collect::<Vec<_>>(), vec!["a_b", "c_d", "b_c"]);
         assert!(lanes[1][0].0.contains("x_check"));
+    }
+
+    #[test]
+    fn the_first_group_starts_early_with_the_tables_each_lane_needs() {
+        let mut steps = schedule(vec![
+            st("SET lock_timeout = 0;"),
+            st("ALTER TABLE ONLY public.a ADD CONSTRAINT a_pkey PRIMARY KEY (id);"),
+            st("ALTER TABLE ONLY public.b ADD CONSTRAINT b_a FOREIGN KEY (a) REFERENCES public.a(id);"),
+            st("CREATE INDEX c_x ON public.c USING btree (x);"),
+            st("CREATE VIEW public.v AS SELECT 1;"),
+        ]);
+        let (sessions, lanes) = take_early(&mut steps);
+        assert_eq!(sessions, vec!["SET lock_timeout = 0;"]);
+        let tables = |l: &EarlyLane| l.1.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>();
+        assert_eq!(lanes.len(), 2);
+        assert_eq!((lanes[0].0.len(), tables(&lanes[0])), (2, vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(tables(&lanes[1]), vec!["c".to_owned()]);
+        assert_eq!(steps.len(), 2, "the settings stay, the view follows: {steps:?}");
     }
 
     #[test]

@@ -422,6 +422,32 @@ async fn replay_all(
     for o in before {
         total.add(&replay(app, planned, client, o, selection, &progress).await?);
     }
+    let post = planned.objects.iter().skip_while(|o| o.kind != "data").find(|o| o.kind == "post-data");
+    if jobs > 1
+        && let Some(post) = post
+        && let Some((statements, lines)) = post_data_statements(app, planned, post).await?
+    {
+        let mut steps = super::post::schedule(statements);
+        let (sessions, early) = super::post::take_early(&mut steps);
+        let (stats, mut skipped) = data_and_early_indexes(
+            app, planned, creds, target, &data, &sessions, early, jobs, selection, post, &progress,
+        )
+        .await?;
+        total.add(&stats);
+        let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(&post.key, line, e);
+        let connect = || connect_restore(app, creds, target, jobs);
+        let (statements, more) = super::post::run(client, steps, jobs, connect, selection, &sql_err).await?;
+        skipped.extend(more);
+        let stats = ApplyStats { statements, lines, skipped_constraints: skipped, ..ApplyStats::default() };
+        progress.done(post, &stats);
+        total.add(&stats);
+        for o in planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data") {
+            if o.key != post.key {
+                total.add(&replay(app, planned, client, o, selection, &progress).await?);
+            }
+        }
+        return Ok(total);
+    }
     if jobs > 1 && data.len() > 1 {
         let queue = std::sync::Mutex::new(data.iter().copied().collect::<std::collections::VecDeque<_>>());
         let worker = |_| async {
@@ -473,6 +499,134 @@ async fn connect_restore(
         .await
         .map_err(db_error(&creds.display_target(target), "set up the restore session"))?;
     Ok(client)
+}
+
+/// The statements of a post-data object (small: DDL only), or `None` when it holds anything
+/// else (then it is replayed as it is).
+async fn post_data_statements(
+    app: &App,
+    planned: &Planned,
+    object: &PlannedObject,
+) -> Result<Option<(Vec<super::post::Statement>, u64)>> {
+    let key = &object.key;
+    let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
+    super::apply::statements(key, reader).await
+}
+
+/// Work for the data phase's connections.
+enum Work<'a> {
+    Part(&'a PlannedObject),
+    Lane(Vec<super::post::Statement>),
+}
+
+/// The data phase's shared state: parts not started, parts still loading per table, lanes
+/// waiting for their tables and lanes ready to run.
+struct DataPhase<'a> {
+    parts: std::collections::VecDeque<&'a PlannedObject>,
+    loading: std::collections::HashMap<(String, String), usize>,
+    waiting: Vec<super::post::EarlyLane>,
+    ready: std::collections::VecDeque<Vec<super::post::Statement>>,
+}
+
+impl DataPhase<'_> {
+    /// Moves the lanes whose tables have all loaded to `ready`.
+    fn release(&mut self) {
+        let loading = &self.loading;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, tables)| tables.iter().all(|t| loading.get(t).copied().unwrap_or(0) == 0));
+        self.waiting = waiting;
+        self.ready.extend(ready.into_iter().map(|(lane, _)| lane));
+    }
+}
+
+/// The data parts on `jobs` connections, and post-data's first index and key builds as soon as
+/// the rows of their tables are in (as pg_restore starts a table's indexes): a connection takes
+/// the next data part while there is one, else a lane whose tables have loaded.
+#[allow(clippy::too_many_arguments)]
+async fn data_and_early_indexes(
+    app: &App,
+    planned: &Planned,
+    creds: &DbCredentials,
+    target: &str,
+    data: &[&PlannedObject],
+    sessions: &[String],
+    early: Vec<super::post::EarlyLane>,
+    jobs: usize,
+    selection: Option<&TableSelection>,
+    post: &PlannedObject,
+    progress: &Progress,
+) -> Result<(ApplyStats, Vec<String>)> {
+    let table_of = |o: &PlannedObject| o.table.as_deref().and_then(super::select::parse_qualified);
+    let mut loading = std::collections::HashMap::new();
+    for o in data {
+        if let Some(t) = table_of(o) {
+            *loading.entry(t).or_insert(0usize) += 1;
+        }
+    }
+    let mut phase = DataPhase {
+        parts: data.iter().copied().collect(),
+        loading,
+        waiting: early,
+        ready: Default::default(),
+    };
+    phase.release();
+    let phase = std::sync::Mutex::new(phase);
+    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(&post.key, line, e);
+    let worker = |_| async {
+        let c = connect_restore(app, creds, target, jobs).await?;
+        for sql in sessions {
+            c.batch_execute(sql).await.map_err(|e| sql_err(0, e))?;
+        }
+        let (mut stats, mut skipped) = (ApplyStats::default(), Vec::new());
+        loop {
+            let work = {
+                let mut p = phase.lock().expect("phase lock");
+                match (p.parts.pop_front(), p.ready.pop_front()) {
+                    (Some(part), lane) => {
+                        if let Some(lane) = lane {
+                            p.ready.push_front(lane);
+                        }
+                        Some(Some(Work::Part(part)))
+                    }
+                    (None, Some(lane)) => Some(Some(Work::Lane(lane))),
+                    (None, None) if p.waiting.is_empty() => None,
+                    // Lanes wait for parts other connections are loading.
+                    (None, None) => Some(None),
+                }
+            };
+            match work {
+                None => break,
+                Some(None) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Some(Some(Work::Part(o))) => {
+                    stats.add(&replay(app, planned, &c, o, selection, progress).await?);
+                    if let Some(t) = table_of(o) {
+                        let mut p = phase.lock().expect("phase lock");
+                        if let Some(n) = p.loading.get_mut(&t) {
+                            *n -= 1;
+                        }
+                        p.release();
+                    }
+                }
+                Some(Some(Work::Lane(lane))) => {
+                    for (sql, line) in lane {
+                        if super::post::keep(selection, &sql, &mut skipped) {
+                            c.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
+                            stats.statements += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<_, Error>((stats, skipped))
+    };
+    let workers = jobs.min(data.len().max(1));
+    let (mut total, mut skipped) = (ApplyStats::default(), Vec::new());
+    for (stats, s) in futures_util::future::try_join_all((0..workers).map(worker)).await? {
+        total.add(&stats);
+        skipped.extend(s);
+    }
+    Ok((total, skipped))
 }
 
 /// Post-data with index builds and constraints on `jobs` connections ([`super::post`]).

@@ -44,7 +44,12 @@ impl S3Store {
         settings: &S3Settings,
         access: &S3Access,
     ) -> Self {
-        let mut conf = aws_sdk_s3::config::Builder::from(sdk).force_path_style(settings.force_path_style);
+        // Responses are checked by Backstop itself (the manifest's SHA-256, the snapshot's MD5);
+        // the SDK's own check cannot validate a multipart object's part-level checksum and
+        // warns on every such GET.
+        let mut conf = aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(settings.force_path_style)
+            .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
         if let Some(url) = &access.endpoint_url {
             conf = conf.endpoint_url(url);
         }
@@ -53,8 +58,7 @@ impl S3Store {
         }
         if settings.request_checksum == RequestChecksum::WhenRequired {
             conf = conf
-                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-                .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
+                .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
         }
         S3Store {
             client: aws_sdk_s3::Client::from_conf(conf.build()),
