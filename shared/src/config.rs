@@ -180,21 +180,37 @@ pub fn redact_url(url: &str) -> String {
         .join(" ")
 }
 
-/// libpq's `sslmode` values Backstop supports.
+/// libpq's `sslmode` values Backstop supports, and the default when none is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
     Prefer,
     Require,
     VerifyFull,
+    /// Unset: `require` for a server over the network (an RDS endpoint: `prefer` would let an
+    /// attacker on the path downgrade the connection to plain text), `prefer` on loopback or a
+    /// Unix socket.
+    Default,
 }
 
 impl SslMode {
-    /// The value libpq (and so pg_dump) takes in `PGSSLMODE`.
-    pub fn as_libpq(self) -> &'static str {
+    /// The mode for a connection to `host`: [`SslMode::Default`] resolved, the others as set.
+    pub fn for_host(self, host: &str) -> SslMode {
+        let local = host.starts_with('/')
+            || host.eq_ignore_ascii_case("localhost")
+            || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
         match self {
+            SslMode::Default if local => SslMode::Prefer,
+            SslMode::Default => SslMode::Require,
+            other => other,
+        }
+    }
+
+    /// The value libpq (and so pg_dump) takes in `PGSSLMODE` for a connection to `host`.
+    pub fn as_libpq(self, host: &str) -> &'static str {
+        match self.for_host(host) {
             SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
+            SslMode::Prefer | SslMode::Default => "prefer",
             SslMode::Require => "require",
             SslMode::VerifyFull => "verify-full",
         }
@@ -349,7 +365,8 @@ impl Config {
 
         let db_tls = DbTls {
             mode: match get("BACKSTOP_DB_SSLMODE").as_deref() {
-                None | Some("prefer") => SslMode::Prefer,
+                None => SslMode::Default,
+                Some("prefer") => SslMode::Prefer,
                 Some("disable") => SslMode::Disable,
                 Some("require") => SslMode::Require,
                 Some("verify-full") => SslMode::VerifyFull,
@@ -412,6 +429,23 @@ fn parse_checksum(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<R
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
     if trimmed.is_empty() { String::new() } else { format!("{trimmed}/") }
+}
+
+#[cfg(test)]
+mod tls_default_tests {
+    use super::SslMode;
+
+    #[test]
+    fn unset_sslmode_requires_tls_except_on_loopback() {
+        for host in ["db.abc123.eu-west-1.rds.amazonaws.com", "10.0.3.7", "db.internal"] {
+            assert_eq!(SslMode::Default.for_host(host), SslMode::Require, "{host}");
+        }
+        for host in ["127.0.0.1", "::1", "localhost", "/var/run/postgresql"] {
+            assert_eq!(SslMode::Default.for_host(host), SslMode::Prefer, "{host}");
+        }
+        assert_eq!(SslMode::Prefer.for_host("db.internal"), SslMode::Prefer);
+        assert_eq!(SslMode::Default.as_libpq("db.internal"), "require");
+    }
 }
 
 #[cfg(test)]

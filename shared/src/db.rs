@@ -133,9 +133,9 @@ impl DbSource {
     ) -> Result<Client> {
         let dbname = database_name(creds, database)?;
         let mut cfg = tokio_postgres::Config::new();
-        cfg.ssl_mode(match self.tls_mode {
+        cfg.ssl_mode(match self.tls_mode.for_host(&creds.host) {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Prefer | SslMode::Default => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
         });
         cfg.host(&creds.host)

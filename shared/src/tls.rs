@@ -54,7 +54,7 @@ pub fn connector(tls: &DbTls) -> Result<MakeRustlsConnect> {
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+        SslMode::Disable | SslMode::Prefer | SslMode::Require | SslMode::Default => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
             .with_no_client_auth(),

@@ -82,7 +82,7 @@ pub fn command(
         .env("PGDATABASE", database)
         .env("PGAPPNAME", "backstop-pg_dump")
         .env("PGCONNECT_TIMEOUT", "10")
-        .env("PGSSLMODE", tls.mode.as_libpq())
+        .env("PGSSLMODE", tls.mode.as_libpq(&creds.host))
         .env_remove("PGPASSWORD")
         .env_remove("PGSERVICE");
     if let Some(pw) = &creds.password {
