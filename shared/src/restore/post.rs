@@ -3,9 +3,9 @@
 //!
 //! The statements come in the dump's order, which already respects every dependency. A run of
 //! consecutive index and constraint statements becomes one [`Step::Group`]: its statements
-//! are split into lanes by the tables they lock (statements sharing a table, directly or
-//! through a foreign key, stay in one lane, in order), and the lanes run on `jobs`
-//! connections. Any other statement is a barrier: it waits for the group before it and runs
+//! are split into lanes: each index build alone (builds on one table do not block each other),
+//! keys by the tables they lock (keys sharing a table, directly or through a foreign key, stay
+//! in one lane, in order), and the lanes run on `jobs` connections. Any other statement is a barrier: it waits for the group before it and runs
 //! alone. `SET` statements run alone and are repeated on every connection.
 
 use std::collections::{HashMap, VecDeque};
@@ -65,7 +65,13 @@ fn close(group: &mut Vec<(Statement, Vec<(String, String)>)>, steps: &mut Vec<St
         i
     }
     let mut owner: HashMap<&(String, String), usize> = HashMap::new();
-    for (i, (_, tables)) in group.iter().enumerate() {
+    for (i, (st, tables)) in group.iter().enumerate() {
+        // An index build takes a SHARE lock, which other builds on its table do not conflict
+        // with, and nothing in the group needs it: a lane of its own. Keys (ACCESS EXCLUSIVE,
+        // and a foreign key needs the referenced key before it) stay together by table.
+        if is_index_build(&st.0) {
+            continue;
+        }
         for t in tables {
             if let Some(&j) = owner.get(t) {
                 let (a, b) = (root(&mut parent, i), root(&mut parent, j));
@@ -135,6 +141,10 @@ pub fn take_early(steps: &mut Vec<Step>) -> (Vec<String>, Vec<EarlyLane>) {
         })
         .collect();
     (sessions, lanes)
+}
+
+fn is_index_build(sql: &str) -> bool {
+    sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("create"))
 }
 
 /// Runs `steps` on `main` and up to `jobs - 1` more connections from `connect`.
@@ -232,15 +242,10 @@ mod tests {
         ]);
         assert!(matches!(&steps[0], Step::Session(_)) && matches!(&steps[1], Step::Session(_)));
         let Step::Group(lanes) = &steps[2] else { panic!("{:?}", steps[2]) };
-        // a's key and index in one lane, in order; b and "S".c alone
-        assert_eq!(lanes.len(), 3);
-        assert_eq!(
-            sqls(&lanes[0]),
-            [
-                "ALTER TABLE ONLY public.a\n    ADD CONSTRAINT a_pkey PRIMARY KEY (id);",
-                "CREATE INDEX a_x ON public.a USING btree (x);"
-            ]
-        );
+        // every key and every index build a lane of its own (no table shared between keys)
+        assert_eq!(lanes.len(), 4);
+        assert!(lanes.iter().all(|l| l.len() == 1));
+        assert!(sqls(&lanes[2])[0].starts_with("CREATE INDEX a_x"), "{lanes:?}");
         assert!(matches!(&steps[3], Step::Alone((s, _)) if s.starts_with("ALTER INDEX")));
         // foreign keys on disjoint tables: two lanes
         let Step::Group(fks) = &steps[4] else { panic!("{:?}", steps[4]) };

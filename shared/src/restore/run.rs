@@ -221,13 +221,77 @@ async fn open(app: &App, planned: &Planned, key: &str) -> Result<Box<dyn AsyncRe
     }
 }
 
+/// Opens `object` for its replay, checking its SHA-256 again as it streams: the check before
+/// the restore read it once, and the store is read a second time here. A mismatch at the end is
+/// an error, never a replay that silently differs.
+async fn open_checked(
+    app: &App,
+    planned: &Planned,
+    object: &PlannedObject,
+) -> Result<Box<dyn AsyncRead + Unpin + Send>> {
+    let raw = open(app, planned, &object.key).await?;
+    Ok(match &object.sha256 {
+        Some(expected) => Box::new(Checked::new(raw, expected.clone(), object.key.clone())),
+        None => raw,
+    })
+}
+
+/// A reader that hashes what passes and fails at the end when the SHA-256 is not `expected`.
+struct Checked<R> {
+    inner: R,
+    hasher: Sha256,
+    expected: String,
+    key: String,
+    ended: bool,
+}
+
+impl<R> Checked<R> {
+    fn new(inner: R, expected: String, key: String) -> Self {
+        Checked { inner, hasher: Sha256::new(), expected, key, ended: false }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Checked<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        std::task::ready!(std::pin::Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            self.hasher.update(read);
+        } else if !self.ended {
+            self.ended = true;
+            let got = hex::encode(std::mem::take(&mut self.hasher).finalize());
+            if got != self.expected {
+                return std::task::Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} read back with SHA-256 {got}, not the manifest's {} (it changed since it was checked)",
+                        self.key, self.expected
+                    ),
+                )));
+            }
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 /// Decompresses by the name's suffix.
 fn decompress(key: &str, raw: Box<dyn AsyncRead + Unpin + Send>) -> Box<dyn AsyncRead + Unpin + Send> {
     let buffered = BufReader::with_capacity(256 * 1024, raw);
+    // Every frame (or gzip member), to the stored object's end: a writer may have written
+    // several, and the SHA-256 check of a replay runs when its end is read.
     if key.ends_with(".zst") {
-        Box::new(ZstdDecoder::new(buffered))
+        let mut d = ZstdDecoder::new(buffered);
+        d.multiple_members(true);
+        Box::new(d)
     } else if key.ends_with(".gz") {
-        Box::new(GzipDecoder::new(buffered))
+        let mut d = GzipDecoder::new(buffered);
+        d.multiple_members(true);
+        Box::new(d)
     } else {
         Box::new(buffered)
     }
@@ -509,7 +573,8 @@ async fn post_data_statements(
     object: &PlannedObject,
 ) -> Result<Option<(Vec<super::post::Statement>, u64)>> {
     let key = &object.key;
-    let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
+    let reader =
+        BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
     super::apply::statements(key, reader).await
 }
 
@@ -642,7 +707,8 @@ async fn replay_post_data(
     selection: Option<&TableSelection>,
 ) -> Result<ApplyStats> {
     let key = &object.key;
-    let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
+    let reader =
+        BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
     let Some((statements, lines)) = super::apply::statements(key, reader).await? else {
         // COPY data or \connect in post-data: not ours to reorder; replay it as it is.
         return replay(app, planned, client, object, selection, &Progress::new(planned)).await;
@@ -764,7 +830,8 @@ async fn replay(
     progress: &Progress,
 ) -> Result<ApplyStats> {
     let key = &object.key;
-    let reader = BufReader::with_capacity(256 * 1024, decompress(key, open(app, planned, key).await?));
+    let reader =
+        BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
     let stats = apply_selected(client, key, reader, selection).await?;
     if object.kind != "post-data" {
         progress.done(object, &stats);
@@ -810,5 +877,47 @@ impl Progress {
             eta_s = eta.map(|e| e.round() as u64),
             "restore progress"
         );
+    }
+}
+
+#[cfg(test)]
+mod checked_tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::Checked;
+
+    #[tokio::test]
+    async fn a_replay_read_that_differs_from_the_manifest_fails_at_its_end() {
+        let data = b"COPY t FROM stdin;\n1\n\\.\n".repeat(1000);
+        let good = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+        let mut out = Vec::new();
+        Checked::new(&data[..], good.clone(), "k".into()).read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, data);
+        let mut tampered = data.clone();
+        tampered[10] ^= 1;
+        let err =
+            Checked::new(&tampered[..], good, "k".into()).read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert!(err.to_string().contains("changed since it was checked"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_check_runs_through_decompression_to_the_stored_object_s_end() {
+        let sql = b"SELECT 1;\n".repeat(10_000);
+        let stored = zstd::encode_all(&sql[..], 3).unwrap();
+        let wrong = "0".repeat(64);
+        let raw: Box<dyn tokio::io::AsyncRead + Unpin + Send> =
+            Box::new(Checked::new(std::io::Cursor::new(stored), wrong, "k.sql.zst".into()));
+        // As a replay reads it: through a buffer, line by line, to the end.
+        let mut reader = tokio::io::BufReader::new(super::decompress("k.sql.zst", raw));
+        let mut line = Vec::new();
+        let err = loop {
+            line.clear();
+            match tokio::io::AsyncBufReadExt::read_until(&mut reader, b'\n', &mut line).await {
+                Ok(0) => panic!("the end was reached without the check"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("changed since it was checked"), "{err}");
     }
 }
