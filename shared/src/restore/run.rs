@@ -587,13 +587,57 @@ enum Work<'a> {
 /// The data phase's shared state: parts not started, parts still loading per table, lanes
 /// waiting for their tables and lanes ready to run.
 struct DataPhase<'a> {
-    parts: std::collections::VecDeque<&'a PlannedObject>,
+    parts: std::collections::VecDeque<(&'a PlannedObject, Option<(String, String)>)>,
     loading: std::collections::HashMap<(String, String), usize>,
+    /// Parts being loaded now, by table.
+    active: std::collections::HashMap<(String, String), usize>,
     waiting: Vec<super::post::EarlyLane>,
     ready: std::collections::VecDeque<Vec<super::post::Statement>>,
 }
 
-impl DataPhase<'_> {
+impl<'a> DataPhase<'a> {
+    /// The next work: a part of a table no other connection is loading (two COPYs into one
+    /// table contend for its extension lock), else a lane that is ready, else any part; `Some(None)`:
+    /// wait for lanes whose tables are still loading; `None`: nothing is left.
+    fn next(&mut self) -> Option<Option<Work<'a>>> {
+        let free =
+            self.parts.iter().position(|(_, t)| t.as_ref().is_none_or(|t| !self.active.contains_key(t)));
+        let part = match free {
+            Some(i) => self.parts.remove(i),
+            None => match self.ready.pop_front() {
+                Some(lane) => return Some(Some(Work::Lane(lane))),
+                None => self.parts.pop_front(),
+            },
+        };
+        match part {
+            Some((o, t)) => {
+                if let Some(t) = t {
+                    *self.active.entry(t).or_insert(0) += 1;
+                }
+                Some(Some(Work::Part(o)))
+            }
+            None => match self.ready.pop_front() {
+                Some(lane) => Some(Some(Work::Lane(lane))),
+                None if self.waiting.is_empty() => None,
+                None => Some(None),
+            },
+        }
+    }
+
+    /// A part of `table` has loaded.
+    fn loaded(&mut self, table: &(String, String)) {
+        if let Some(n) = self.loading.get_mut(table) {
+            *n -= 1;
+        }
+        if let Some(n) = self.active.get_mut(table) {
+            *n -= 1;
+            if *n == 0 {
+                self.active.remove(table);
+            }
+        }
+        self.release();
+    }
+
     /// Moves the lanes whose tables have all loaded to `ready`.
     fn release(&mut self) {
         let loading = &self.loading;
@@ -607,7 +651,7 @@ impl DataPhase<'_> {
 
 /// The data parts on `jobs` connections, and post-data's first index and key builds as soon as
 /// the rows of their tables are in (as pg_restore starts a table's indexes): a connection takes
-/// the next data part while there is one, else a lane whose tables have loaded.
+/// a part of a table nobody is loading, else a lane whose tables have loaded, else any part.
 #[allow(clippy::too_many_arguments)]
 async fn data_and_early_indexes(
     app: &App,
@@ -630,8 +674,9 @@ async fn data_and_early_indexes(
         }
     }
     let mut phase = DataPhase {
-        parts: data.iter().copied().collect(),
+        parts: data.iter().map(|o| (*o, table_of(o))).collect(),
         loading,
+        active: Default::default(),
         waiting: early,
         ready: Default::default(),
     };
@@ -645,32 +690,14 @@ async fn data_and_early_indexes(
         }
         let (mut stats, mut skipped) = (ApplyStats::default(), Vec::new());
         loop {
-            let work = {
-                let mut p = phase.lock().expect("phase lock");
-                match (p.parts.pop_front(), p.ready.pop_front()) {
-                    (Some(part), lane) => {
-                        if let Some(lane) = lane {
-                            p.ready.push_front(lane);
-                        }
-                        Some(Some(Work::Part(part)))
-                    }
-                    (None, Some(lane)) => Some(Some(Work::Lane(lane))),
-                    (None, None) if p.waiting.is_empty() => None,
-                    // Lanes wait for parts other connections are loading.
-                    (None, None) => Some(None),
-                }
-            };
+            let work = phase.lock().expect("phase lock").next();
             match work {
                 None => break,
                 Some(None) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
                 Some(Some(Work::Part(o))) => {
                     stats.add(&replay(app, planned, &c, o, selection, progress).await?);
                     if let Some(t) = table_of(o) {
-                        let mut p = phase.lock().expect("phase lock");
-                        if let Some(n) = p.loading.get_mut(&t) {
-                            *n -= 1;
-                        }
-                        p.release();
+                        phase.lock().expect("phase lock").loaded(&t);
                     }
                 }
                 Some(Some(Work::Lane(lane))) => {
