@@ -81,9 +81,9 @@ DRY=$(BACKSTOP_BUCKET=prune AWS_ENDPOINT_URL="$ENDPOINT" RUST_LOG=warn measure "
 say "backstop retention-prune"
 PRUNE=$(BACKSTOP_BUCKET=prune AWS_ENDPOINT_URL="$ENDPOINT" RUST_LOG=warn measure "$BACKSTOP" retention-prune --payload "$POLICY")
 KEPT=$(left prune)
-populate rm
+populate rm-bench
 say "aws s3 rm --recursive"
-RM=$(measure "$VENV/bin/aws" --endpoint-url "$ENDPOINT" s3 rm --recursive --only-show-errors "s3://rm/backstop/db/")
+RM=$(measure "$VENV/bin/aws" --endpoint-url "$ENDPOINT" s3 rm --recursive --only-show-errors "s3://rm-bench/backstop/db/")
 
 echo
 echo "Planning and deleting $N backups ($((2 * N)) objects; the policy keeps 7 daily, 4 weekly, 12 monthly: $KEPT objects left):"
