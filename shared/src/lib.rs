@@ -26,8 +26,8 @@
 //!   (`schema`, ordered by `order`), parallel COPY workers, backup sets.
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump, parallel data
-//!   parts, `--tables`) and the `verify` job (restore into a scratch database, compare with the
-//!   manifest).
+//!   parts, post-data scheduled as pg_restore -j does (`post`), `--tables`) and the `verify` job
+//!   (restore into a scratch database, compare with the manifest).
 //! - `retention` — the retention-prune job: keep-policy planner (`plan`: restic's rules, pure,
 //!   time zone aware) and the guarded executor (manifest first, staleness, trash by snapshot).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
