@@ -82,6 +82,10 @@ pub enum Level {
 
 /// Most parallel workers a payload may ask for.
 pub const MAX_JOBS: usize = 32;
+/// `split_mb` at most 1 TiB.
+pub const MAX_SPLIT_MB: u64 = 1024 * 1024;
+/// `lock_timeout_s` at most a day.
+pub const MAX_LOCK_TIMEOUT_S: u64 = 86_400;
 
 /// The options of one db-backup run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,11 +162,16 @@ impl BackupOptions {
         {
             return Err(Error::Payload(format!("jobs: {jobs} is outside 1..={MAX_JOBS}")));
         }
-        if self.split_mb == Some(0) {
-            return Err(Error::Payload("split_mb: must be at least 1".into()));
+        // Bounded so that sizes and milliseconds derived from them cannot overflow.
+        if let Some(mb) = self.split_mb
+            && !(1..=MAX_SPLIT_MB).contains(&mb)
+        {
+            return Err(Error::Payload(format!("split_mb: {mb} is outside 1..={MAX_SPLIT_MB}")));
         }
-        if self.lock_timeout_s == Some(0) {
-            return Err(Error::Payload("lock_timeout_s: must be at least 1".into()));
+        if let Some(s) = self.lock_timeout_s
+            && !(1..=MAX_LOCK_TIMEOUT_S).contains(&s)
+        {
+            return Err(Error::Payload(format!("lock_timeout_s: {s} is outside 1..={MAX_LOCK_TIMEOUT_S}")));
         }
         if self.engine == Engine::PgDump && self.jobs.is_some() {
             return Err(Error::Payload("jobs: only the native engine dumps in parallel".into()));
@@ -281,5 +290,29 @@ mod tests {
         };
         let err = o.validate().unwrap_err().to_string();
         assert!(err.contains("databases[2]") && err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn sizes_and_timeouts_are_bounded_so_nothing_derived_overflows() {
+        for (o, field) in [
+            (BackupOptions { split_mb: Some(0), ..Default::default() }, "split_mb: 0"),
+            (
+                BackupOptions { split_mb: Some(u64::MAX), ..Default::default() },
+                "split_mb: 18446744073709551615",
+            ),
+            (BackupOptions { lock_timeout_s: Some(0), ..Default::default() }, "lock_timeout_s: 0"),
+            (
+                BackupOptions { lock_timeout_s: Some(10_000_000_000), ..Default::default() },
+                "lock_timeout_s: 10000000000",
+            ),
+        ] {
+            let e = o.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        assert!(
+            BackupOptions { split_mb: Some(MAX_SPLIT_MB), lock_timeout_s: Some(900), ..Default::default() }
+                .validate()
+                .is_ok()
+        );
     }
 }

@@ -187,13 +187,31 @@ enum FilterValue {
     Many(Vec<String>),
 }
 
+/// The numeric options, bounded: 0 means "no limit" to PostgreSQL for the timeouts, so a batch
+/// could wait or run forever.
+fn check_options(options: &CleanupOptions) -> Result<()> {
+    for (field, value, range) in [
+        ("batch_size", options.batch_size.map(u64::from), 1..=50_000),
+        ("pause_ms", options.pause_ms, 0..=60_000),
+        ("lock_timeout_ms", options.lock_timeout_ms, 1..=600_000),
+        ("statement_timeout_ms", options.statement_timeout_ms, 1..=3_600_000),
+    ] {
+        if let Some(v) = value
+            && !range.contains(&v)
+        {
+            return Err(Error::Payload(format!(
+                "{field}: {v} is outside {}..={}",
+                range.start(),
+                range.end()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks options and every rule (shape, then catalog) before anything is deleted.
 async fn plan(app: &App, options: &CleanupOptions) -> Result<(Client, String, Vec<Plan>)> {
-    if let Some(b) = options.batch_size
-        && !(1..=50_000).contains(&b)
-    {
-        return Err(Error::Payload(format!("batch_size: {b} is outside 1..=50000")));
-    }
+    check_options(options)?;
     let rules = match (&options.rules, &app.config.cleanup_rules) {
         (Some(r), _) => r.clone(),
         (None, Some(json)) => serde_json::from_str(json)
@@ -623,4 +641,27 @@ async fn batch_row_by_row(
         blocked: (blocked > 0).then_some((blocked, why)),
         last: keys.last().map(|k| k[..p.sql.key_len].to_vec()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_options_are_bounded_naming_the_field() {
+        let ok = CleanupOptions { pause_ms: Some(0), lock_timeout_ms: Some(1), ..Default::default() };
+        assert!(check_options(&ok).is_ok());
+        for (o, field) in [
+            (CleanupOptions { batch_size: Some(0), ..Default::default() }, "batch_size: 0"),
+            (CleanupOptions { pause_ms: Some(3_600_000), ..Default::default() }, "pause_ms: 3600000"),
+            (CleanupOptions { lock_timeout_ms: Some(0), ..Default::default() }, "lock_timeout_ms: 0"),
+            (
+                CleanupOptions { statement_timeout_ms: Some(0), ..Default::default() },
+                "statement_timeout_ms: 0",
+            ),
+        ] {
+            let e = check_options(&o).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+    }
 }
