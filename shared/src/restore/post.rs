@@ -2,11 +2,11 @@
 //! constraints on different tables run at once; everything else runs alone, in order.
 //!
 //! The statements come in the dump's order, which already respects every dependency. A run of
-//! consecutive index and constraint statements becomes one [`Step::Group`]: its statements
-//! are split into lanes: each index build alone (builds on one table do not block each other),
-//! keys by the tables they lock (keys sharing a table, directly or through a foreign key, stay
-//! in one lane, in order), and the lanes run on `jobs` connections. Any other statement is a barrier: it waits for the group before it and runs
-//! alone. `SET` statements run alone and are repeated on every connection.
+//! consecutive index and constraint statements becomes one [`Step::Group`], split into lanes:
+//! each index build alone (builds on one table do not block each other), keys by the tables
+//! they lock (keys sharing a table, directly or through a foreign key, stay in one lane, in
+//! order). The lanes run on the restore's connections. Any other statement is a barrier: it
+//! waits for the group before it and runs alone. `SET` statements run on every connection.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -21,7 +21,7 @@ pub type Statement = (String, usize);
 /// One step of the schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// A session setting: on the main connection, and on each worker before its first lane.
+    /// A session setting: on every connection.
     Session(Statement),
     /// Runs alone, after everything before it.
     Alone(Statement),
@@ -147,29 +147,23 @@ fn is_index_build(sql: &str) -> bool {
     sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("create"))
 }
 
-/// Runs `steps` on `main` and up to `jobs - 1` more connections from `connect`.
-pub async fn run<F, Fut>(
-    main: &Client,
+/// Runs `steps` on `clients` (the first one runs what runs alone): settings on every one, a
+/// group's lanes on as many as it has lanes.
+pub async fn run(
+    clients: &[&Client],
     steps: Vec<Step>,
-    jobs: usize,
-    connect: F,
     selection: Option<&TableSelection>,
     sql_err: &(impl Fn(usize, tokio_postgres::Error) -> Error + Sync),
-) -> Result<(u64, Vec<String>)>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<Client>>,
-{
-    let mut session: Vec<String> = Vec::new();
-    let mut workers: Vec<Client> = Vec::new();
-    let mut done = 0u64;
-    let mut skipped = Vec::new();
+) -> Result<(u64, Vec<String>)> {
+    let main = clients[0];
+    let (mut done, mut skipped) = (0u64, Vec::new());
     let mut keep = |sql: &str| keep(selection, sql, &mut skipped);
     for step in steps {
         match step {
             Step::Session((sql, line)) => {
-                main.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
-                session.push(sql);
+                for c in clients {
+                    c.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
+                }
                 done += 1;
             }
             Step::Alone((sql, line)) => {
@@ -179,23 +173,15 @@ where
                 }
             }
             Step::Group(lanes) => {
-                let lanes: Vec<Vec<Statement>> = lanes
+                let lanes: VecDeque<Vec<Statement>> = lanes
                     .into_iter()
                     .map(|l| l.into_iter().filter(|(sql, _)| keep(sql)).collect::<Vec<_>>())
                     .filter(|l| !l.is_empty())
                     .collect();
-                let want = jobs.min(lanes.len()).saturating_sub(1);
-                while workers.len() < want {
-                    let c = connect().await?;
-                    for sql in &session {
-                        c.batch_execute(sql).await.map_err(|e| sql_err(0, e))?;
-                    }
-                    workers.push(c);
-                }
                 done += lanes.iter().map(|l| l.len() as u64).sum::<u64>();
-                let queue = std::sync::Mutex::new(lanes.into_iter().collect::<VecDeque<_>>());
-                let clients: Vec<&Client> = std::iter::once(main).chain(workers.iter().take(want)).collect();
-                let runners = clients.into_iter().map(|client| {
+                let used = clients.len().min(lanes.len());
+                let queue = std::sync::Mutex::new(lanes);
+                let runners = clients[..used].iter().map(|client| {
                     let queue = &queue;
                     async move {
                         loop {

@@ -469,7 +469,9 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
     Ok(report)
 }
 
-/// Pre-data, then the data parts (in parallel over `jobs` connections), then the rest.
+/// Pre-data, then the data parts, then the rest. With `jobs` > 1 the data parts load on `jobs`
+/// connections, post-data's first index and key builds start among them as their tables'
+/// rows are in, and the rest of post-data runs on the same connections ([`super::post`]).
 async fn replay_all(
     app: &App,
     planned: &Planned,
@@ -483,63 +485,50 @@ async fn replay_all(
     let mut total = ApplyStats::default();
     let data: Vec<&PlannedObject> = planned.objects.iter().filter(|o| o.kind == "data").collect();
     let before = planned.objects.iter().take_while(|o| o.kind != "data");
+    let after: Vec<&PlannedObject> =
+        planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data").collect();
     for o in before {
         total.add(&replay(app, planned, client, o, selection, &progress).await?);
     }
-    let post = planned.objects.iter().skip_while(|o| o.kind != "data").find(|o| o.kind == "post-data");
-    if jobs > 1
-        && let Some(post) = post
-        && let Some((statements, lines)) = post_data_statements(app, planned, post).await?
-    {
-        let mut steps = super::post::schedule(statements);
-        let (sessions, early) = super::post::take_early(&mut steps);
-        let (stats, mut skipped) = data_and_early_indexes(
-            app, planned, creds, target, &data, &sessions, early, jobs, selection, post, &progress,
-        )
-        .await?;
-        total.add(&stats);
-        let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(&post.key, line, e);
-        let connect = || connect_restore(app, creds, target, jobs);
-        let (statements, more) = super::post::run(client, steps, jobs, connect, selection, &sql_err).await?;
-        skipped.extend(more);
-        let stats = ApplyStats { statements, lines, skipped_constraints: skipped, ..ApplyStats::default() };
-        progress.done(post, &stats);
-        total.add(&stats);
-        for o in planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data") {
-            if o.key != post.key {
-                total.add(&replay(app, planned, client, o, selection, &progress).await?);
-            }
+    if jobs == 1 {
+        for o in data.iter().chain(&after) {
+            total.add(&replay(app, planned, client, o, selection, &progress).await?);
         }
         return Ok(total);
     }
-    if jobs > 1 && data.len() > 1 {
-        let queue = std::sync::Mutex::new(data.iter().copied().collect::<std::collections::VecDeque<_>>());
-        let worker = |_| async {
-            let c = connect_restore(app, creds, target, jobs).await?;
-            let mut stats = ApplyStats::default();
-            loop {
-                let Some(o) = queue.lock().expect("queue lock").pop_front() else { break };
-                stats.add(&replay(app, planned, &c, o, selection, &progress).await?);
-            }
-            Ok::<_, Error>(stats)
-        };
-        for stats in futures_util::future::try_join_all((0..jobs.min(data.len())).map(worker)).await? {
-            total.add(&stats);
-        }
-    } else {
-        for o in &data {
-            total.add(&replay(app, planned, client, o, selection, &progress).await?);
-        }
+    // Post-data is DDL, small: read (and checked) now, so that its builds can start early. One
+    // holding anything but statements is replayed as it is, after the data.
+    let (mut steps, mut post) = (Vec::new(), None);
+    if let Some(o) = after.iter().find(|o| o.kind == "post-data")
+        && let Some((statements, lines)) = post_data_statements(app, planned, o).await?
+    {
+        steps = super::post::schedule(statements);
+        post = Some((*o, lines));
     }
-    let after = planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data");
+    let post_key = post.map_or("", |(o, _)| o.key.as_str());
+    let (sessions, early) = super::post::take_early(&mut steps);
+    let phase = data_and_early_indexes(
+        app, planned, creds, target, &data, &sessions, early, jobs, selection, post_key, &progress,
+    );
+    let (stats, workers, mut skipped) = phase.await?;
+    total.add(&stats);
+    let clients: Vec<&tokio_postgres::Client> =
+        std::iter::once(client).chain(workers.iter().take(jobs - 1)).collect();
     for o in after {
-        let stats = if jobs > 1 && o.kind == "post-data" {
-            replay_post_data(app, planned, creds, target, client, o, jobs, selection).await?
-        } else {
-            replay(app, planned, client, o, selection, &progress).await?
-        };
-        progress.done(o, &stats);
-        total.add(&stats);
+        match post {
+            Some((p, lines)) if p.key == o.key => {
+                let sql_err =
+                    |line: usize, e: tokio_postgres::Error| super::apply::sql_error(&o.key, line, e);
+                let (statements, more) =
+                    super::post::run(&clients, std::mem::take(&mut steps), selection, &sql_err).await?;
+                skipped.extend(more);
+                let skipped_constraints = std::mem::take(&mut skipped);
+                let stats = ApplyStats { statements, lines, skipped_constraints, ..ApplyStats::default() };
+                progress.done(o, &stats);
+                total.add(&stats);
+            }
+            _ => total.add(&replay(app, planned, client, o, selection, &progress).await?),
+        }
     }
     Ok(total)
 }
@@ -578,63 +567,80 @@ async fn post_data_statements(
     super::apply::statements(key, reader).await
 }
 
+/// A table as `(schema, name)`.
+type TableName = (String, String);
+
 /// Work for the data phase's connections.
 enum Work<'a> {
-    Part(&'a PlannedObject),
+    Part(&'a PlannedObject, Option<TableName>),
     Lane(Vec<super::post::Statement>),
+    /// Lanes wait for tables other connections are loading.
+    Wait,
 }
 
-/// The data phase's shared state: parts not started, parts still loading per table, lanes
-/// waiting for their tables and lanes ready to run.
+/// The data phase's shared state: parts not started, parts not yet loaded and parts loading
+/// now per table, lanes waiting for their tables and lanes ready to run.
 struct DataPhase<'a> {
-    parts: std::collections::VecDeque<(&'a PlannedObject, Option<(String, String)>)>,
-    loading: std::collections::HashMap<(String, String), usize>,
-    /// Parts being loaded now, by table.
-    active: std::collections::HashMap<(String, String), usize>,
+    parts: std::collections::VecDeque<(&'a PlannedObject, Option<TableName>)>,
+    loading: std::collections::HashMap<TableName, usize>,
+    active: std::collections::HashMap<TableName, usize>,
     waiting: Vec<super::post::EarlyLane>,
     ready: std::collections::VecDeque<Vec<super::post::Statement>>,
 }
 
 impl<'a> DataPhase<'a> {
+    fn new(data: &[&'a PlannedObject], early: Vec<super::post::EarlyLane>) -> Self {
+        let parts: std::collections::VecDeque<_> =
+            data.iter().map(|o| (*o, o.table.as_deref().and_then(super::select::parse_qualified))).collect();
+        let mut loading = std::collections::HashMap::new();
+        for t in parts.iter().filter_map(|(_, t)| t.clone()) {
+            *loading.entry(t).or_insert(0) += 1;
+        }
+        let mut phase = DataPhase {
+            parts,
+            loading,
+            active: Default::default(),
+            waiting: early,
+            ready: Default::default(),
+        };
+        phase.release();
+        phase
+    }
+
     /// The next work: a part of a table no other connection is loading (two COPYs into one
-    /// table contend for its extension lock), else a lane that is ready, else any part; `Some(None)`:
-    /// wait for lanes whose tables are still loading; `None`: nothing is left.
-    fn next(&mut self) -> Option<Option<Work<'a>>> {
+    /// table contend for its extension lock), else a lane that is ready, else any part.
+    /// `None`: nothing is left.
+    fn next(&mut self) -> Option<Work<'a>> {
         let free =
             self.parts.iter().position(|(_, t)| t.as_ref().is_none_or(|t| !self.active.contains_key(t)));
         let part = match free {
             Some(i) => self.parts.remove(i),
             None => match self.ready.pop_front() {
-                Some(lane) => return Some(Some(Work::Lane(lane))),
+                Some(lane) => return Some(Work::Lane(lane)),
                 None => self.parts.pop_front(),
             },
         };
-        match part {
-            Some((o, t)) => {
-                if let Some(t) = t {
-                    *self.active.entry(t).or_insert(0) += 1;
-                }
-                Some(Some(Work::Part(o)))
+        if let Some((o, t)) = part {
+            if let Some(t) = &t {
+                *self.active.entry(t.clone()).or_insert(0) += 1;
             }
-            None => match self.ready.pop_front() {
-                Some(lane) => Some(Some(Work::Lane(lane))),
-                None if self.waiting.is_empty() => None,
-                None => Some(None),
-            },
+            return Some(Work::Part(o, t));
+        }
+        match self.ready.pop_front() {
+            Some(lane) => Some(Work::Lane(lane)),
+            None if self.waiting.is_empty() => None,
+            None => Some(Work::Wait),
         }
     }
 
     /// A part of `table` has loaded.
-    fn loaded(&mut self, table: &(String, String)) {
-        if let Some(n) = self.loading.get_mut(table) {
-            *n -= 1;
-        }
-        if let Some(n) = self.active.get_mut(table) {
-            *n -= 1;
-            if *n == 0 {
-                self.active.remove(table);
+    fn loaded(&mut self, table: &TableName) {
+        for counts in [&mut self.loading, &mut self.active] {
+            if let Some(n) = counts.get_mut(table) {
+                *n -= 1;
             }
         }
+        self.active.retain(|_, n| *n > 0);
         self.release();
     }
 
@@ -650,8 +656,8 @@ impl<'a> DataPhase<'a> {
 }
 
 /// The data parts on `jobs` connections, and post-data's first index and key builds as soon as
-/// the rows of their tables are in (as pg_restore starts a table's indexes): a connection takes
-/// a part of a table nobody is loading, else a lane whose tables have loaded, else any part.
+/// the rows of their tables are in (as pg_restore starts a table's indexes). Returns the
+/// connections, set up with post-data's `sessions`, for the rest of post-data.
 #[allow(clippy::too_many_arguments)]
 async fn data_and_early_indexes(
     app: &App,
@@ -663,26 +669,11 @@ async fn data_and_early_indexes(
     early: Vec<super::post::EarlyLane>,
     jobs: usize,
     selection: Option<&TableSelection>,
-    post: &PlannedObject,
+    post_key: &str,
     progress: &Progress,
-) -> Result<(ApplyStats, Vec<String>)> {
-    let table_of = |o: &PlannedObject| o.table.as_deref().and_then(super::select::parse_qualified);
-    let mut loading = std::collections::HashMap::new();
-    for o in data {
-        if let Some(t) = table_of(o) {
-            *loading.entry(t).or_insert(0usize) += 1;
-        }
-    }
-    let mut phase = DataPhase {
-        parts: data.iter().map(|o| (*o, table_of(o))).collect(),
-        loading,
-        active: Default::default(),
-        waiting: early,
-        ready: Default::default(),
-    };
-    phase.release();
-    let phase = std::sync::Mutex::new(phase);
-    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(&post.key, line, e);
+) -> Result<(ApplyStats, Vec<tokio_postgres::Client>, Vec<String>)> {
+    let phase = std::sync::Mutex::new(DataPhase::new(data, early));
+    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(post_key, line, e);
     let worker = |_| async {
         let c = connect_restore(app, creds, target, jobs).await?;
         for sql in sessions {
@@ -693,14 +684,14 @@ async fn data_and_early_indexes(
             let work = phase.lock().expect("phase lock").next();
             match work {
                 None => break,
-                Some(None) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                Some(Some(Work::Part(o))) => {
+                Some(Work::Wait) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Some(Work::Part(o, table)) => {
                     stats.add(&replay(app, planned, &c, o, selection, progress).await?);
-                    if let Some(t) = table_of(o) {
+                    if let Some(t) = table {
                         phase.lock().expect("phase lock").loaded(&t);
                     }
                 }
-                Some(Some(Work::Lane(lane))) => {
+                Some(Work::Lane(lane)) => {
                     for (sql, line) in lane {
                         if super::post::keep(selection, &sql, &mut skipped) {
                             c.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
@@ -710,42 +701,15 @@ async fn data_and_early_indexes(
                 }
             }
         }
-        Ok::<_, Error>((stats, skipped))
+        Ok::<_, Error>((stats, c, skipped))
     };
-    let workers = jobs.min(data.len().max(1));
-    let (mut total, mut skipped) = (ApplyStats::default(), Vec::new());
-    for (stats, s) in futures_util::future::try_join_all((0..workers).map(worker)).await? {
+    let (mut total, mut clients, mut skipped) = (ApplyStats::default(), Vec::new(), Vec::new());
+    for (stats, c, s) in futures_util::future::try_join_all((0..jobs).map(worker)).await? {
         total.add(&stats);
+        clients.push(c);
         skipped.extend(s);
     }
-    Ok((total, skipped))
-}
-
-/// Post-data with index builds and constraints on `jobs` connections ([`super::post`]).
-#[allow(clippy::too_many_arguments)]
-async fn replay_post_data(
-    app: &App,
-    planned: &Planned,
-    creds: &DbCredentials,
-    target: &str,
-    client: &tokio_postgres::Client,
-    object: &PlannedObject,
-    jobs: usize,
-    selection: Option<&TableSelection>,
-) -> Result<ApplyStats> {
-    let key = &object.key;
-    let reader =
-        BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
-    let Some((statements, lines)) = super::apply::statements(key, reader).await? else {
-        // COPY data or \connect in post-data: not ours to reorder; replay it as it is.
-        return replay(app, planned, client, object, selection, &Progress::new(planned)).await;
-    };
-    let steps = super::post::schedule(statements);
-    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(key, line, e);
-    let connect = || connect_restore(app, creds, target, jobs);
-    let (statements, skipped_constraints) =
-        super::post::run(client, steps, jobs, connect, selection, &sql_err).await?;
-    Ok(ApplyStats { statements, lines, skipped_constraints, ..ApplyStats::default() })
+    Ok((total, clients, skipped))
 }
 
 /// The restored tables' row counts beside the manifest's estimates; where the manifest recorded
@@ -860,9 +824,7 @@ async fn replay(
     let reader =
         BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
     let stats = apply_selected(client, key, reader, selection).await?;
-    if object.kind != "post-data" {
-        progress.done(object, &stats);
-    }
+    progress.done(object, &stats);
     Ok(stats)
 }
 
