@@ -73,26 +73,14 @@ impl TableSelection {
             }
             return Verdict::Keep;
         }
-        // ALTER TABLE [ONLY] t ADD CONSTRAINT c FOREIGN KEY (…) REFERENCES r …
-        if !(word(0, "alter") && word(1, "table")) {
-            return Verdict::Keep;
-        }
-        let at = if word(2, "only") { 3 } else { 2 };
-        let Some((schema, table, next)) = name_at(&tokens, at) else { return Verdict::Keep };
-        if !(word(next, "add") && word(next + 1, "constraint") && word(next + 3, "foreign")) {
-            return Verdict::Keep;
-        }
-        let constraint = match tokens.get(next + 2) {
-            Some(Token::Word(w) | Token::Quoted(w)) => w.clone(),
-            _ => return Verdict::Keep,
-        };
-        let Some(refs) = (next + 4..tokens.len()).find(|&i| word(i, "references")) else {
+        let Some(AddConstraint { table: (schema, table), name, references: Some((rs, rt)), .. }) =
+            add_constraint(&tokens)
+        else {
             return Verdict::Keep;
         };
-        let Some((rs, rt, _)) = name_at(&tokens, refs + 1) else { return Verdict::Keep };
         if self.wants(&schema, &table) && !self.wants(&rs, &rt) {
             return Verdict::SkipForeignKey {
-                constraint,
+                constraint: name,
                 table: format!("{schema}.{table}"),
                 references: format!("{rs}.{rt}"),
             };
@@ -108,34 +96,54 @@ pub fn parallel_tables(sql: &str) -> Option<Vec<(String, String)>> {
     let tokens = tokens(sql, 256);
     let word = |i: usize, w: &str| matches!(tokens.get(i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
     if word(0, "create") {
+        // CREATE [UNIQUE] INDEX name ON [ONLY] t
         let at = if word(1, "unique") { 2 } else { 1 };
-        if !word(at, "index") || word(at + 1, "concurrently") || word(at + 1, "if") {
-            return None;
-        }
-        // CREATE INDEX name ON [ONLY] t
-        if !word(at + 2, "on") {
+        if !word(at, "index") || !word(at + 2, "on") {
             return None;
         }
         let table = if word(at + 3, "only") { at + 4 } else { at + 3 };
         let (schema, name, _) = name_at(&tokens, table)?;
         return Some(vec![(schema, name)]);
     }
+    let c = add_constraint(&tokens)?;
+    if c.references.is_none() && !["primary", "unique", "exclude", "check"].contains(&c.kind.as_str()) {
+        return None;
+    }
+    Some(std::iter::once(c.table).chain(c.references).collect())
+}
+
+/// `ALTER TABLE [ONLY] t ADD CONSTRAINT c <kind> …`, as pg_dump and the native engine write it.
+struct AddConstraint {
+    table: (String, String),
+    name: String,
+    /// The first word after the name (`primary`, `foreign`, `check`, …), lower case.
+    kind: String,
+    /// A foreign key's referenced table.
+    references: Option<(String, String)>,
+}
+
+fn add_constraint(tokens: &[Token]) -> Option<AddConstraint> {
+    let word = |i: usize, w: &str| matches!(tokens.get(i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
     if !(word(0, "alter") && word(1, "table")) {
         return None;
     }
     let at = if word(2, "only") { 3 } else { 2 };
-    let (schema, table, next) = name_at(&tokens, at)?;
+    let (schema, table, next) = name_at(tokens, at)?;
     if !(word(next, "add") && word(next + 1, "constraint")) {
         return None;
     }
-    let mut out = vec![(schema, table)];
-    if word(next + 3, "foreign") {
+    let name = match tokens.get(next + 2) {
+        Some(Token::Word(w) | Token::Quoted(w)) => w.clone(),
+        _ => return None,
+    };
+    let Some(Token::Word(kind)) = tokens.get(next + 3) else { return None };
+    let references = if kind == "foreign" {
         let refs = (next + 4..tokens.len()).find(|&i| word(i, "references"))?;
-        out.push(name_at(&tokens, refs + 1).map(|(s, t, _)| (s, t))?);
-    } else if !["primary", "unique", "exclude", "check"].iter().any(|w| word(next + 3, w)) {
-        return None;
-    }
-    Some(out)
+        Some(name_at(tokens, refs + 1).map(|(s, t, _)| (s, t))?)
+    } else {
+        None
+    };
+    Some(AddConstraint { table: (schema, table), name, kind: kind.clone(), references })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
