@@ -19,11 +19,9 @@ pub struct App {
     pub db: DbSource,
     /// Secrets Manager, for the database and the media source's credentials.
     pub secrets: Arc<dyn SecretSource>,
-    /// The SDK's settings, for clients a job builds for another endpoint (a media source).
-    /// Empty when the configuration needs no AWS service (see [`App::sdk`]).
-    sdk: aws_config::SdkConfig,
-    /// The SDK's settings were not loaded at init.
-    offline: bool,
+    /// The SDK's settings, for clients a job builds for another endpoint (a media source);
+    /// `None` when the configuration needs no AWS service (see [`App::sdk`]).
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 impl App {
@@ -43,7 +41,7 @@ impl App {
             let sdk = aws_config::SdkConfig::builder()
                 .behavior_version(aws_config::BehaviorVersion::latest())
                 .build();
-            return Ok(App { offline: true, ..App::new(&sdk, config)? });
+            return Ok(App { sdk: None, ..App::new(&sdk, config)? });
         }
         App::new(&load_sdk().await, config)
     }
@@ -51,7 +49,10 @@ impl App {
     /// The SDK's settings, loaded now if init did not need them (a media restore into S3 from
     /// a local destination).
     pub async fn sdk(&self) -> aws_config::SdkConfig {
-        if self.offline { load_sdk().await } else { self.sdk.clone() }
+        match &self.sdk {
+            Some(sdk) => sdk.clone(),
+            None => load_sdk().await,
+        }
     }
 
     /// Builds every client once from an SDK config and a [`Config`].
@@ -67,7 +68,7 @@ impl App {
         let secrets: Arc<dyn SecretSource> = Arc::new(SecretsManager::new(sdk));
         let db_secrets = matches!(config.db, DbConfig::Secret { .. }).then(|| secrets.clone());
         let db = DbSource::new(&config.db, &config.db_tls, db_secrets)?;
-        Ok(App { config, store, notifier, db, secrets, sdk: sdk.clone(), offline: false })
+        Ok(App { config, store, notifier, db, secrets, sdk: Some(sdk.clone()) })
     }
 }
 

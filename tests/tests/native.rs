@@ -53,6 +53,18 @@ async fn assert_round_trip(stack: &Stack, source: &TestDb, manifest: &Manifest) 
     target
 }
 
+/// Asserts that `target_url`'s database equals `source` in schema (pg_dump --schema-only) and
+/// in every table's rows; returns a connection to it.
+async fn assert_same_schema_and_rows(source: &TestDb, target_url: &str) -> tokio_postgres::Client {
+    assert_eq!(full_schema_of(&source.url).await.unwrap(), full_schema_of(target_url).await.unwrap());
+    let restored = backstop_tests::connect(target_url).await.unwrap();
+    assert_eq!(
+        fingerprint_all(&source.client().await.unwrap()).await.unwrap(),
+        fingerprint_all(&restored).await.unwrap()
+    );
+    restored
+}
+
 fn quote(ident: &str) -> String {
     if ident.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
         ident.to_owned()
@@ -150,15 +162,7 @@ async fn pagila_with_rows_round_trips() {
     let _cleanup = TestDb::adopt(&target);
     let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
     let report = restore(&app, &request).await.unwrap();
-    assert_eq!(
-        full_schema_of(&source.url).await.unwrap(),
-        full_schema_of(&request.target_url).await.unwrap()
-    );
-    let restored = backstop_tests::connect(&request.target_url).await.unwrap();
-    assert_eq!(
-        fingerprint_all(&source.client().await.unwrap()).await.unwrap(),
-        fingerprint_all(&restored).await.unwrap()
-    );
+    let restored = assert_same_schema_and_rows(&source, &request.target_url).await;
     assert!(report.applied.unwrap().statements > 100);
     let analyzed: i64 = restored
         .query_one(
@@ -599,15 +603,7 @@ async fn a_backup_set_restores_in_parallel_with_backstop_restore() {
 
     // THEN schema and rows equal the source, and every table has the rows the manifest recorded
     assert!(report.objects.len() > 3 && report.objects.iter().all(|o| o.verified));
-    assert_eq!(
-        full_schema_of(&source.url).await.unwrap(),
-        full_schema_of(&request.target_url).await.unwrap()
-    );
-    let restored = backstop_tests::connect(&request.target_url).await.unwrap();
-    assert_eq!(
-        fingerprint_all(&source.client().await.unwrap()).await.unwrap(),
-        fingerprint_all(&restored).await.unwrap()
-    );
+    assert_same_schema_and_rows(&source, &request.target_url).await;
     let customers = report.tables.iter().find(|t| t.table == "app.customers").unwrap();
     assert_eq!((customers.rows, customers.expected), (4, Some(4)));
 }

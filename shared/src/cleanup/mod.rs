@@ -85,13 +85,11 @@ pub struct Cascade {
     pub cascades_further: bool,
 }
 
-/// A foreign key whose `ON DELETE` action reaches another table, with its count query.
+/// A foreign key whose `ON DELETE` action reaches another table (its outcome, rows still 0),
+/// with its count query.
 #[derive(Debug, Clone)]
 struct Referencing {
-    table: String,
-    constraint: String,
-    action: &'static str,
-    further: bool,
+    cascade: Cascade,
     count: String,
 }
 
@@ -381,16 +379,20 @@ async fn referencing(
             let (table, plain): (String, bool) = (r.get(1), r.get(2));
             let child = if plain { format!("ONLY {table}") } else { table.clone() };
             let (child_cols, parent_cols): (Vec<String>, Vec<String>) = (r.get(4), r.get(5));
+            let action = match r.get::<_, String>(3).as_str() {
+                "c" => "delete",
+                "n" => "set null",
+                _ => "set default",
+            };
             Referencing {
-                constraint: r.get(0),
-                action: match r.get::<_, String>(3).as_str() {
-                    "c" => "delete",
-                    "n" => "set null",
-                    _ => "set default",
-                },
-                further: r.get(6),
                 count: rules::referencing_count(sql, &facts.qualified, &child, &child_cols, &parent_cols),
-                table,
+                cascade: Cascade {
+                    table,
+                    constraint: r.get(0),
+                    action: action.into(),
+                    rows: 0,
+                    cascades_further: r.get(6),
+                },
             }
         })
         .collect())
@@ -460,13 +462,7 @@ async fn run_rule(
                 (out.would_delete, out.oldest, out.newest) = (Some(n), oldest, newest);
                 for r in &p.referencing {
                     match client.query_one(&r.count, &p.params(&i64::MAX, &[])).await {
-                        Ok(row) => out.would_cascade.push(Cascade {
-                            table: r.table.clone(),
-                            constraint: r.constraint.clone(),
-                            action: r.action.into(),
-                            rows: row.get(0),
-                            cascades_further: r.further,
-                        }),
+                        Ok(row) => out.would_cascade.push(Cascade { rows: row.get(0), ..r.cascade.clone() }),
                         Err(e) => {
                             let e = p.db_err("count referencing rows")(e);
                             out.error = Some(e.report());

@@ -262,15 +262,11 @@ async fn lock_tables(client: &Client, database: &str, timeout: Duration) -> Resu
     for batch in names.chunks(LOCK_BATCH) {
         let locks = batch.iter().map(|name| async move {
             client.batch_execute(&format!("LOCK TABLE {name} IN ACCESS SHARE MODE")).await.map_err(|e| {
-                let why = match e.as_db_error() {
-                    Some(db) if db.code() == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => format!(
-                        "another session holds a conflicting lock (a migration, DROP or ALTER?) for more than {} s",
-                        timeout.as_secs_f64()
-                    ),
-                    Some(db) => db.message().to_owned(),
-                    None => crate::error::report(&e),
-                };
-                Error::Dump { database: database.to_owned(), reason: format!("cannot lock table {name}: {why}") }
+                let conflict = format!(
+                    "another session holds a conflicting lock (a migration, DROP or ALTER?) for more than {} s",
+                    timeout.as_secs_f64()
+                );
+                lock_error(database, name, &conflict, &e)
             })
         });
         futures_util::future::try_join_all(locks).await?;
@@ -324,17 +320,20 @@ async fn check_not_rewritten(client: &Client, database: &str) -> Result<()> {
 async fn lock_for_copy(client: &Client, database: &str, table: &DataTable) -> Result<()> {
     let sql = format!("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT", table.qualified);
     client.batch_execute(&sql).await.map_err(|e| {
-        let why = match e.as_db_error() {
-            Some(db) if db.code() == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => {
-                "another session is waiting for a conflicting lock on it (a migration?); the backup gives way \
-                 rather than block the table for the application"
-                    .to_owned()
-            }
-            Some(db) => db.message().to_owned(),
-            None => crate::error::report(&e),
-        };
-        Error::Dump { database: database.to_owned(), reason: format!("cannot lock table {} for its COPY: {why}", table.qualified) }
+        let conflict = "another session is waiting for a conflicting lock on it (a migration?); the backup \
+                        gives way rather than block the table for the application";
+        lock_error(database, &format!("{} for its COPY", table.qualified), conflict, &e)
     })
+}
+
+/// A `LOCK TABLE` that failed: `conflict` says why when the lock was not available.
+fn lock_error(database: &str, what: &str, conflict: &str, e: &tokio_postgres::Error) -> Error {
+    let why = match e.as_db_error() {
+        Some(db) if db.code() == &tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE => conflict.to_owned(),
+        Some(db) => db.message().to_owned(),
+        None => crate::error::report(e),
+    };
+    Error::Dump { database: database.to_owned(), reason: format!("cannot lock table {what}: {why}") }
 }
 
 /// The whole dump as one stream on the coordinator's connection.

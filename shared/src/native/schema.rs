@@ -33,7 +33,6 @@ const PG_COLLATION: u32 = 3456;
 /// The lowest OID of an object made after initdb: anything below is built in.
 const FIRST_NORMAL_OID: u32 = 16384;
 
-/// `pg_namespace` filter for user schemas, for queries aliasing it as `n`.
 /// How a statement names the routine whose oid is `oid` (SQL): schema, name and its identity
 /// arguments, OUT arguments of procedures included (they are part of a procedure's signature:
 /// without them two procedures can share a name). A zero-argument aggregate is `name(*)` where
@@ -46,6 +45,7 @@ fn routine_identity(oid: &str, star: bool) -> String {
     )
 }
 
+/// `pg_namespace` filter for user schemas, for queries aliasing it as `n`.
 const USER_SCHEMA: &str = "n.nspname !~ '^pg_' and n.nspname <> 'information_schema'";
 
 /// A catalog object: `(catalog oid, object oid)`.
@@ -83,6 +83,15 @@ pub struct Node {
 
 impl Node {
     fn new(section: Section, rank: u32, kind: &'static str, label: String, sql: String) -> Self {
+        Node { kind: Some(kind), ..Node::statement(section, rank, label, sql) }
+    }
+
+    fn extra(section: Section, rank: u32, label: String, sql: String, on: ObjKey) -> Self {
+        Node { needs: vec![on], ..Node::statement(section, rank, label, sql) }
+    }
+
+    /// SQL that creates nothing and needs nothing yet.
+    fn statement(section: Section, rank: u32, label: String, sql: String) -> Self {
         Node {
             section,
             rank,
@@ -90,20 +99,6 @@ impl Node {
             sql,
             keys: Vec::new(),
             needs: Vec::new(),
-            kind: Some(kind),
-            refreshes: None,
-            references: None,
-        }
-    }
-
-    fn extra(section: Section, rank: u32, label: String, sql: String, on: ObjKey) -> Self {
-        Node {
-            section,
-            rank,
-            label,
-            sql,
-            keys: Vec::new(),
-            needs: vec![on],
             kind: None,
             refreshes: None,
             references: None,
@@ -936,8 +931,9 @@ impl Reader<'_> {
                     } else {
                         let mut sql =
                             format!("CREATE MATERIALIZED VIEW {name}{with} AS\n{def}\n  WITH NO DATA;");
-                        for c in cols {
-                            sql.push_str(&column_settings(&name, c).concat());
+                        for setting in cols.iter().flat_map(|c| column_settings(&name, c)) {
+                            sql.push('\n');
+                            sql.push_str(&setting);
                         }
                         (sql, "materialized view", 121)
                     };
@@ -1009,8 +1005,7 @@ impl Reader<'_> {
                                 ));
                             }
                         }
-                        after
-                            .extend(column_settings(&name, c).into_iter().map(|s| s.trim_start().to_owned()));
+                        after.extend(column_settings(&name, c));
                     }
                     for (con, def) in table_checks {
                         keys.push(ObjKey(PG_CONSTRAINT, *con));
@@ -1581,11 +1576,11 @@ impl Reader<'_> {
 }
 
 /// A column inside CREATE TABLE.
-/// A column's statistics target, storage and compression where set, each a statement (with
-/// its leading newline) on `table` (a table or materialized view).
+/// A column's statistics target, storage and compression where set, each a statement on
+/// `table` (a table or materialized view).
 fn column_settings(table: &str, c: &Column) -> Vec<String> {
+    let alter = format!("ALTER TABLE ONLY {table} ALTER COLUMN {}", c.name);
     let mut out = Vec::new();
-    let alter = format!("\nALTER TABLE ONLY {table} ALTER COLUMN {}", c.name);
     if c.stattarget >= 0 {
         out.push(format!("{alter} SET STATISTICS {};", c.stattarget));
     }
