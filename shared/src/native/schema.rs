@@ -77,8 +77,8 @@ pub struct Node {
     pub kind: Option<&'static str>,
     /// `REFRESH MATERIALIZED VIEW` of this materialized view (`pg_class` oid).
     pub refreshes: Option<u32>,
-    /// A validated foreign key: `(table, referenced table)`.
-    pub references: Option<(u32, u32)>,
+    /// A validated foreign key: `(table, referenced table, the table is partitioned)`.
+    pub references: Option<(u32, u32, bool)>,
 }
 
 impl Node {
@@ -325,12 +325,14 @@ fn keys_to_rows_left_out(
     }
     let all: HashMap<u32, &DataTable> = tables.iter().map(|t| (t.oid, t)).collect();
     for node in nodes.iter_mut() {
-        let Some((table, referenced)) = node.references else { continue };
+        let Some((table, referenced, partitioned)) = node.references else { continue };
         let Some(target) = all.get(&referenced) else { continue };
-        if has_data(target) || all.get(&table).is_some_and(|t| !has_data(t)) {
+        // Only a table whose rows are restored can fail the check (a partitioned table's rows
+        // are its partitions': taken as restored).
+        if has_data(target) || (!partitioned && all.get(&table).is_none_or(|t| !has_data(t))) {
             continue;
         }
-        if !all.contains_key(&table) {
+        if partitioned {
             return Err(Error::Unsupported {
                 database: database.to_owned(),
                 reason: format!(
@@ -1177,7 +1179,7 @@ impl Reader<'_> {
             }
             let (referenced, validated): (u32, bool) = (r.get(9), r.get(10));
             self.push(Node {
-                references: (kind == "f" && validated).then_some((rel, referenced)),
+                references: (kind == "f" && validated).then_some((rel, referenced, relkind == "p")),
                 ..Node::new(
                     Section::PostData,
                     rank,
