@@ -390,9 +390,14 @@ mod tests {
 
     /// Prose-like text: this crate's sources.
     fn source_text() -> Vec<u8> {
-        [include_str!("mod.rs"), include_str!("stream.rs"), include_str!("../native/schema.rs")]
-            .concat()
-            .into_bytes()
+        [
+            include_str!("mod.rs"),
+            include_str!("stream.rs"),
+            include_str!("../native/schema/mod.rs"),
+            include_str!("../native/schema/relations.rs"),
+        ]
+        .concat()
+        .into_bytes()
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! What the engine cannot write yet: found before anything is dumped, named in the error.
+
+use super::*;
+
+impl Reader<'_> {
+    /// Fails naming every object of a kind the engine cannot write.
+    pub(super) async fn check_supported(&self) -> Result<()> {
+        let version: i32 =
+            self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0);
+        if version < 140_000 {
+            return Err(Error::Unsupported {
+                database: self.database.to_owned(),
+                reason: format!(
+                    "the native engine needs PostgreSQL 14 or newer (server_version_num {version}); use engine pg_dump"
+                ),
+            });
+        }
+        let sql = format!(
+            "select i.type || ' ' || i.identity from (
+               select {PG_CLASS}::oid c, c.oid o from pg_class c where c.relkind = 'f' or (c.relkind in ('r', 'p') and c.reloftype <> 0)
+               union all select {PG_TYPE}, t.oid from pg_type t where t.typtype in ('b', 'p')
+                 and not exists (select 1 from pg_type a where a.typarray = t.oid)
+               union all select {PG_TYPE}, r.rngtypid from pg_range r where r.rngcanonical <> 0
+               union all select {PG_PROC}, a.aggfnoid from pg_aggregate a where a.aggkind <> 'n' or a.aggmtransfn <> 0
+                 or a.aggserialfn <> 0 or a.aggdeserialfn <> 0 or a.aggsortop <> 0 or a.aggfinalmodify <> 'r'
+               union all select 'pg_operator'::regclass::oid, oid from pg_operator
+               union all select 'pg_opclass'::regclass::oid, oid from pg_opclass
+               union all select 'pg_opfamily'::regclass::oid, oid from pg_opfamily
+               union all select 'pg_cast'::regclass::oid, oid from pg_cast
+               union all select 'pg_conversion'::regclass::oid, oid from pg_conversion
+               union all select 'pg_ts_config'::regclass::oid, oid from pg_ts_config
+               union all select 'pg_ts_dict'::regclass::oid, oid from pg_ts_dict
+               union all select 'pg_ts_parser'::regclass::oid, oid from pg_ts_parser
+               union all select 'pg_ts_template'::regclass::oid, oid from pg_ts_template
+               union all select 'pg_transform'::regclass::oid, oid from pg_transform
+               union all select 'pg_language'::regclass::oid, oid from pg_language
+               union all select 'pg_foreign_data_wrapper'::regclass::oid, oid from pg_foreign_data_wrapper
+               union all select 'pg_foreign_server'::regclass::oid, oid from pg_foreign_server
+               union all select 'pg_event_trigger'::regclass::oid, oid from pg_event_trigger
+               union all select 'pg_publication'::regclass::oid, oid from pg_publication
+               union all select 'pg_am'::regclass::oid, oid from pg_am
+             ) x, lateral pg_identify_object(x.c, x.o, 0) i
+             where x.o >= {FIRST_NORMAL_OID}
+               and not exists (select 1 from pg_depend d where d.classid = x.c and d.objid = x.o and d.deptype in ('e', 'i'))
+             order by 1"
+        );
+        let found: Vec<String> =
+            self.query("unsupported objects", &sql).await?.iter().map(|r| r.get(0)).collect();
+        let configured: Vec<String> = self
+            .query(
+                "extension configuration",
+                "select extname from pg_extension where cardinality(extconfig) > 0 order by 1",
+            )
+            .await?
+            .iter()
+            .map(|r| format!("configuration tables of extension {}", r.get::<_, String>(0)))
+            .collect();
+        let all: Vec<String> = found.into_iter().chain(configured).collect();
+        if all.is_empty() {
+            return Ok(());
+        }
+        let more = if all.len() > 10 { format!(" and {} more", all.len() - 10) } else { String::new() };
+        Err(Error::Unsupported {
+            database: self.database.to_owned(),
+            reason: format!(
+                "the native engine cannot dump {}{more}; use engine pg_dump for this database",
+                all.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+}
