@@ -595,3 +595,29 @@ pub fn moto_requests(bucket: &str, from: usize) -> Option<Vec<String>> {
 pub fn moto_log_len() -> usize {
     std::fs::read_to_string(repo_root().join(".stack/moto.log")).map(|t| t.lines().count()).unwrap_or(0)
 }
+
+/// A stand-in `pg_dump` that only answers `--version` with `line`, as an outdated binary in a
+/// Lambda layer would; its directory goes when this is dropped.
+#[derive(Debug)]
+pub struct FakePgDump {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl FakePgDump {
+    pub fn new(label: &str, line: &str) -> Result<Self> {
+        let dir = std::env::temp_dir()
+            .join(format!("backstop-fake-pg_dump-{label}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("pg_dump");
+        std::fs::write(&path, format!("#!/bin/sh\necho '{line}'\n"))?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        Ok(FakePgDump { dir, path })
+    }
+}
+
+impl Drop for FakePgDump {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use backstop_core::backup::{DbBackup, Manifest};
 use backstop_core::config::DbConfig;
 use backstop_core::run::{self, RunRecord, Status};
-use backstop_tests::{Stack, TestDb, fingerprint, stored_sql};
+use backstop_tests::{FakePgDump, Stack, TestDb, fingerprint, stored_sql};
 use serde_json::{Value, json};
 
 /// Values that break naive dump or restore code.
@@ -275,14 +275,9 @@ async fn killed_mid_dump(label: &str, payload: Value, app_name: &str, says: &str
 async fn pg_dump_older_than_the_server_is_refused_up_front() {
     let stack = Stack::new("oldpg").await.unwrap();
     let db = TestDb::create("oldpg").await.unwrap();
-    // A stand-in binary that only answers --version, as an old pg_dump in a Lambda layer would.
-    let dir = std::env::temp_dir().join(format!("backstop-oldpg-{}", db.name));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fake = dir.join("pg_dump");
-    std::fs::write(&fake, "#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n").unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fake = FakePgDump::new("oldpg", "pg_dump (PostgreSQL) 9.6.24").unwrap();
     let mut config = stack.config(DbConfig::Url(db.url.clone()));
-    config.pg_dump = fake;
+    config.pg_dump = fake.path.clone();
     let record = run::execute::<DbBackup>(&stack.app(config), &json!({ "engine": "pg_dump" }), None).await;
 
     assert_eq!(record.status, Status::Failed);
@@ -290,7 +285,6 @@ async fn pg_dump_older_than_the_server_is_refused_up_front() {
     assert!(error.contains("pg_dump 9 is older than the server"), "{error}");
     assert_eq!(record.retryable, Some(false), "retrying cannot help until pg_dump is upgraded");
     assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use backstop_core::config::DbConfig;
 use backstop_core::restore::{RestoreRequest, RestoreSource, restore};
 use backstop_core::run::{self, Status};
 use backstop_tests::{
-    Stack, TestDb, admin_url, fingerprint_all, full_schema_of, repo_root, shared_data, stored_sql,
+    FakePgDump, Stack, TestDb, admin_url, fingerprint_all, full_schema_of, repo_root, shared_data, stored_sql,
 };
 use serde_json::{Value, json};
 
@@ -532,22 +532,67 @@ async fn a_foreign_key_to_rows_left_out_is_written_not_valid_and_said() {
     assert_eq!((audit, validated), (2, false));
 }
 
+/// A database with an object the native engine cannot write yet (an operator), and rows.
+const UNWRITABLE: &[u8] =
+    b"create table t (id int); create table audit (id int); insert into t values (1), (2);
+    insert into audit values (7);
+    create function same(int, int) returns bool language sql as 'select $1 = $2';
+    create operator === (leftarg = int, rightarg = int, function = same);";
+
 #[tokio::test]
-async fn an_object_the_engine_cannot_write_fails_the_backup_naming_it() {
-    let (stack, source) = given(
-        "unsupported",
-        b"create table t (id int); create function same(int, int) returns bool language sql as 'select $1 = $2';
-                create operator === (leftarg = int, rightarg = int, function = same);",
-    )
-    .await;
+async fn pg_dump_stands_in_where_the_engine_cannot_write_an_object_and_says_so() {
+    // GIVEN a database holding an operator, and a backup leaving audit's rows out
+    let (stack, source) = given("fallback", UNWRITABLE).await;
 
-    let record = stack.backup(&source, Value::Null).await;
+    let record = stack.backup(&source, json!({ "exclude_tables": ["audit"] })).await;
 
-    assert_eq!(record.status, Status::Failed);
-    let error = record.error.unwrap();
-    assert!(error.contains("cannot dump operator public.===(integer,integer)"), "{error}");
-    assert!(error.contains("engine pg_dump"), "{error}");
-    assert_eq!(record.retryable, Some(false), "a kind the engine cannot write stays unwritable");
+    // THEN pg_dump dumped it, and the run record, the manifest and the subject say why
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let out = &record.outputs["databases"][0];
+    assert_eq!(out["engine"], "pg_dump");
+    let warnings = out["warnings"].to_string();
+    assert!(warnings.contains("cannot dump operator public.===(integer,integer)"), "{warnings}");
+    assert!(warnings.contains("dumped with pg_dump"), "{warnings}");
+    assert!(record.summary.contains("1 warning"), "{}", record.summary);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    assert_eq!((manifest.engine.name.as_str(), manifest.warnings.len()), ("pg_dump", 1));
+    // AND it restores: the operator works, t's rows are back, audit is there without rows
+    // (the native meaning of exclude_tables, not pg_dump's -T)
+    let sql = stored_sql(&stack, &manifest).await.unwrap();
+    let target = TestDb::create("fallback_restored").await.unwrap();
+    target.psql(&sql).await.expect("the dump restores with psql -v ON_ERROR_STOP=1");
+    let c = target.client().await.unwrap();
+    let row = c
+        .query_one(
+            "select (select count(*) from t), (select count(*) from audit), 1 operator(public.===) 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, bool>(2)), (2, 0, true));
+}
+
+#[tokio::test]
+async fn an_object_the_engine_cannot_write_fails_the_backup_where_pg_dump_cannot_stand_in() {
+    let (stack, source) = given("unsupported", UNWRITABLE).await;
+    // A pg_dump older than any server this engine dumps, as in an outdated Lambda layer.
+    let old = FakePgDump::new("unsupported", "pg_dump (PostgreSQL) 13.9").unwrap();
+    let mut config = stack.config(DbConfig::Url(source.url.clone()));
+    config.pg_dump = old.path.clone();
+    let app = stack.app(config);
+
+    for (payload, why) in [
+        (json!({ "no_fallback": true }), "no_fallback is set"),
+        (Value::Null, "pg_dump (PostgreSQL) 13.9 is older than the server"),
+    ] {
+        let record = run::execute::<backstop_core::backup::DbBackup>(&app, &payload, None).await;
+
+        assert_eq!(record.status, Status::Failed);
+        let error = record.error.unwrap();
+        assert!(error.contains("cannot dump operator public.===(integer,integer)"), "{error}");
+        assert!(error.contains(why), "{error}");
+        assert_eq!(record.retryable, Some(false), "a kind the engine cannot write stays unwritable");
+    }
     assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
 }
 

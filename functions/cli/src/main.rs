@@ -296,7 +296,7 @@ impl CleanupArgs {
 #[derive(Debug, Args)]
 struct BackupArgs {
     /// The options as the function's JSON payload (instead of the flags below).
-    #[arg(long, conflicts_with_all = ["database", "compression", "level", "engine", "layout", "jobs", "no_owner", "no_privileges", "include_table", "exclude_table", "schema_only", "dry_run", "tag"])]
+    #[arg(long, conflicts_with_all = ["database", "compression", "level", "engine", "no_fallback", "layout", "jobs", "no_owner", "no_privileges", "include_table", "exclude_table", "schema_only", "dry_run", "tag"])]
     payload: Option<String>,
     /// Database to back up (repeatable); default: the one in DATABASE_URL or the secret.
     #[arg(long)]
@@ -311,6 +311,9 @@ struct BackupArgs {
     /// Dump engine: native (default) or pg_dump.
     #[arg(long)]
     engine: Option<String>,
+    /// Fail where the native engine cannot write an object, instead of letting pg_dump stand in.
+    #[arg(long)]
+    no_fallback: bool,
     /// Native engine: set (default; parts per table, dumped in parallel) or single (one object).
     #[arg(long)]
     layout: Option<String>,
@@ -360,6 +363,9 @@ impl BackupArgs {
         }
         if let Some(e) = &self.engine {
             set("engine", json!(e));
+        }
+        if self.no_fallback {
+            set("no_fallback", json!(true));
         }
         if let Some(l) = &self.layout {
             set("layout", json!(l));

@@ -75,7 +75,7 @@ impl DatabaseOutcome {
             duration_ms,
             server_version: Some(done.preflight.server_version),
             tables: Some(done.preflight.tables.len()),
-            warnings: m.map(|m| m.warnings.clone()).unwrap_or_default(),
+            warnings: m.map(|m| m.warnings.clone()).unwrap_or(done.warnings),
             error: None,
         }
     }
@@ -154,9 +154,23 @@ impl Job for DbBackup {
         JobReport {
             outputs: serde_json::json!({ "databases": outcomes, "dry_run": options.dry_run, "tag": options.tag }),
             what: databases.join(", "),
-            detail: (!options.dry_run).then(|| human_bytes(stored)),
+            detail: detail(options.dry_run, stored, outcomes.iter().map(|o| o.warnings.len()).sum()),
             error: run::combine(databases.len(), errors),
         }
+    }
+}
+
+/// The subject line's detail: the size stored, and warnings (each in the message's details).
+fn detail(dry_run: bool, stored: u64, warnings: usize) -> Option<String> {
+    let warned = match warnings {
+        0 => None,
+        1 => Some("1 warning".to_owned()),
+        n => Some(format!("{n} warnings")),
+    };
+    let size = (!dry_run).then(|| human_bytes(stored));
+    match (size, warned) {
+        (Some(s), Some(w)) => Some(format!("{s}, {w}")),
+        (s, w) => s.or(w),
     }
 }
 
@@ -169,6 +183,67 @@ struct Done {
     engine: String,
     manifest: Option<Manifest>,
     manifest_key: Option<String>,
+    /// A dry run's warnings (a backup's are in its manifest).
+    warnings: Vec<String>,
+}
+
+/// pg_dump standing in for the native engine, for a database holding what the native engine
+/// cannot write.
+#[derive(Debug)]
+struct Fallback {
+    pg_dump: (String, i32),
+    /// pg_dump patterns (exact names) of the tables whose rows are not wanted.
+    rows_left_out: Vec<String>,
+    /// Said in the manifest, the run record and the message.
+    warning: String,
+}
+
+/// Where the native engine cannot write an object of `database`, pg_dump dumps it instead when
+/// one no older than the server is installed (and `no_fallback` is not set); otherwise the
+/// backup fails up front, naming the objects and why pg_dump could not stand in.
+async fn fallback(
+    app: &App,
+    client: &tokio_postgres::Client,
+    database: &str,
+    options: &BackupOptions,
+    preflight: &Preflight,
+) -> Result<Option<Fallback>> {
+    let cannot = native::unsupported(client, database).await?;
+    if cannot.is_empty() {
+        return Ok(None);
+    }
+    let refuse = |why: String| native::refusal(database, &cannot, &why);
+    if options.no_fallback {
+        return Err(refuse("no_fallback is set, so pg_dump does not stand in; use engine pg_dump".into()));
+    }
+    let server = preflight.server_major();
+    let (line, major) = pg_dump::version(&app.config.pg_dump).await.map_err(|e| {
+        refuse(format!("pg_dump could not stand in: {}; install pg_dump {server} or later", e.report()))
+    })?;
+    if major < server {
+        return Err(refuse(format!(
+            "pg_dump could not stand in: {line} is older than the server ({server}); install pg_dump {server} or later"
+        )));
+    }
+    let rows_left_out = preflight
+        .tables
+        .iter()
+        .filter(|t| !wanted(options, &t.schema, &t.name))
+        .map(|t| format!("{}.{}", exact_pattern(&t.schema), exact_pattern(&t.name)))
+        .collect();
+    let shown = cannot.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    let more = if cannot.len() > 5 { format!(" and {} more", cannot.len() - 5) } else { String::new() };
+    let warning = format!(
+        "the native engine cannot dump {shown}{more}: dumped with {line} instead (one plain-format object)"
+    );
+    tracing::warn!(database, "{warning}");
+    Ok(Some(Fallback { pg_dump: (line, major), rows_left_out, warning }))
+}
+
+/// A pg_dump pattern matching exactly `name` (double quotes make `*`, `?`, `.` and capitals
+/// literal).
+fn exact_pattern(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// What an engine stored, for the manifest.
@@ -194,11 +269,20 @@ async fn backup_database(
     let clock = Instant::now();
     let (client, creds) = app.db.connect(Some(database), "backstop-preflight").await?;
     let mut preflight = Preflight::read(&client, &creds.display_target(database)).await?;
+    let fallback = match pg_dump {
+        Some(_) => None,
+        None => fallback(app, &client, database, options, &preflight).await?,
+    };
     drop(client);
+    let pg_dump = pg_dump.or(fallback.as_ref().map(|f| &f.pg_dump));
     if let Some((_, major)) = pg_dump {
         check_compatible(database, *major, preflight.server_major())?;
         preflight.tables.retain(|t| wanted(options, &t.schema, &t.name));
     }
+    // pg_dump standing in for the native engine keeps the native meaning of the table
+    // patterns: the whole schema, the rows of the wanted tables only.
+    let rows_left_out: Option<Vec<String>> = fallback.as_ref().map(|f| f.rows_left_out.clone());
+    let warnings: Vec<String> = fallback.iter().map(|f| f.warning.clone()).collect();
 
     let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started, &ctx.run_id);
     let single = pg_dump.is_some() || options.layout == Layout::Single;
@@ -211,14 +295,31 @@ async fn backup_database(
     );
     if options.dry_run {
         app.store.check().await?;
-        return Ok(Done { preflight, key, engine: engine_name.into(), manifest: None, manifest_key: None });
+        return Ok(Done {
+            preflight,
+            key,
+            engine: engine_name.into(),
+            manifest: None,
+            manifest_key: None,
+            warnings,
+        });
     }
 
     let work = async {
         match pg_dump {
             Some((version, _)) => {
                 let estimate = preflight.database_bytes.max(0) as u64;
-                let object = dump_to_store(app, &creds, database, options, level, &key, estimate).await?;
+                let object = dump_to_store(
+                    app,
+                    &creds,
+                    database,
+                    options,
+                    rows_left_out.as_deref(),
+                    level,
+                    &key,
+                    estimate,
+                )
+                .await?;
                 verify_stored(app, &key, std::slice::from_ref(&object)).await?;
                 Ok(Stored {
                     engine: EngineInfo { name: "pg_dump".into(), version: version.clone() },
@@ -227,7 +328,7 @@ async fn backup_database(
                     tables: preflight.tables.clone(),
                     snapshot: None,
                     counts: Default::default(),
-                    warnings: Vec::new(),
+                    warnings: warnings.clone(),
                 })
             }
             None => {
@@ -317,6 +418,7 @@ async fn backup_database(
         engine: engine_name.into(),
         manifest: Some(manifest),
         manifest_key: Some(manifest_key),
+        warnings: Vec::new(),
     })
 }
 
@@ -378,6 +480,7 @@ async fn dump_to_store(
     creds: &DbCredentials,
     database: &str,
     options: &BackupOptions,
+    rows_left_out: Option<&[String]>,
     level: Level,
     key: &str,
     estimate: u64,
@@ -388,9 +491,10 @@ async fn dump_to_store(
     };
     // kill_on_drop: however this ends (an error, the deadline dropping the future), pg_dump
     // goes with the producer that owns it.
-    let mut child = pg_dump::command(&app.config.pg_dump, creds, &app.config.db_tls, database, options)
-        .spawn()
-        .map_err(|e| dump_err(format!("cannot start {}: {e}", app.config.pg_dump.display())))?;
+    let mut child =
+        pg_dump::command(&app.config.pg_dump, creds, &app.config.db_tls, database, options, rows_left_out)
+            .spawn()
+            .map_err(|e| dump_err(format!("cannot start {}: {e}", app.config.pg_dump.display())))?;
     let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
     let mut tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());

@@ -98,6 +98,9 @@ pub struct BackupOptions {
     /// the table's first MiB better, see [`Level::Auto`]), gzip 1–9 (default 6).
     pub compression_level: Option<i32>,
     pub engine: Engine,
+    /// Fail where the native engine cannot write an object, instead of letting pg_dump (no
+    /// older than the server, if installed) dump the database.
+    pub no_fallback: bool,
     pub layout: Layout,
     /// Parallel connections dumping data (native engine); default: the machine's CPUs.
     pub jobs: Option<usize>,

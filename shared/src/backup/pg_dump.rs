@@ -51,13 +51,16 @@ pub fn check_compatible(database: &str, pg_dump_major: i32, server_major: i32) -
     Ok(())
 }
 
-/// The pg_dump invocation for one database, stdout piped.
+/// The pg_dump invocation for one database, stdout piped. The table patterns of `options` are
+/// pg_dump's `-t`/`-T` (which tables at all), unless pg_dump stands in for the native engine:
+/// then `rows_left_out` names the tables whose rows are not dumped (the schema stays whole).
 pub fn command(
     bin: &Path,
     creds: &DbCredentials,
     tls: &DbTls,
     database: &str,
     options: &BackupOptions,
+    rows_left_out: Option<&[String]>,
 ) -> Command {
     let mut cmd = Command::new(bin);
     cmd.args(["--format=plain", "--no-password", "--lock-wait-timeout=60s", "--encoding=UTF8"]);
@@ -70,11 +73,20 @@ pub fn command(
     if options.no_privileges {
         cmd.arg("--no-privileges");
     }
-    for p in &options.include_tables {
-        cmd.arg(format!("--table={p}"));
-    }
-    for p in &options.exclude_tables {
-        cmd.arg(format!("--exclude-table={p}"));
+    match rows_left_out {
+        Some(tables) => {
+            for t in tables {
+                cmd.arg(format!("--exclude-table-data={t}"));
+            }
+        }
+        None => {
+            for p in &options.include_tables {
+                cmd.arg(format!("--table={p}"));
+            }
+            for p in &options.exclude_tables {
+                cmd.arg(format!("--exclude-table={p}"));
+            }
+        }
     }
     cmd.env("PGHOST", &creds.host)
         .env("PGPORT", creds.port.to_string())

@@ -26,7 +26,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-pub use schema::{DataTable, Schema, SchemaOptions};
+pub use schema::{DataTable, Schema, SchemaOptions, refusal, unsupported};
 
 use crate::App;
 use crate::backup::stream::{self, Budget};

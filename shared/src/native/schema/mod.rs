@@ -27,6 +27,8 @@ mod routines;
 mod support;
 mod types;
 
+pub use support::{refusal, unsupported};
+
 /// Catalog OIDs (fixed since PostgreSQL 7; `pg_depend` and `pg_description` refer to them).
 const PG_CLASS: u32 = 1259;
 const PG_TYPE: u32 = 1247;
@@ -217,8 +219,7 @@ pub async fn read(
     options: SchemaOptions,
     has_data: &(dyn Fn(&DataTable) -> bool + Sync),
 ) -> Result<Schema> {
-    let mut reader =
-        Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() };
+    let mut reader = Reader::new(client, database);
     reader.check_supported().await?;
     let members = reader.extension_members().await?;
     reader.members = members.iter().map(|(m, _)| *m).collect();
@@ -432,7 +433,11 @@ impl std::fmt::Debug for Reader<'_> {
     }
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(client: &'a Client, database: &'a str) -> Self {
+        Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() }
+    }
+
     async fn query(&self, context: &str, sql: &str) -> Result<Vec<Row>> {
         self.client.query(sql, &[]).await.map_err(|source| Error::Database {
             target: self.database.to_owned(),

@@ -1,19 +1,35 @@
-//! What the engine cannot write yet: found before anything is dumped, named in the error.
+//! What the engine cannot write yet: found before anything is dumped, named in the error (or,
+//! by the db-backup job, handed to pg_dump instead).
 
 use super::*;
 
+/// What the native engine cannot write in `client`'s database, by name (see [`refusal`]);
+/// empty when it can dump all of it.
+pub async fn unsupported(client: &Client, database: &str) -> Result<Vec<String>> {
+    Reader::new(client, database).unsupported().await
+}
+
+/// The error for a database holding what the engine cannot write (`cannot`, from
+/// [`unsupported`]), with what to do about it.
+pub fn refusal(database: &str, cannot: &[String], advice: &str) -> Error {
+    let more = if cannot.len() > 10 { format!(" and {} more", cannot.len() - 10) } else { String::new() };
+    Error::Unsupported {
+        database: database.to_owned(),
+        reason: format!(
+            "the native engine cannot dump {}{more}; {advice}",
+            cannot[..cannot.len().min(10)].join(", ")
+        ),
+    }
+}
+
 impl Reader<'_> {
-    /// Fails naming every object of a kind the engine cannot write.
-    pub(super) async fn check_supported(&self) -> Result<()> {
+    /// What the engine cannot write: the server itself (below 14), or every object of a kind
+    /// it cannot write yet, each by its identity.
+    async fn unsupported(&self) -> Result<Vec<String>> {
         let version: i32 =
             self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0);
         if version < 140_000 {
-            return Err(Error::Unsupported {
-                database: self.database.to_owned(),
-                reason: format!(
-                    "the native engine needs PostgreSQL 14 or newer (server_version_num {version}); use engine pg_dump"
-                ),
-            });
+            return Ok(vec![format!("PostgreSQL below 14 (server_version_num {version})")]);
         }
         let sql = format!(
             "select i.type || ' ' || i.identity from (
@@ -55,17 +71,16 @@ impl Reader<'_> {
             .iter()
             .map(|r| format!("configuration tables of extension {}", r.get::<_, String>(0)))
             .collect();
-        let all: Vec<String> = found.into_iter().chain(configured).collect();
-        if all.is_empty() {
+        Ok(found.into_iter().chain(configured).collect())
+    }
+
+    /// Fails naming what the engine cannot write (checked again inside the snapshot: the
+    /// preflight's look came before it).
+    pub(super) async fn check_supported(&self) -> Result<()> {
+        let cannot = self.unsupported().await?;
+        if cannot.is_empty() {
             return Ok(());
         }
-        let more = if all.len() > 10 { format!(" and {} more", all.len() - 10) } else { String::new() };
-        Err(Error::Unsupported {
-            database: self.database.to_owned(),
-            reason: format!(
-                "the native engine cannot dump {}{more}; use engine pg_dump for this database",
-                all.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
-            ),
-        })
+        Err(refusal(self.database, &cannot, "use engine pg_dump for this database"))
     }
 }
