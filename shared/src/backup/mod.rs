@@ -309,17 +309,9 @@ async fn backup_database(
         match pg_dump {
             Some((version, _)) => {
                 let estimate = preflight.database_bytes.max(0) as u64;
-                let object = dump_to_store(
-                    app,
-                    &creds,
-                    database,
-                    options,
-                    rows_left_out.as_deref(),
-                    level,
-                    &key,
-                    estimate,
-                )
-                .await?;
+                let object =
+                    dump_to_store(app, &creds, database, options, rows_left_out.as_deref(), &key, estimate)
+                        .await?;
                 verify_stored(app, &key, std::slice::from_ref(&object)).await?;
                 Ok(Stored {
                     engine: EngineInfo { name: "pg_dump".into(), version: version.clone() },
@@ -481,7 +473,6 @@ async fn dump_to_store(
     database: &str,
     options: &BackupOptions,
     rows_left_out: Option<&[String]>,
-    level: Level,
     key: &str,
     estimate: u64,
 ) -> Result<ObjectEntry> {
@@ -506,7 +497,7 @@ async fn dump_to_store(
         key,
         kind: "dump",
         compression: options.compression,
-        level,
+        level: options.level(true),
         estimate,
         budget: stream::Budget::shared(&app.config.s3, 1),
     };
