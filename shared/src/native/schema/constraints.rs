@@ -196,4 +196,27 @@ impl Reader<'_> {
         }
         Ok(())
     }
+
+    /// Event triggers, last (as pg_dump writes them: they would fire during the restore), in
+    /// their enabled state.
+    pub(super) async fn event_triggers(&mut self) -> Result<()> {
+        let sql = format!(
+            "select e.oid, quote_ident(e.evtname),
+               format(E'CREATE EVENT TRIGGER %I ON %I%s\\n    EXECUTE FUNCTION %s();', e.evtname, e.evtevent,
+                 E'\\n    WHEN TAG IN (' || (select string_agg(quote_literal(t), ', ') from unnest(e.evttags) t) || ')',
+                 e.evtfoid::regproc)
+               || case e.evtenabled when 'D' then format(E'\\nALTER EVENT TRIGGER %I DISABLE;', e.evtname)
+                    when 'R' then format(E'\\nALTER EVENT TRIGGER %I ENABLE REPLICA;', e.evtname)
+                    when 'A' then format(E'\\nALTER EVENT TRIGGER %I ENABLE ALWAYS;', e.evtname) else '' end
+             from pg_event_trigger e where e.oid >= {FIRST_NORMAL_OID} order by 2"
+        );
+        for r in self.query("event triggers", &sql).await? {
+            let (oid, name, sql): (u32, String, String) = (r.get(0), r.get(1), r.get(2));
+            self.push(
+                Node::new(Section::PostData, 195, "event trigger", format!("event trigger {name}"), sql)
+                    .keys([ObjKey(PG_EVENT_TRIGGER, oid)]),
+            );
+        }
+        Ok(())
+    }
 }

@@ -21,10 +21,13 @@ use super::order;
 use crate::error::{Error, Result};
 
 mod constraints;
+mod foreign;
 mod privileges;
 mod relations;
+mod replication;
 mod routines;
 mod support;
+mod text_search;
 mod types;
 
 pub use support::{refusal, unsupported};
@@ -43,6 +46,18 @@ const PG_POLICY: u32 = 3256;
 const PG_STATISTIC_EXT: u32 = 3381;
 const PG_LARGEOBJECT: u32 = 2613;
 const PG_COLLATION: u32 = 3456;
+const PG_TS_PARSER: u32 = 3601;
+const PG_TS_DICT: u32 = 3600;
+const PG_TS_TEMPLATE: u32 = 3764;
+const PG_TS_CONFIG: u32 = 3602;
+const PG_PUBLICATION: u32 = 6104;
+const PG_PUBLICATION_REL: u32 = 6106;
+const PG_PUBLICATION_NAMESPACE: u32 = 6237;
+const PG_EVENT_TRIGGER: u32 = 3466;
+const PG_CAST: u32 = 2605;
+const PG_FOREIGN_DATA_WRAPPER: u32 = 2328;
+const PG_FOREIGN_SERVER: u32 = 1417;
+const PG_USER_MAPPING: u32 = 1418;
 
 /// The lowest OID of an object made after initdb: anything below is built in.
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -229,10 +244,15 @@ pub async fn read(
     reader.collations().await?;
     reader.types().await?;
     reader.functions().await?;
+    reader.casts().await?;
+    reader.text_search().await?;
+    reader.foreign_data().await?;
     let sequences = reader.sequences().await?;
     reader.relations(&sequences).await?;
     reader.constraints_and_indexes().await?;
     reader.triggers_rules_policies().await?;
+    reader.publications().await?;
+    reader.event_triggers().await?;
     let large_objects = reader.large_objects().await?;
     reader.comments().await?;
     if !options.no_owner {
@@ -287,7 +307,7 @@ pub async fn read(
         if let Some(latest) = deps[i].iter().map(|&d| section[d]).max()
             && latest > section[i]
         {
-            if nodes[i].kind == Some("table") {
+            if matches!(nodes[i].kind, Some("table" | "foreign table")) {
                 return Err(Error::Unsupported {
                     database: database.to_owned(),
                     reason: format!(
@@ -416,6 +436,8 @@ struct Column {
     attrdef: Option<u32>,
     /// `pglz` or `lz4` where set on the column.
     compression: Option<String>,
+    /// A foreign table's column options, ` OPTIONS (…)`.
+    foreign_options: Option<String>,
 }
 
 struct Reader<'a> {
@@ -436,6 +458,11 @@ impl std::fmt::Debug for Reader<'_> {
 impl<'a> Reader<'a> {
     fn new(client: &'a Client, database: &'a str) -> Self {
         Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() }
+    }
+
+    /// `server_version_num`: 150004 for 15.4.
+    async fn server_version(&self) -> Result<i32> {
+        Ok(self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0))
     }
 
     async fn query(&self, context: &str, sql: &str) -> Result<Vec<Row>> {
@@ -466,11 +493,11 @@ impl<'a> Reader<'a> {
         Ok(rows.iter().map(|r| (ObjKey(r.get(0), r.get(1)), ObjKey(PG_EXTENSION, r.get(2)))).collect())
     }
 
-    /// Functions and types the server made for another object (a range's constructors and
-    /// multirange): they come back with that object.
+    /// Functions, types and casts the server made for another object (a range's constructors,
+    /// multirange and its cast): they come back with that object.
     async fn implicit(&self) -> Result<Vec<ObjKey>> {
         let sql = format!(
-            "select classid, objid from pg_depend where deptype = 'i' and classid in ({PG_PROC}, {PG_TYPE})
+            "select classid, objid from pg_depend where deptype = 'i' and classid in ({PG_PROC}, {PG_TYPE}, {PG_CAST})
                and objid >= {FIRST_NORMAL_OID}"
         );
         Ok(self.query("implicit objects", &sql).await?.iter().map(|r| ObjKey(r.get(0), r.get(1))).collect())

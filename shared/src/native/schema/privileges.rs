@@ -14,7 +14,7 @@ impl Reader<'_> {
                           when i.type = 'composite type' then 'TYPE ' || i.identity
                           when i.type = 'statistics object' then 'STATISTICS ' || i.identity
                           when i.type like '% column' then 'COLUMN ' || i.identity
-                          else upper(i.type) || ' ' || i.identity end,
+                          else replace(upper(i.type), 'FOREIGN-DATA', 'FOREIGN DATA') || ' ' || i.identity end,
                      quote_literal(d.description)
                    from pg_description d, lateral pg_identify_object(d.classoid, d.objoid, d.objsubid) i
                    where d.classoid <> 'pg_database'::regclass order by 3",
@@ -31,15 +31,21 @@ impl Reader<'_> {
                case when i.type = 'composite type' then 'TYPE ' || i.identity
                     when i.type = 'statistics object' then 'STATISTICS ' || i.identity
                     when x.c = {PG_PROC} then upper(i.type) || ' ' || {routine}
-                    else upper(i.type) || ' ' || i.identity end,
+                    else replace(upper(i.type), 'FOREIGN-DATA', 'FOREIGN DATA') || ' ' || i.identity end,
                quote_ident(pg_get_userbyid(x.owner))
-             from (select {PG_CLASS}::oid c, oid o, relowner owner from pg_class where relkind in ('r', 'p', 'v', 'm', 'S')
+             from (select {PG_CLASS}::oid c, oid o, relowner owner from pg_class where relkind in ('r', 'p', 'v', 'm', 'S', 'f')
                    union all select {PG_TYPE}, t.oid, t.typowner from pg_type t left join pg_class c on c.oid = t.typrelid
                      where t.typtype in ('e', 'r', 'd') or (t.typtype = 'c' and c.relkind = 'c')
                    union all select {PG_PROC}, oid, proowner from pg_proc
                    union all select {PG_NAMESPACE}, oid, nspowner from pg_namespace
                    union all select {PG_STATISTIC_EXT}, oid, stxowner from pg_statistic_ext
                    union all select {PG_COLLATION}, oid, collowner from pg_collation
+                   union all select {PG_TS_CONFIG}, oid, cfgowner from pg_ts_config
+                   union all select {PG_TS_DICT}, oid, dictowner from pg_ts_dict
+                   union all select {PG_FOREIGN_DATA_WRAPPER}, oid, fdwowner from pg_foreign_data_wrapper
+                   union all select {PG_FOREIGN_SERVER}, oid, srvowner from pg_foreign_server
+                   union all select {PG_PUBLICATION}, oid, pubowner from pg_publication
+                   union all select {PG_EVENT_TRIGGER}, oid, evtowner from pg_event_trigger
                    union all select {PG_LARGEOBJECT}, oid, lomowner from pg_largeobject_metadata) x,
                lateral pg_identify_object(x.c, x.o, 0) i
              order by 3",
@@ -115,7 +121,7 @@ impl Reader<'_> {
         let sql = format!(
             "with objs as (
                select {PG_CLASS}::oid c, c.oid o, 0 sub, case c.relkind when 'S' then 's' else 'r' end::\"char\" t, c.relowner owner, c.relacl acl
-                 from pg_class c where c.relacl is not null and c.relkind in ('r', 'p', 'v', 'm', 'S')
+                 from pg_class c where c.relacl is not null and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
                union all select {PG_CLASS}, a.attrelid, a.attnum, 'c', c.relowner, a.attacl
                  from pg_attribute a join pg_class c on c.oid = a.attrelid where a.attacl is not null and not a.attisdropped
                union all select {PG_NAMESPACE}, oid, 0, 'n', nspowner, coalesce(nspacl, acldefault('n', nspowner)) from pg_namespace
@@ -123,6 +129,8 @@ impl Reader<'_> {
                union all select {PG_PROC}, oid, 0, 'f', proowner, proacl from pg_proc where proacl is not null
                union all select {PG_TYPE}, oid, 0, 'T', typowner, typacl from pg_type where typacl is not null
                union all select {PG_LARGEOBJECT}, oid, 0, 'L', lomowner, lomacl from pg_largeobject_metadata where lomacl is not null
+               union all select {PG_FOREIGN_DATA_WRAPPER}, oid, 0, 'F', fdwowner, fdwacl from pg_foreign_data_wrapper where fdwacl is not null
+               union all select {PG_FOREIGN_SERVER}, oid, 0, 'S', srvowner, srvacl from pg_foreign_server where srvacl is not null
              ), actual as (
                select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o, aclexplode(o.acl) a
              ), defaults as (
@@ -138,7 +146,9 @@ impl Reader<'_> {
              select d.c, d.o,
                case when d.c = {PG_CLASS} and (select relkind from pg_class where oid = d.o) = 'S' then 'SEQUENCE '
                     when d.c = {PG_CLASS} then 'TABLE ' when d.c = {PG_NAMESPACE} then 'SCHEMA '
-                    when d.c = {PG_PROC} then 'ROUTINE ' when d.c = {PG_TYPE} then 'TYPE ' else 'LARGE OBJECT ' end
+                    when d.c = {PG_PROC} then 'ROUTINE ' when d.c = {PG_TYPE} then 'TYPE '
+                    when d.c = {PG_FOREIGN_DATA_WRAPPER} then 'FOREIGN DATA WRAPPER ' when d.c = {PG_FOREIGN_SERVER} then 'FOREIGN SERVER '
+                    else 'LARGE OBJECT ' end
                  || case when d.c = {PG_PROC} then {routine} else i.identity end,
                d.verb || ' ' || string_agg(d.privilege_type || coalesce('(' || (select quote_ident(attname) from pg_attribute
                    where attrelid = d.o and attnum = d.sub and d.sub > 0) || ')', ''), ', ' order by d.privilege_type),

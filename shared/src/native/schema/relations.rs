@@ -14,11 +14,13 @@ impl Reader<'_> {
                coalesce(a.attstattarget::int, -1),
                case when a.attstorage <> t.typstorage then case a.attstorage when 'p' then 'PLAIN' when 'e' then 'EXTERNAL'
                  when 'm' then 'MAIN' else 'EXTENDED' end end,
-               d.oid, case a.attcompression when 'p' then 'pglz' when 'l' then 'lz4' end
+               d.oid, case a.attcompression when 'p' then 'pglz' when 'l' then 'lz4' end,
+               nullif({column_options}, '')
              from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
              join pg_type t on t.oid = a.atttypid left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
              where a.attnum > 0 and not a.attisdropped and {USER_SCHEMA} and {filter}
-             order by a.attrelid, a.attnum"
+             order by a.attrelid, a.attnum",
+            column_options = foreign::options_clause("a.attfdwoptions"),
         );
         let mut out: HashMap<u32, Vec<Column>> = HashMap::new();
         for r in self.query(context, &sql).await? {
@@ -36,6 +38,7 @@ impl Reader<'_> {
                 storage: r.get(11),
                 attrdef: r.get(12),
                 compression: r.get(13),
+                foreign_options: r.get(14),
             });
         }
         Ok(out)
@@ -126,12 +129,15 @@ impl Reader<'_> {
                c.relispopulated, c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text,
                pg_total_relation_size(c.oid), case when c.reltuples < 0 then null else c.reltuples::bigint end,
                (select r.oid from pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN'),
-               n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::bigint
+               n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::bigint,
+               (select format(' SERVER %I', s.srvname) || {table_options} from pg_foreign_table ft
+                  join pg_foreign_server s on s.oid = ft.ftserver where ft.ftrelid = c.oid)
              from pg_class c join pg_namespace n on n.oid = c.relnamespace
-             where c.relkind in ('r', 'p', 'v', 'm') and {USER_SCHEMA} order by 3"
+             where c.relkind in ('r', 'p', 'v', 'm', 'f') and {USER_SCHEMA} order by 3",
+            table_options = foreign::options_clause("ft.ftoptions"),
         );
         let rows = self.query("tables and views", &sql).await?;
-        let columns = self.columns("columns", "c.relkind in ('r', 'p', 'v', 'm')").await?;
+        let columns = self.columns("columns", "c.relkind in ('r', 'p', 'v', 'm', 'f')").await?;
         let checks = self.table_checks().await?;
         let names: HashMap<u32, String> = rows.iter().map(|r| (r.get(0), r.get(2))).collect();
         let seq_by_table = self.identity_sequences(sequences).await?;
@@ -245,20 +251,25 @@ impl Reader<'_> {
                         keys.push(ObjKey(PG_CONSTRAINT, *con));
                         body.push(format!("    {def}"));
                     }
-                    let persistence = if unlogged { "UNLOGGED " } else { "" };
-                    let mut sql = match &partition {
-                        Some(_) => format!("CREATE {persistence}TABLE {name} (\n{}\n)", body.join(",\n")),
-                        None => {
-                            let inherits = if parents.is_empty() {
-                                String::new()
-                            } else {
-                                let p: Vec<&str> =
-                                    parents.iter().filter_map(|p| names.get(p)).map(String::as_str).collect();
-                                format!("\nINHERITS ({})", p.join(", "))
-                            };
-                            format!("CREATE {persistence}TABLE {name} (\n{}\n){inherits}", body.join(",\n"))
-                        }
+                    let foreign: Option<String> = r.get(23);
+                    let what = match (&foreign, unlogged) {
+                        (Some(_), _) => "FOREIGN TABLE",
+                        (None, true) => "UNLOGGED TABLE",
+                        (None, false) => "TABLE",
                     };
+                    let node_kind = if foreign.is_some() { "foreign table" } else { "table" };
+                    let inherits = if parents.is_empty() || partition.is_some() {
+                        String::new()
+                    } else {
+                        let p: Vec<&str> =
+                            parents.iter().filter_map(|p| names.get(p)).map(String::as_str).collect();
+                        format!("\nINHERITS ({})", p.join(", "))
+                    };
+                    let mut sql = format!(
+                        "CREATE {what} {name} (\n{}\n){inherits}{}",
+                        body.join(",\n"),
+                        foreign.as_deref().map(|f| format!("\n{}", f.trim_start())).unwrap_or_default()
+                    );
                     if let Some(k) = partition_key {
                         sql.push_str(&format!("\nPARTITION BY {k}"));
                     }
@@ -280,7 +291,7 @@ impl Reader<'_> {
                         }
                     }
                     self.push(
-                        Node::new(Section::PreData, 60, "table", format!("table {name}"), sql)
+                        Node::new(Section::PreData, 60, node_kind, format!("{node_kind} {name}"), sql)
                             .keys(keys)
                             .needs(needs),
                     );
@@ -305,7 +316,8 @@ impl Reader<'_> {
                             on,
                         ));
                     }
-                    if replident == "f" || replident == "n" {
+                    // A foreign table has no replica identity to set (its catalog says NOTHING).
+                    if (replident == "f" || replident == "n") && foreign.is_none() {
                         let what = if replident == "f" { "FULL" } else { "NOTHING" };
                         self.push(Node::extra(
                             Section::PostData,
@@ -390,7 +402,7 @@ impl Reader<'_> {
 
 /// A column inside CREATE TABLE.
 fn column_def(c: &Column, identity: Option<&Sequence>) -> String {
-    let mut s = format!("{} {}", c.name, c.type_name);
+    let mut s = format!("{} {}{}", c.name, c.type_name, c.foreign_options.as_deref().unwrap_or_default());
     if let Some(co) = &c.collation {
         s.push_str(&format!(" COLLATE {co}"));
     }
@@ -447,6 +459,7 @@ mod tests {
             storage: None,
             attrdef: None,
             compression: None,
+            foreign_options: None,
         }
     }
 

@@ -26,14 +26,13 @@ impl Reader<'_> {
     /// What the engine cannot write: the server itself (below 14), or every object of a kind
     /// it cannot write yet, each by its identity.
     async fn unsupported(&self) -> Result<Vec<String>> {
-        let version: i32 =
-            self.query("version", "select current_setting('server_version_num')::int").await?[0].get(0);
+        let version = self.server_version().await?;
         if version < 140_000 {
             return Ok(vec![format!("PostgreSQL below 14 (server_version_num {version})")]);
         }
         let sql = format!(
             "select i.type || ' ' || i.identity from (
-               select {PG_CLASS}::oid c, c.oid o from pg_class c where c.relkind = 'f' or (c.relkind in ('r', 'p') and c.reloftype <> 0)
+               select {PG_CLASS}::oid c, c.oid o from pg_class c where c.relkind in ('r', 'p', 'f') and c.reloftype <> 0
                union all select {PG_TYPE}, t.oid from pg_type t where t.typtype in ('b', 'p')
                  and not exists (select 1 from pg_type a where a.typarray = t.oid)
                union all select {PG_TYPE}, r.rngtypid from pg_range r where r.rngcanonical <> 0
@@ -42,18 +41,9 @@ impl Reader<'_> {
                union all select 'pg_operator'::regclass::oid, oid from pg_operator
                union all select 'pg_opclass'::regclass::oid, oid from pg_opclass
                union all select 'pg_opfamily'::regclass::oid, oid from pg_opfamily
-               union all select 'pg_cast'::regclass::oid, oid from pg_cast
                union all select 'pg_conversion'::regclass::oid, oid from pg_conversion
-               union all select 'pg_ts_config'::regclass::oid, oid from pg_ts_config
-               union all select 'pg_ts_dict'::regclass::oid, oid from pg_ts_dict
-               union all select 'pg_ts_parser'::regclass::oid, oid from pg_ts_parser
-               union all select 'pg_ts_template'::regclass::oid, oid from pg_ts_template
                union all select 'pg_transform'::regclass::oid, oid from pg_transform
                union all select 'pg_language'::regclass::oid, oid from pg_language
-               union all select 'pg_foreign_data_wrapper'::regclass::oid, oid from pg_foreign_data_wrapper
-               union all select 'pg_foreign_server'::regclass::oid, oid from pg_foreign_server
-               union all select 'pg_event_trigger'::regclass::oid, oid from pg_event_trigger
-               union all select 'pg_publication'::regclass::oid, oid from pg_publication
                union all select 'pg_am'::regclass::oid, oid from pg_am
              ) x, lateral pg_identify_object(x.c, x.o, 0) i
              where x.o >= {FIRST_NORMAL_OID}

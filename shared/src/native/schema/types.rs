@@ -30,6 +30,40 @@ impl Reader<'_> {
         Ok(())
     }
 
+    /// Casts made with `CREATE CAST` (outside extensions).
+    pub(super) async fn casts(&mut self) -> Result<()> {
+        let sql = format!(
+            "select c.oid, format('(%s AS %s)', format_type(c.castsource, null), format_type(c.casttarget, null)),
+               c.castmethod::text, c.castfunc::regprocedure::text, c.castcontext::text
+             from pg_cast c where c.oid >= {FIRST_NORMAL_OID} order by 2"
+        );
+        for r in self.query("casts", &sql).await? {
+            let (oid, name, method, function, context): (u32, String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            let how = match method.as_str() {
+                "f" => format!("WITH FUNCTION {function}"),
+                "i" => "WITH INOUT".to_owned(),
+                _ => "WITHOUT FUNCTION".to_owned(),
+            };
+            let when = match context.as_str() {
+                "a" => " AS ASSIGNMENT",
+                "i" => " AS IMPLICIT",
+                _ => "",
+            };
+            self.push(
+                Node::new(
+                    Section::PreData,
+                    44,
+                    "cast",
+                    format!("cast {name}"),
+                    format!("CREATE CAST {name} {how}{when};"),
+                )
+                .keys([ObjKey(PG_CAST, oid)]),
+            );
+        }
+        Ok(())
+    }
+
     /// Returns the extension nodes by their key, for the members' aliases.
     pub(super) async fn extensions(&mut self) -> Result<HashMap<ObjKey, usize>> {
         let sql = format!(
