@@ -506,6 +506,71 @@ async fn text_search_publications_foreign_data_casts_and_event_triggers_round_tr
 }
 
 #[tokio::test]
+async fn operators_operator_classes_and_every_aggregate_kind_round_trip() {
+    // GIVEN operators (a commutator pair, a negator), a btree operator class in its own family
+    // used by an index, a loose family member, and ordered-set, hypothetical-set, moving and
+    // sort-operator aggregates
+    let (stack, source) = given(
+        "operators15",
+        br#"create schema ops;
+            create function ops.near(int, int) returns bool language sql immutable as 'select abs($1 - $2) < 2';
+            create function ops.far(int, int) returns bool language sql immutable as 'select abs($1 - $2) >= 2';
+            create operator ops.~~~ (function = ops.near, leftarg = int, rightarg = int, commutator = operator(ops.~~~),
+              negator = operator(ops.!~~), restrict = eqsel, join = eqjoinsel);
+            create operator ops.!~~ (function = ops.far, leftarg = int, rightarg = int, commutator = operator(ops.!~~));
+            comment on operator ops.~~~(int, int) is 'within one';
+            create function ops.rev_cmp(int, int) returns int language sql immutable as 'select btint4cmp($2, $1)';
+            create operator family ops.rev_fam using btree;
+            create operator class ops.int_rev for type int using btree family ops.rev_fam as
+              operator 1 > , operator 2 >= , operator 3 = , operator 4 <= , operator 5 < ,
+              function 1 ops.rev_cmp(int, int);
+            alter operator family ops.rev_fam using btree add function 4 (int, int) btequalimage(oid);
+            create table scores (id int primary key, points int);
+            create index scores_rev on scores (points ops.int_rev);
+            insert into scores select g, g % 7 from generate_series(1, 20) g;
+            create function ops.collect(state int[], x int) returns int[] language sql immutable as 'select state || x';
+            create function ops.drop_first(state int[], x int) returns int[] language sql immutable as 'select state[2:]';
+            create function ops.final_median(state int[], d int, x int) returns float8 language sql immutable
+              as 'select percentile_cont(0.5) within group (order by v) from unnest(state) v';
+            create aggregate ops.median(int order by int) (sfunc = ops.collect, stype = int[],
+              finalfunc = ops.final_median, finalfunc_extra, initcond = '{}');
+            create function ops.rank_final(state int[], d int, x int) returns bigint language sql immutable
+              as 'select 1::bigint';
+            create aggregate ops.my_rank(int order by int) (sfunc = ops.collect, stype = int[],
+              finalfunc = ops.rank_final, finalfunc_extra, initcond = '{}', hypothetical);
+            create aggregate ops.window_list(int) (sfunc = ops.collect, stype = int[], initcond = '{}',
+              msfunc = ops.collect, minvfunc = ops.drop_first, mstype = int[], minitcond = '{}');
+            create function ops.smaller(int, int) returns int language sql immutable strict as 'select least($1, $2)';
+            create aggregate ops.smallest(int) (sfunc = ops.smaller, stype = int, sortop = <, parallel = safe);"#,
+    )
+    .await;
+
+    // WHEN a native backup set is taken
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
+
+    // THEN the native engine wrote it all, and it restores to the same schema and rows
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    for (kind, n) in [("operator", 2), ("operator family", 1), ("operator class", 1), ("aggregate", 4)] {
+        assert_eq!(manifest.counts.get(kind), Some(&n), "{kind}: {:?}", manifest.counts);
+    }
+    let target = assert_round_trip(&stack, &source, &manifest).await;
+    // AND the operators work there
+    let row = target
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "select 3 operator(ops.~~~) 4, 3 operator(ops.!~~) 4, ops.smallest(points) from scores",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, bool>(0), row.get::<_, bool>(1), row.get::<_, i32>(2)), (true, false, 0));
+}
+
+#[tokio::test]
 async fn partitions_triggers_and_column_settings_come_back_as_they_were() {
     // GIVEN what used to differ silently after a restore (issue 15): partitions with their own
     // defaults and their own column order, trigger states, a materialized view column's
@@ -608,12 +673,12 @@ async fn a_foreign_key_to_rows_left_out_is_written_not_valid_and_said() {
     assert_eq!((audit, validated), (2, false));
 }
 
-/// A database with an object the native engine cannot write yet (an operator), and rows.
+/// A database with an object the native engine cannot write yet (a table access method), and
+/// rows.
 const UNWRITABLE: &[u8] =
     b"create table t (id int); create table audit (id int); insert into t values (1), (2);
     insert into audit values (7);
-    create function same(int, int) returns bool language sql as 'select $1 = $2';
-    create operator === (leftarg = int, rightarg = int, function = same);";
+    create access method heap2 type table handler heap_tableam_handler;";
 
 #[tokio::test]
 async fn pg_dump_stands_in_where_the_engine_cannot_write_an_object_and_says_so() {
@@ -627,25 +692,26 @@ async fn pg_dump_stands_in_where_the_engine_cannot_write_an_object_and_says_so()
     let out = &record.outputs["databases"][0];
     assert_eq!(out["engine"], "pg_dump");
     let warnings = out["warnings"].to_string();
-    assert!(warnings.contains("cannot dump operator public.===(integer,integer)"), "{warnings}");
+    assert!(warnings.contains("cannot dump access method heap2"), "{warnings}");
     assert!(warnings.contains("dumped with pg_dump"), "{warnings}");
     assert!(record.summary.contains("1 warning"), "{}", record.summary);
     let manifest = stack.manifest_of(&record).await.unwrap().1;
     assert_eq!((manifest.engine.name.as_str(), manifest.warnings.len()), ("pg_dump", 1));
-    // AND it restores: the operator works, t's rows are back, audit is there without rows
-    // (the native meaning of exclude_tables, not pg_dump's -T)
+    // AND it restores: the access method is there, t's rows are back, audit is there without
+    // rows (the native meaning of exclude_tables, not pg_dump's -T)
     let sql = stored_sql(&stack, &manifest).await.unwrap();
     let target = TestDb::create("fallback_restored").await.unwrap();
     target.psql(&sql).await.expect("the dump restores with psql -v ON_ERROR_STOP=1");
     let c = target.client().await.unwrap();
     let row = c
         .query_one(
-            "select (select count(*) from t), (select count(*) from audit), 1 operator(public.===) 1",
+            "select (select count(*) from t), (select count(*) from audit),
+               (select count(*) from pg_am where amname = 'heap2')",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, bool>(2)), (2, 0, true));
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)), (2, 0, 1));
 }
 
 #[tokio::test]
@@ -665,7 +731,7 @@ async fn an_object_the_engine_cannot_write_fails_the_backup_where_pg_dump_cannot
 
         assert_eq!(record.status, Status::Failed);
         let error = record.error.unwrap();
-        assert!(error.contains("cannot dump operator public.===(integer,integer)"), "{error}");
+        assert!(error.contains("cannot dump access method heap2"), "{error}");
         assert!(error.contains(why), "{error}");
         assert_eq!(record.retryable, Some(false), "a kind the engine cannot write stays unwritable");
     }

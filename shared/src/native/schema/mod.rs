@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 
 mod constraints;
 mod foreign;
+mod operators;
 mod privileges;
 mod relations;
 mod replication;
@@ -58,6 +59,11 @@ const PG_CAST: u32 = 2605;
 const PG_FOREIGN_DATA_WRAPPER: u32 = 2328;
 const PG_FOREIGN_SERVER: u32 = 1417;
 const PG_USER_MAPPING: u32 = 1418;
+const PG_OPERATOR: u32 = 2617;
+const PG_OPFAMILY: u32 = 2753;
+const PG_OPCLASS: u32 = 2616;
+const PG_AMOP: u32 = 2602;
+const PG_AMPROC: u32 = 2603;
 
 /// The lowest OID of an object made after initdb: anything below is built in.
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -245,6 +251,7 @@ pub async fn read(
     reader.types().await?;
     reader.functions().await?;
     reader.casts().await?;
+    reader.operators().await?;
     reader.text_search().await?;
     reader.foreign_data().await?;
     let sequences = reader.sequences().await?;

@@ -46,6 +46,9 @@ impl Reader<'_> {
                    union all select {PG_FOREIGN_SERVER}, oid, srvowner from pg_foreign_server
                    union all select {PG_PUBLICATION}, oid, pubowner from pg_publication
                    union all select {PG_EVENT_TRIGGER}, oid, evtowner from pg_event_trigger
+                   union all select {PG_OPERATOR}, oid, oprowner from pg_operator where oprcode <> 0
+                   union all select {PG_OPFAMILY}, oid, opfowner from pg_opfamily
+                   union all select {PG_OPCLASS}, oid, opcowner from pg_opclass
                    union all select {PG_LARGEOBJECT}, oid, lomowner from pg_largeobject_metadata) x,
                lateral pg_identify_object(x.c, x.o, 0) i
              order by 3",

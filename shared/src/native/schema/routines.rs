@@ -3,19 +3,34 @@
 use super::*;
 
 impl Reader<'_> {
-    /// Functions, procedures and (plain) aggregates.
+    /// Functions, procedures and aggregates (plain, ordered-set, hypothetical-set, moving).
     pub(super) async fn functions(&mut self) -> Result<()> {
         let sql = format!(
             "select p.oid, p.prokind::text, p.pronamespace, format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)),
                case when p.prokind <> 'a' then pg_get_functiondef(p.oid) end,
-               (select format(E'CREATE AGGREGATE %I.%I(%s) (\\n    SFUNC = %s,\\n    STYPE = %s%s%s%s%s%s%s\\n);',
-                   n.nspname, p.proname, coalesce(nullif(pg_get_function_arguments(p.oid), ''), '*'), a.aggtransfn::regproc, format_type(a.aggtranstype, null),
-                   case when a.aggtransspace <> 0 then format(E',\\n    SSPACE = %s', a.aggtransspace) end,
-                   case when a.aggfinalfn <> 0 then format(E',\\n    FINALFUNC = %s', a.aggfinalfn::regproc) end,
-                   case when a.aggfinalextra then E',\\n    FINALFUNC_EXTRA' end,
-                   case when a.aggcombinefn <> 0 then format(E',\\n    COMBINEFUNC = %s', a.aggcombinefn::regproc) end,
-                   case when a.agginitval is not null then format(E',\\n    INITCOND = %L', a.agginitval) end,
-                   case p.proparallel when 's' then E',\\n    PARALLEL = safe' when 'r' then E',\\n    PARALLEL = restricted' end)
+               (select format(E'CREATE AGGREGATE %I.%I(%s) (\\n    %s\\n);',
+                   n.nspname, p.proname, coalesce(nullif(pg_get_function_arguments(p.oid), ''), '*'), concat_ws(E',\\n    ',
+                   'SFUNC = ' || a.aggtransfn::regproc, 'STYPE = ' || format_type(a.aggtranstype, null),
+                   'SSPACE = ' || nullif(a.aggtransspace, 0),
+                   'FINALFUNC = ' || nullif(a.aggfinalfn, 0)::regproc,
+                   case when a.aggfinalextra then 'FINALFUNC_EXTRA' end,
+                   case when a.aggfinalfn <> 0 then 'FINALFUNC_MODIFY = ' || case a.aggfinalmodify when 'r' then 'READ_ONLY' when 's' then 'SHAREABLE' else 'READ_WRITE' end end,
+                   'COMBINEFUNC = ' || nullif(a.aggcombinefn, 0)::regproc,
+                   'SERIALFUNC = ' || nullif(a.aggserialfn, 0)::regproc,
+                   'DESERIALFUNC = ' || nullif(a.aggdeserialfn, 0)::regproc,
+                   'INITCOND = ' || quote_literal(a.agginitval),
+                   'MSFUNC = ' || nullif(a.aggmtransfn, 0)::regproc,
+                   'MINVFUNC = ' || nullif(a.aggminvtransfn, 0)::regproc,
+                   'MSTYPE = ' || format_type(nullif(a.aggmtranstype, 0), null),
+                   'MSSPACE = ' || nullif(a.aggmtransspace, 0),
+                   'MFINALFUNC = ' || nullif(a.aggmfinalfn, 0)::regproc,
+                   case when a.aggmfinalextra then 'MFINALFUNC_EXTRA' end,
+                   case when a.aggmfinalfn <> 0 then 'MFINALFUNC_MODIFY = ' || case a.aggmfinalmodify when 'r' then 'READ_ONLY' when 's' then 'SHAREABLE' else 'READ_WRITE' end end,
+                   'MINITCOND = ' || quote_literal(a.aggminitval),
+                   'SORTOP = ' || (select format('OPERATOR(%I.%s)', on_.nspname, o.oprname) from pg_operator o
+                                    join pg_namespace on_ on on_.oid = o.oprnamespace where o.oid = a.aggsortop),
+                   case when a.aggkind = 'h' then 'HYPOTHETICAL' end,
+                   case p.proparallel when 's' then 'PARALLEL = safe' when 'r' then 'PARALLEL = restricted' end))
                  from pg_aggregate a where a.aggfnoid = p.oid)
              from pg_proc p join pg_namespace n on n.oid = p.pronamespace
              where {USER_SCHEMA} order by 4"

@@ -36,11 +36,6 @@ impl Reader<'_> {
                union all select {PG_TYPE}, t.oid from pg_type t where t.typtype in ('b', 'p')
                  and not exists (select 1 from pg_type a where a.typarray = t.oid)
                union all select {PG_TYPE}, r.rngtypid from pg_range r where r.rngcanonical <> 0
-               union all select {PG_PROC}, a.aggfnoid from pg_aggregate a where a.aggkind <> 'n' or a.aggmtransfn <> 0
-                 or a.aggserialfn <> 0 or a.aggdeserialfn <> 0 or a.aggsortop <> 0 or a.aggfinalmodify <> 'r'
-               union all select 'pg_operator'::regclass::oid, oid from pg_operator
-               union all select 'pg_opclass'::regclass::oid, oid from pg_opclass
-               union all select 'pg_opfamily'::regclass::oid, oid from pg_opfamily
                union all select 'pg_conversion'::regclass::oid, oid from pg_conversion
                union all select 'pg_transform'::regclass::oid, oid from pg_transform
                union all select 'pg_language'::regclass::oid, oid from pg_language
