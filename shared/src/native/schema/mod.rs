@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 
 mod constraints;
 mod foreign;
+mod languages;
 mod operators;
 mod privileges;
 mod relations;
@@ -64,6 +65,10 @@ const PG_OPFAMILY: u32 = 2753;
 const PG_OPCLASS: u32 = 2616;
 const PG_AMOP: u32 = 2602;
 const PG_AMPROC: u32 = 2603;
+const PG_LANGUAGE: u32 = 2612;
+const PG_AM: u32 = 2601;
+const PG_CONVERSION: u32 = 2607;
+const PG_TRANSFORM: u32 = 3576;
 
 /// The lowest OID of an object made after initdb: anything below is built in.
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -250,6 +255,7 @@ pub async fn read(
     reader.collations().await?;
     reader.types().await?;
     reader.functions().await?;
+    reader.languages_and_methods().await?;
     reader.casts().await?;
     reader.operators().await?;
     reader.text_search().await?;
@@ -445,6 +451,8 @@ struct Column {
     compression: Option<String>,
     /// A foreign table's column options, ` OPTIONS (…)`.
     foreign_options: Option<String>,
+    /// `n_distinct=100, …` where set (`ALTER … SET (…)`).
+    options: Option<String>,
 }
 
 struct Reader<'a> {

@@ -49,6 +49,8 @@ impl Reader<'_> {
                    union all select {PG_OPERATOR}, oid, oprowner from pg_operator where oprcode <> 0
                    union all select {PG_OPFAMILY}, oid, opfowner from pg_opfamily
                    union all select {PG_OPCLASS}, oid, opcowner from pg_opclass
+                   union all select {PG_LANGUAGE}, oid, lanowner from pg_language
+                   union all select {PG_CONVERSION}, oid, conowner from pg_conversion
                    union all select {PG_LARGEOBJECT}, oid, lomowner from pg_largeobject_metadata) x,
                lateral pg_identify_object(x.c, x.o, 0) i
              order by 3",
@@ -134,6 +136,7 @@ impl Reader<'_> {
                union all select {PG_LARGEOBJECT}, oid, 0, 'L', lomowner, lomacl from pg_largeobject_metadata where lomacl is not null
                union all select {PG_FOREIGN_DATA_WRAPPER}, oid, 0, 'F', fdwowner, fdwacl from pg_foreign_data_wrapper where fdwacl is not null
                union all select {PG_FOREIGN_SERVER}, oid, 0, 'S', srvowner, srvacl from pg_foreign_server where srvacl is not null
+               union all select {PG_LANGUAGE}, oid, 0, 'l', lanowner, lanacl from pg_language where lanacl is not null
              ), actual as (
                select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o, aclexplode(o.acl) a
              ), defaults as (
@@ -151,6 +154,7 @@ impl Reader<'_> {
                     when d.c = {PG_CLASS} then 'TABLE ' when d.c = {PG_NAMESPACE} then 'SCHEMA '
                     when d.c = {PG_PROC} then 'ROUTINE ' when d.c = {PG_TYPE} then 'TYPE '
                     when d.c = {PG_FOREIGN_DATA_WRAPPER} then 'FOREIGN DATA WRAPPER ' when d.c = {PG_FOREIGN_SERVER} then 'FOREIGN SERVER '
+                    when d.c = {PG_LANGUAGE} then 'LANGUAGE '
                     else 'LARGE OBJECT ' end
                  || case when d.c = {PG_PROC} then {routine} else i.identity end,
                d.verb || ' ' || string_agg(d.privilege_type || coalesce('(' || (select quote_ident(attname) from pg_attribute

@@ -15,7 +15,7 @@ impl Reader<'_> {
                case when a.attstorage <> t.typstorage then case a.attstorage when 'p' then 'PLAIN' when 'e' then 'EXTERNAL'
                  when 'm' then 'MAIN' else 'EXTENDED' end end,
                d.oid, case a.attcompression when 'p' then 'pglz' when 'l' then 'lz4' end,
-               nullif({column_options}, '')
+               nullif({column_options}, ''), array_to_string(a.attoptions, ', ')
              from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
              join pg_type t on t.oid = a.atttypid left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
              where a.attnum > 0 and not a.attisdropped and {USER_SCHEMA} and {filter}
@@ -39,6 +39,7 @@ impl Reader<'_> {
                 attrdef: r.get(12),
                 compression: r.get(13),
                 foreign_options: r.get(14),
+                options: r.get(15),
             });
         }
         Ok(out)
@@ -131,7 +132,9 @@ impl Reader<'_> {
                (select r.oid from pg_rewrite r where r.ev_class = c.oid and r.rulename = '_RETURN'),
                n.nspname, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::bigint,
                (select format(' SERVER %I', s.srvname) || {table_options} from pg_foreign_table ft
-                  join pg_foreign_server s on s.oid = ft.ftserver where ft.ftrelid = c.oid)
+                  join pg_foreign_server s on s.oid = ft.ftserver where ft.ftrelid = c.oid),
+               format_type(nullif(c.reloftype, 0), null),
+               (select quote_ident(am.amname) from pg_am am where am.oid = c.relam and c.relkind = 'r' and am.amname <> 'heap')
              from pg_class c join pg_namespace n on n.oid = c.relnamespace
              where c.relkind in ('r', 'p', 'v', 'm', 'f') and {USER_SCHEMA} order by 3",
             table_options = foreign::options_clause("ft.ftoptions"),
@@ -205,11 +208,24 @@ impl Reader<'_> {
                         .iter()
                         .flat_map(|p| columns.get(p).map(Vec::as_slice).unwrap_or_default())
                         .collect();
+                    let typed: Option<String> = r.get(24);
                     for c in cols {
                         keys.extend(c.attrdef.map(|d| ObjKey(PG_ATTRDEF, d)));
-                        // A partition is written whole, as a table of its own, then attached
-                        // (as pg_dump does): its columns keep their order and their defaults.
-                        if c.local || partition.is_some() {
+                        if typed.is_some() {
+                            // A typed table's columns are its type's: only their options.
+                            let mut options = String::new();
+                            if let Some(d) = c.default.as_ref().filter(|_| c.generated.is_empty()) {
+                                options.push_str(&format!(" DEFAULT {d}"));
+                            }
+                            if c.not_null {
+                                options.push_str(" NOT NULL");
+                            }
+                            if !options.is_empty() {
+                                body.push(format!("    {} WITH OPTIONS{options}", c.name));
+                            }
+                        } else if c.local || partition.is_some() {
+                            // A partition is written whole, as a table of its own, then attached
+                            // (as pg_dump does): its columns keep their order and their defaults.
                             // A column both local and inherited takes its generation expression
                             // from the parent; repeating it is refused.
                             let inherits_generation = partition.is_none()
@@ -265,13 +281,21 @@ impl Reader<'_> {
                             parents.iter().filter_map(|p| names.get(p)).map(String::as_str).collect();
                         format!("\nINHERITS ({})", p.join(", "))
                     };
+                    let of = typed.as_deref().map(|t| format!(" OF {t}")).unwrap_or_default();
+                    let columns = if typed.is_some() && body.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (\n{}\n)", body.join(",\n"))
+                    };
                     let mut sql = format!(
-                        "CREATE {what} {name} (\n{}\n){inherits}{}",
-                        body.join(",\n"),
+                        "CREATE {what} {name}{of}{columns}{inherits}{}",
                         foreign.as_deref().map(|f| format!("\n{}", f.trim_start())).unwrap_or_default()
                     );
                     if let Some(k) = partition_key {
                         sql.push_str(&format!("\nPARTITION BY {k}"));
+                    }
+                    if let Some(method) = r.get::<_, Option<String>>(25) {
+                        sql.push_str(&format!("\nUSING {method}"));
                     }
                     sql.push_str(&with);
                     sql.push(';');
@@ -437,6 +461,9 @@ fn column_settings(table: &str, c: &Column) -> Vec<String> {
     if let Some(m) = &c.compression {
         out.push(format!("{alter} SET COMPRESSION {m};"));
     }
+    if let Some(o) = &c.options {
+        out.push(format!("{alter} SET ({o});"));
+    }
     out
 }
 
@@ -460,6 +487,7 @@ mod tests {
             attrdef: None,
             compression: None,
             foreign_options: None,
+            options: None,
         }
     }
 

@@ -32,14 +32,9 @@ impl Reader<'_> {
         }
         let sql = format!(
             "select i.type || ' ' || i.identity from (
-               select {PG_CLASS}::oid c, c.oid o from pg_class c where c.relkind in ('r', 'p', 'f') and c.reloftype <> 0
-               union all select {PG_TYPE}, t.oid from pg_type t where t.typtype in ('b', 'p')
+               select {PG_TYPE}::oid c, t.oid o from pg_type t where t.typtype in ('b', 'p')
                  and not exists (select 1 from pg_type a where a.typarray = t.oid)
                union all select {PG_TYPE}, r.rngtypid from pg_range r where r.rngcanonical <> 0
-               union all select 'pg_conversion'::regclass::oid, oid from pg_conversion
-               union all select 'pg_transform'::regclass::oid, oid from pg_transform
-               union all select 'pg_language'::regclass::oid, oid from pg_language
-               union all select 'pg_am'::regclass::oid, oid from pg_am
              ) x, lateral pg_identify_object(x.c, x.o, 0) i
              where x.o >= {FIRST_NORMAL_OID}
                and not exists (select 1 from pg_depend d where d.classid = x.c and d.objid = x.o and d.deptype in ('e', 'i'))
