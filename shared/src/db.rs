@@ -184,6 +184,10 @@ pub struct TableInfo {
     /// order, so a restore in any order (parallel parts) compares equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+    /// An extension configuration table's condition (`WHERE …`): `rows` and `content_hash`
+    /// are of the rows it picks (the extension makes the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 impl Preflight {
@@ -224,6 +228,7 @@ impl Preflight {
                 bytes: r.get(3),
                 rows: None,
                 content_hash: None,
+                filter: None,
             })
             .collect();
         Ok(Preflight {

@@ -45,7 +45,8 @@ async fn assert_round_trip(stack: &Stack, source: &TestDb, manifest: &Manifest) 
     assert!(!a.is_empty());
     assert_eq!(a, b, "every table's rows");
     // The manifest's row counts are what was restored.
-    for t in manifest.tables.iter().filter(|t| t.rows.is_some()) {
+    // (An extension configuration table's count is of the rows its condition picks.)
+    for t in manifest.tables.iter().filter(|t| t.rows.is_some() && t.filter.is_none()) {
         let name = format!("{}.{}", quote(&t.schema), quote(&t.name));
         let (_, rows, _) = b.iter().find(|(n, ..)| *n == name).unwrap_or_else(|| panic!("{name} restored"));
         assert_eq!(t.rows, Some(*rows as u64), "{name}");
@@ -79,7 +80,10 @@ async fn content_hashes(url: &str, manifest: &Manifest) -> Vec<(String, String)>
     client.batch_execute(backstop_core::native::SESSION).await.unwrap();
     let mut out = Vec::new();
     for t in manifest.tables.iter().filter(|t| t.content_hash.is_some()) {
-        let (rows, hash) = backstop_core::native::table_content(&client, &t.schema, &t.name).await.unwrap();
+        let (rows, hash) =
+            backstop_core::native::table_content(&client, &t.schema, &t.name, t.filter.as_deref())
+                .await
+                .unwrap();
         assert_eq!(Some(rows), t.rows);
         out.push((format!("{}.{}", quote(&t.schema), quote(&t.name)), hash));
     }
@@ -622,6 +626,67 @@ async fn languages_access_methods_conversions_transforms_and_typed_tables_round_
         (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, i32>(2)),
         ("heap2".into(), "person".into(), 0)
     );
+}
+
+/// Installs the test extension with configuration tables (`tests/fixtures/extension`) into the
+/// server's extension directory; `None`, said on stderr, where that directory is not writable.
+async fn install_config_extension(client: &tokio_postgres::Client) -> Option<()> {
+    let share: String =
+        client.query_one("select setting from pg_config where name = 'SHAREDIR'", &[]).await.ok()?.get(0);
+    let dir = std::path::Path::new(&share).join("extension");
+    for file in ["backstop_config_test.control", "backstop_config_test--1.0.sql"] {
+        let from = repo_root().join("tests/fixtures/extension").join(file);
+        if let Err(e) = std::fs::copy(&from, dir.join(file)) {
+            eprintln!("SKIPPED: cannot install the test extension into {} ({e})", dir.display());
+            return None;
+        }
+    }
+    Some(())
+}
+
+#[tokio::test]
+async fn an_extensions_configuration_tables_keep_the_rows_users_added() {
+    // GIVEN an extension with configuration tables (as PostGIS's spatial_ref_sys) holding its
+    // own rows and rows a user added, and a configuration sequence that moved
+    let stack = Stack::new("extconfig").await.unwrap();
+    let source = TestDb::create("extconfig").await.unwrap();
+    if install_config_extension(&source.client().await.unwrap()).await.is_none() {
+        return;
+    }
+    source
+        .psql(
+            b"create extension backstop_config_test;
+              insert into config_items values (100, 'mine'), (101, 'mine too');
+              insert into config_notes values ('kept');
+              select nextval('config_ids') from generate_series(1, 5);",
+        )
+        .await
+        .unwrap();
+
+    // WHEN a native backup is taken
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
+
+    // THEN the native engine wrote it, with the user's rows only (the extension makes its own)
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    let items = manifest.tables.iter().find(|t| t.name == "config_items").unwrap();
+    assert_eq!((items.rows, items.filter.as_deref()), (Some(2), Some("WHERE id >= 100")));
+    // AND psql and Backstop's restore bring back every row once, and the sequence's value
+    assert_round_trip(&stack, &source, &manifest).await;
+    let restored = format!("{}_restored", source.name);
+    let request = restore_request(&source.name, &restored, 2);
+    let _cleanup = TestDb::adopt(&restored);
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let report = restore(&app, &request).await.unwrap();
+    let counted = report.tables.iter().find(|t| t.table == "public.config_items").unwrap();
+    assert_eq!((counted.rows, counted.expected), (2, Some(2)), "counted under the extension's condition");
+    let c = assert_same_schema_and_rows(&source, &request.target_url).await;
+    let row = c
+        .query_one("select (select count(*) from config_items), (select last_value from config_ids)", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (4, 5));
 }
 
 #[tokio::test]

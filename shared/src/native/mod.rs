@@ -200,7 +200,7 @@ pub async fn dump(
     // Large tables become several parts when several workers can read them at once.
     let mut parts: Vec<DataTable> = Vec::new();
     for t in &data {
-        if !settings.single && settings.jobs > 1 && t.pages > settings.split_pages {
+        if !settings.single && settings.jobs > 1 && t.pages > settings.split_pages && t.filter.is_none() {
             let n = (t.pages / settings.split_pages.max(1) + 1).min(settings.jobs as i64 * 2);
             parts.extend(t.split(n));
         } else {
@@ -240,6 +240,7 @@ pub async fn dump(
         bytes: t.bytes,
         rows: s.map(|s| s.rows()),
         content_hash: s.map(|s| s.hash()),
+        filter: t.filter.clone().filter(|f| !f.trim().is_empty()),
     };
     let mut tables: Vec<TableInfo> = data.iter().map(|t| info(t, per_table.get(&t.oid))).collect();
     tables.extend(skipped.iter().map(|t| info(t, None)));
@@ -625,7 +626,13 @@ impl Progress {
 /// Rows and content hash ([`RowHasher`]) of one table as the engine records them, for
 /// `verify` to compare a restored copy with.
 /// `client` must have run [`SESSION`].
-pub async fn table_content(client: &Client, schema: &str, name: &str) -> Result<(u64, String)> {
+/// `filter`: an extension configuration table's condition (see [`DataTable::filter`]).
+pub async fn table_content(
+    client: &Client,
+    schema: &str,
+    name: &str,
+    filter: Option<&str>,
+) -> Result<(u64, String)> {
     let qualified = format!("{}.{}", crate::db::quote_ident(schema), crate::db::quote_ident(name));
     let cols: Vec<String> = client
         .query(
@@ -650,6 +657,7 @@ pub async fn table_content(client: &Client, schema: &str, name: &str) -> Result<
         rows_estimate: None,
         pages: 0,
         chunk: None,
+        filter: filter.map(str::to_owned),
     };
     let stats = copy_table(client, &table, &mut tokio::io::sink(), &Progress::new("", 0, 0)).await?;
     Ok((stats.rows(), stats.hash()))

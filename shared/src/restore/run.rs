@@ -111,6 +111,8 @@ struct PlannedTable {
     estimate: Option<i64>,
     /// Rows dumped (native engine).
     rows: Option<u64>,
+    /// An extension configuration table's condition: `rows` counts what it picks.
+    filter: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +157,7 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
                 name: t.name.clone(),
                 estimate: t.rows_estimate,
                 rows: t.rows,
+                filter: t.filter.clone(),
             })
             .collect(),
         local: None,
@@ -747,12 +750,13 @@ async fn restored_counts(
         if !wanted(&schema, &table) {
             continue;
         }
+        let known = planned.tables.iter().find(|t| t.schema == schema && t.name == table);
+        let filter = known.and_then(|t| t.filter.as_deref()).unwrap_or_default();
         let rows: i64 = client
-            .query_one(&format!("select count(*) from only {quoted}"), &[])
+            .query_one(&format!("select count(*) from only {quoted} {filter}"), &[])
             .await
             .map_err(db_err("count rows"))?
             .get(0);
-        let known = planned.tables.iter().find(|t| t.schema == schema && t.name == table);
         let (estimate, expected) = known.map_or((None, None), |t| (t.estimate, t.rows));
         counts.push(TableCount { table: plain, rows, estimate, expected });
     }

@@ -153,7 +153,8 @@ async fn drill(
     let mut checks = Vec::new();
     for t in &manifest.tables {
         let (Some(expected_rows), Some(expected_hash)) = (t.rows, &t.content_hash) else { continue };
-        let (rows, hash) = crate::native::table_content(&client, &t.schema, &t.name).await?;
+        let (rows, hash) =
+            crate::native::table_content(&client, &t.schema, &t.name, t.filter.as_deref()).await?;
         checks.push(TableCheck {
             table: format!("{}.{}", t.schema, t.name),
             rows,

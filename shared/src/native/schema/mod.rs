@@ -172,6 +172,10 @@ pub struct DataTable {
     pub pages: i64,
     /// For one part of a split table: the pages `[first, end)` it reads (`None`: to the end).
     pub chunk: Option<(i64, Option<i64>)>,
+    /// An extension's configuration table: the extension's condition (`WHERE …`) picking the
+    /// rows made after `CREATE EXTENSION` (PostGIS's `spatial_ref_sys`, say), which come back
+    /// on top of the rows the extension makes; `Some("")`: every row. Never split.
+    pub filter: Option<String>,
 }
 
 impl DataTable {
@@ -187,6 +191,9 @@ impl DataTable {
     /// The dump statement: the whole table, or one range of its pages (a TID range scan), which
     /// yields the same rows in the same form.
     pub fn copy_out(&self) -> String {
+        if let Some(filter) = self.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+            return format!("COPY (SELECT {} FROM ONLY {} {filter}) TO STDOUT", self.columns, self.qualified);
+        }
         match self.chunk {
             None => format!("{} TO STDOUT", self.copy_head()),
             Some((first, end)) => {
@@ -250,6 +257,7 @@ pub async fn read(
     let members = reader.extension_members().await?;
     reader.members = members.iter().map(|(m, _)| *m).collect();
     reader.members.extend(reader.implicit().await?);
+    reader.configuration = reader.extension_configuration().await?;
     reader.schemas().await?;
     let extensions = reader.extensions().await?;
     reader.collations().await?;
@@ -460,6 +468,9 @@ struct Reader<'a> {
     database: &'a str,
     /// Objects created by `CREATE EXTENSION`: never dumped themselves.
     members: HashSet<ObjKey>,
+    /// Extensions' configuration tables and sequences (`pg_extension_config_dump`), with the
+    /// condition of the rows to dump: their data is dumped, as pg_dump does.
+    configuration: HashMap<u32, String>,
     nodes: Vec<Node>,
     tables: Vec<DataTable>,
 }
@@ -472,7 +483,14 @@ impl std::fmt::Debug for Reader<'_> {
 
 impl<'a> Reader<'a> {
     fn new(client: &'a Client, database: &'a str) -> Self {
-        Reader { client, database, members: HashSet::new(), nodes: Vec::new(), tables: Vec::new() }
+        Reader {
+            client,
+            database,
+            members: HashSet::new(),
+            configuration: HashMap::new(),
+            nodes: Vec::new(),
+            tables: Vec::new(),
+        }
     }
 
     /// `server_version_num`: 150004 for 15.4.
@@ -488,9 +506,14 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Adds `node` unless it is an extension's object, or a statement on one, or what comes
+    /// after the data on an extension's table (its keys, indexes, triggers): `CREATE EXTENSION`
+    /// makes those. (A user's table inheriting from an extension's stays.)
     fn push(&mut self, node: Node) {
         let own = if node.kind.is_some() { node.keys.first() } else { node.needs.first() };
-        if !own.is_some_and(|k| self.members.contains(k)) {
+        let on_member_relation = node.section == Section::PostData
+            && node.needs.iter().any(|k| k.0 == PG_CLASS && self.members.contains(k));
+        if !own.is_some_and(|k| self.members.contains(k)) && !on_member_relation {
             self.nodes.push(node);
         }
     }
@@ -575,6 +598,7 @@ mod tests {
             rows_estimate: None,
             pages: 100,
             chunk: None,
+            filter: None,
         };
         assert_eq!(t.copy_out(), "COPY public.t (id, v) TO STDOUT");
         let parts = t.split(3);
@@ -585,6 +609,13 @@ mod tests {
             "COPY (SELECT id, v FROM ONLY public.t WHERE ctid >= '(33,0)'::tid AND ctid < '(66,0)'::tid) TO STDOUT"
         );
         assert_eq!(parts[2].copy_head(), "COPY public.t (id, v)");
+        let configuration = DataTable { filter: Some("WHERE id > 10".into()), ..t.clone() };
+        assert_eq!(
+            configuration.copy_out(),
+            "COPY (SELECT id, v FROM ONLY public.t WHERE id > 10) TO STDOUT"
+        );
+        let every_row = DataTable { filter: Some(String::new()), ..t };
+        assert_eq!(every_row.copy_out(), "COPY public.t (id, v) TO STDOUT");
     }
 
     #[rstest]

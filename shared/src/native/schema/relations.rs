@@ -46,6 +46,13 @@ impl Reader<'_> {
     }
 
     /// All sequences; standalone ones become nodes, identity ones are part of their table.
+    /// Extensions' configuration relations with their conditions (empty: every row).
+    pub(super) async fn extension_configuration(&self) -> Result<HashMap<u32, String>> {
+        let sql = "select c.oid, coalesce(c.cond, '') from pg_extension e,
+                     unnest(e.extconfig, e.extcondition) c(oid, cond) where e.extconfig is not null";
+        Ok(self.query("extension configuration", sql).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub(super) async fn sequences(&mut self) -> Result<HashMap<u32, Sequence>> {
         let sql = format!(
             "select c.oid, format('%I.%I', n.nspname, c.relname), c.relnamespace, c.relpersistence = 'u', format_type(s.seqtypid, null),
@@ -108,7 +115,13 @@ impl Reader<'_> {
                     .needs(table.map(|t| ObjKey(PG_CLASS, t))),
                 );
             }
-            self.push(Node::extra(Section::PostData, 150, format!("value of sequence {name}"), setval, key));
+            let value = Node::extra(Section::PostData, 150, format!("value of sequence {name}"), setval, key);
+            if self.configuration.contains_key(&oid) {
+                // An extension's configuration sequence: the extension makes it, its value is data.
+                self.nodes.push(value);
+            } else {
+                self.push(value);
+            }
             out.insert(oid, Sequence { oid, identity, owned });
         }
         Ok(out)
@@ -351,7 +364,8 @@ impl Reader<'_> {
                             on,
                         ));
                     }
-                    if kind == "r" && !self.members.contains(&ObjKey(PG_CLASS, oid)) {
+                    let filter = self.configuration.get(&oid).cloned();
+                    if kind == "r" && (filter.is_some() || !self.members.contains(&ObjKey(PG_CLASS, oid))) {
                         let data_cols: Vec<&str> =
                             cols.iter().filter(|c| c.generated.is_empty()).map(|c| c.name.as_str()).collect();
                         self.tables.push(DataTable {
@@ -364,6 +378,7 @@ impl Reader<'_> {
                             rows_estimate: r.get(18),
                             pages: r.get(22),
                             chunk: None,
+                            filter,
                         });
                     }
                 }
