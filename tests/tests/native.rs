@@ -690,6 +690,52 @@ async fn an_extensions_configuration_tables_keep_the_rows_users_added() {
 }
 
 #[tokio::test]
+async fn base_types_shells_and_canonical_ranges_round_trip() {
+    // GIVEN a base type over internal functions (its input and output need the type, the type
+    // needs them), a shell type, and a range with a canonical function, each used by a table
+    let (stack, source) = given(
+        "types15",
+        br#"create type mytext;
+            create function mytext_in(cstring) returns mytext language internal immutable strict as 'textin';
+            create function mytext_out(mytext) returns cstring language internal immutable strict as 'textout';
+            create type mytext (input = mytext_in, output = mytext_out, internallength = variable,
+              category = 'S', collatable = true, storage = extended);
+            comment on type mytext is 'text again';
+            create table notes_b (id int, v mytext, vs mytext[]);
+            insert into notes_b values (1, 'hello', '{a,b}');
+            create type half_made;
+            create type myrange;
+            create function myrange_canon(myrange) returns myrange language internal immutable strict
+              as 'int4range_canonical';
+            create type myrange as range (subtype = int4, canonical = myrange_canon);
+            create table slots (r myrange);
+            insert into slots values ('[1,5]'), ('(2,8)');"#,
+    )
+    .await;
+
+    // WHEN a native backup set is taken
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
+
+    // THEN the native engine wrote it, and it restores to the same schema and rows
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    assert_eq!(manifest.counts.get("shell type"), Some(&3), "{:?}", manifest.counts);
+    let target = assert_round_trip(&stack, &source, &manifest).await;
+    let row = target
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "select (select v::text from notes_b), (select string_agg(r::text, ' ' order by r) from slots)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, String>(0), row.get::<_, String>(1)), ("hello".into(), "[1,6) [3,8)".into()));
+}
+
+#[tokio::test]
 async fn partitions_triggers_and_column_settings_come_back_as_they_were() {
     // GIVEN what used to differ silently after a restore (issue 15): partitions with their own
     // defaults and their own column order, trigger states, a materialized view column's
@@ -792,11 +838,11 @@ async fn a_foreign_key_to_rows_left_out_is_written_not_valid_and_said() {
     assert_eq!((audit, validated), (2, false));
 }
 
-/// A database with an object the native engine cannot write yet (a shell type), and rows.
+/// A database with an object the native engine leaves to pg_dump (a subscription), and rows.
 const UNWRITABLE: &[u8] =
     b"create table t (id int); create table audit (id int); insert into t values (1), (2);
     insert into audit values (7);
-    create type half_made;";
+    create subscription half_made connection 'dbname=nowhere' publication p with (connect = false);";
 
 #[tokio::test]
 async fn pg_dump_stands_in_where_the_engine_cannot_write_an_object_and_says_so() {
@@ -810,12 +856,12 @@ async fn pg_dump_stands_in_where_the_engine_cannot_write_an_object_and_says_so()
     let out = &record.outputs["databases"][0];
     assert_eq!(out["engine"], "pg_dump");
     let warnings = out["warnings"].to_string();
-    assert!(warnings.contains("cannot dump type public.half_made"), "{warnings}");
+    assert!(warnings.contains("cannot dump subscription half_made"), "{warnings}");
     assert!(warnings.contains("dumped with pg_dump"), "{warnings}");
     assert!(record.summary.contains("1 warning"), "{}", record.summary);
     let manifest = stack.manifest_of(&record).await.unwrap().1;
     assert_eq!((manifest.engine.name.as_str(), manifest.warnings.len()), ("pg_dump", 1));
-    // AND it restores: the shell type is there, t's rows are back, audit is there without
+    // AND it restores: the subscription is there, t's rows are back, audit is there without
     // rows (the native meaning of exclude_tables, not pg_dump's -T)
     let sql = stored_sql(&stack, &manifest).await.unwrap();
     let target = TestDb::create("fallback_restored").await.unwrap();
@@ -824,7 +870,8 @@ async fn pg_dump_stands_in_where_the_engine_cannot_write_an_object_and_says_so()
     let row = c
         .query_one(
             "select (select count(*) from t), (select count(*) from audit),
-               (select count(*) from pg_type where typname = 'half_made')",
+               (select count(*) from pg_subscription where subname = 'half_made'
+                  and subdbid = (select oid from pg_database where datname = current_database()))",
             &[],
         )
         .await
@@ -849,7 +896,7 @@ async fn an_object_the_engine_cannot_write_fails_the_backup_where_pg_dump_cannot
 
         assert_eq!(record.status, Status::Failed);
         let error = record.error.unwrap();
-        assert!(error.contains("cannot dump type public.half_made"), "{error}");
+        assert!(error.contains("cannot dump subscription half_made"), "{error}");
         assert!(error.contains(why), "{error}");
         assert_eq!(record.retryable, Some(false), "a kind the engine cannot write stays unwritable");
     }

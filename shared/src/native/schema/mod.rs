@@ -119,6 +119,9 @@ pub struct Node {
     pub refreshes: Option<u32>,
     /// A validated foreign key: `(table, referenced table, the table is partitioned)`.
     pub references: Option<(u32, u32, bool)>,
+    /// The definition of a type whose shell another node creates (`pg_type` oid): what the
+    /// type needs, it needs; what needs the type (but its own functions) needs this.
+    pub completes: Option<u32>,
 }
 
 impl Node {
@@ -142,6 +145,7 @@ impl Node {
             kind: None,
             refreshes: None,
             references: None,
+            completes: None,
         }
     }
 
@@ -301,8 +305,12 @@ pub async fn read(
     let mut deps: Vec<Vec<usize>> =
         nodes.iter().map(|n| n.needs.iter().filter_map(|k| aliases.get(k).copied()).collect()).collect();
     let owned_sequences: HashSet<u32> = sequences.values().filter(|s| s.owned).map(|s| s.oid).collect();
+    let completions: HashMap<ObjKey, usize> =
+        nodes.iter().enumerate().filter_map(|(i, n)| Some((ObjKey(PG_TYPE, n.completes?), i))).collect();
     for (dependent, referenced, deptype) in depend {
-        let (Some(&a), Some(&b)) = (aliases.get(&dependent), aliases.get(&referenced)) else { continue };
+        // What a type needs (its functions), its definition needs, not its shell.
+        let dependent_node = completions.get(&dependent).or(aliases.get(&dependent));
+        let (Some(&a), Some(&b)) = (dependent_node, aliases.get(&referenced)) else { continue };
         // A sequence OWNED BY a column depends on its table, while the column's default
         // depends on the sequence: the ownership is its own statement, after both.
         if deptype == 'a' && dependent.0 == PG_CLASS && owned_sequences.contains(&dependent.1) {
@@ -310,6 +318,7 @@ pub async fn read(
         }
         deps[a].push(b);
     }
+    complete_shells(&completions, &aliases, &mut deps);
     refresh_after_sources(&nodes, &aliases, &mut deps);
     let warnings = keys_to_rows_left_out(database, &mut nodes, &tables, has_data)?;
     let ranks: Vec<u32> =
@@ -318,7 +327,16 @@ pub async fn read(
         database: database.to_owned(),
         reason: format!(
             "the schema's dependencies form a cycle the native engine cannot order: {}",
-            stuck.iter().take(8).map(|&i| nodes[i].label.as_str()).collect::<Vec<_>>().join(", ")
+            stuck
+                .iter()
+                .take(8)
+                .map(|&i| format!(
+                    "{} (after {})",
+                    nodes[i].label,
+                    deps[i].iter().map(|&d| nodes[d].label.as_str()).collect::<Vec<_>>().join(" + ")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     })?;
 
@@ -404,6 +422,25 @@ fn keys_to_rows_left_out(
         ));
     }
     Ok(warnings)
+}
+
+/// A type's definition comes after its shell, and whatever needs the type, but the functions
+/// the definition itself needs, comes after the definition (a table cannot use a shell).
+fn complete_shells(
+    completions: &HashMap<ObjKey, usize>,
+    aliases: &HashMap<ObjKey, usize>,
+    deps: &mut [Vec<usize>],
+) {
+    for (key, &full) in completions {
+        let Some(&shell) = aliases.get(key) else { continue };
+        let own: HashSet<usize> = deps[full].iter().copied().collect();
+        for (i, d) in deps.iter_mut().enumerate() {
+            if i != full && !own.contains(&i) && d.contains(&shell) {
+                d.push(full);
+            }
+        }
+        deps[full].push(shell);
+    }
 }
 
 /// A materialized view is refreshed after every materialized view it reads, directly or

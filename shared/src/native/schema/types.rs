@@ -128,7 +128,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Enums, ranges, domains and composite types.
+    /// Enums, ranges, domains, composite types, base types and shells.
     pub(super) async fn types(&mut self) -> Result<()> {
         let sql = format!(
             "select t.oid, t.typtype::text, format('%I.%I', n.nspname, t.typname), t.typnamespace, t.typarray, t.typrelid,
@@ -141,13 +141,29 @@ impl Reader<'_> {
                      where oc.oid = r.rngsubopc and not oc.opcdefault),
                    (select format(', collation = %I.%I', cn.nspname, co.collname) from pg_collation co join pg_namespace cn on cn.oid = co.collnamespace
                      where co.oid = r.rngcollation and r.rngcollation <> (select s.typcollation from pg_type s where s.oid = r.rngsubtype)),
-                   case when r.rngsubdiff <> 0 then ', subtype_diff = ' || r.rngsubdiff::regproc::text end,
+                   concat(case when r.rngsubdiff <> 0 then ', subtype_diff = ' || r.rngsubdiff::regproc::text end,
+                     case when r.rngcanonical <> 0 then ', canonical = ' || r.rngcanonical::regproc::text end),
                    mn.nspname, m.typname)
                  from pg_range r join pg_type m on m.oid = r.rngmultitypid join pg_namespace mn on mn.oid = m.typnamespace
                  where r.rngtypid = t.oid),
-               (select array[r.rngmultitypid, m.typarray] from pg_range r join pg_type m on m.oid = r.rngmultitypid where r.rngtypid = t.oid)
+               (select array[r.rngmultitypid, m.typarray] from pg_range r join pg_type m on m.oid = r.rngmultitypid where r.rngtypid = t.oid),
+               case when t.typtype = 'b' then concat_ws(E',\\n    ',
+                 'INTERNALLENGTH = ' || case when t.typlen < 0 then 'variable' else t.typlen::text end,
+                 'INPUT = ' || t.typinput::regproc, 'OUTPUT = ' || t.typoutput::regproc,
+                 'RECEIVE = ' || nullif(t.typreceive, 0)::regproc, 'SEND = ' || nullif(t.typsend, 0)::regproc,
+                 'TYPMOD_IN = ' || nullif(t.typmodin, 0)::regproc, 'TYPMOD_OUT = ' || nullif(t.typmodout, 0)::regproc,
+                 'ANALYZE = ' || nullif(t.typanalyze, 0)::regproc, 'SUBSCRIPT = ' || nullif(t.typsubscript, 0)::regproc,
+                 case when t.typbyval then 'PASSEDBYVALUE' end,
+                 'ALIGNMENT = ' || case t.typalign when 'c' then 'char' when 's' then 'int2' when 'i' then 'int4' else 'double' end,
+                 'STORAGE = ' || case t.typstorage when 'p' then 'plain' when 'e' then 'external' when 'm' then 'main' else 'extended' end,
+                 'CATEGORY = ' || quote_literal(t.typcategory::text), case when t.typispreferred then 'PREFERRED = true' end,
+                 'DEFAULT = ' || quote_literal(t.typdefault), 'ELEMENT = ' || format_type(nullif(t.typelem, 0), null),
+                 'DELIMITER = ' || quote_literal(t.typdelim::text), case when t.typcollation <> 0 then 'COLLATABLE = true' end) end,
+               t.typtype in ('b', 'p') or exists (select 1 from pg_range r where r.rngtypid = t.oid and r.rngcanonical <> 0)
              from pg_type t join pg_namespace n on n.oid = t.typnamespace left join pg_class c on c.oid = t.typrelid
-             where {USER_SCHEMA} and t.typtype in ('e', 'r', 'd', 'c') and (t.typrelid = 0 or c.relkind = 'c')
+             where {USER_SCHEMA} and (t.typtype in ('e', 'r', 'd', 'c') and (t.typrelid = 0 or c.relkind = 'c')
+               or t.typtype in ('b', 'p') and t.oid >= {FIRST_NORMAL_OID}
+                 and not exists (select 1 from pg_type e where e.typarray = t.oid))
              order by 3"
         );
         let rows = self.query("types", &sql).await?;
@@ -157,7 +173,32 @@ impl Reader<'_> {
             let (oid, kind, name, nsp, array, relid): (u32, String, String, u32, u32, u32) =
                 (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
             let mut keys = vec![ObjKey(PG_TYPE, oid), ObjKey(PG_TYPE, array)];
+            // A type and its functions need each other (a base type's input and output, a
+            // range's canonical function): as pg_dump does, a shell first, then the functions,
+            // then the definition, which completes the shell.
+            let shell: bool = r.get(14);
+            if shell {
+                keys.remove(0);
+                self.push(
+                    Node::new(
+                        Section::PreData,
+                        28,
+                        "shell type",
+                        format!("shell type {name}"),
+                        format!("CREATE TYPE {name};"),
+                    )
+                    .keys([ObjKey(PG_TYPE, oid)])
+                    .needs([ObjKey(PG_NAMESPACE, nsp)]),
+                );
+                if kind == "p" {
+                    continue; // only a shell (CREATE TYPE name;)
+                }
+            }
             let (node_kind, label, sql) = match kind.as_str() {
+                "b" => {
+                    let def: String = r.get(13);
+                    ("type", format!("type {name}"), format!("CREATE TYPE {name} (\n    {def}\n);"))
+                }
                 "e" => {
                     let labels: Option<String> = r.get(6);
                     (
@@ -224,11 +265,18 @@ impl Reader<'_> {
             } else {
                 30
             };
-            self.push(
-                Node::new(Section::PreData, rank, node_kind, label, sql)
+            let node = Node {
+                completes: shell.then_some(oid),
+                ..Node::new(Section::PreData, rank, node_kind, label, sql)
                     .keys(keys)
-                    .needs([ObjKey(PG_NAMESPACE, nsp)]),
-            );
+                    .needs([ObjKey(PG_NAMESPACE, nsp)])
+            };
+            if shell && !self.members.contains(&ObjKey(PG_TYPE, oid)) {
+                // Its first key is its array type, which the server makes (as `implicit`).
+                self.nodes.push(node);
+            } else {
+                self.push(node);
+            }
         }
         Ok(())
     }
