@@ -143,6 +143,35 @@ impl Reader<'_> {
                     .needs([ObjKey(PG_CLASS, rel)]),
             );
         }
+        // A partition's copy of its parent's trigger comes with the parent's; only a state of its
+        // own is written (after the parent's, which reaches the partitions too).
+        let sql = format!(
+            "select tg.oid, tg.tgrelid, tg.tgparentid, quote_ident(tg.tgname), tg.tgenabled::text, c.oid::regclass::text
+             from pg_trigger tg join pg_class c on c.oid = tg.tgrelid join pg_namespace n on n.oid = c.relnamespace
+             join pg_trigger p on p.oid = tg.tgparentid
+             where {USER_SCHEMA} and tg.tgparentid <> 0 and tg.tgenabled <> p.tgenabled order by 6, 4"
+        );
+        for r in self.query("partitions' trigger states", &sql).await? {
+            let (oid, rel, parent, name, enabled, table): (u32, u32, u32, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            let verb = match enabled.as_str() {
+                "D" => "DISABLE",
+                "R" => "ENABLE REPLICA",
+                "A" => "ENABLE ALWAYS",
+                _ => "ENABLE",
+            };
+            self.push(
+                Node::extra(
+                    Section::PostData,
+                    142,
+                    format!("state of trigger {name} on {table}"),
+                    format!("ALTER TABLE {table} {verb} TRIGGER {name};"),
+                    ObjKey(PG_CLASS, rel),
+                )
+                .keys([ObjKey(PG_TRIGGER, oid)])
+                .needs([ObjKey(PG_TRIGGER, parent)]),
+            );
+        }
         let sql = format!(
             "select r.oid, r.ev_class, pg_get_ruledef(r.oid), format('%I on %s', r.rulename, c.oid::regclass)
              from pg_rewrite r join pg_class c on c.oid = r.ev_class join pg_namespace n on n.oid = c.relnamespace

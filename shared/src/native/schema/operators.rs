@@ -55,8 +55,9 @@ impl Reader<'_> {
             "with m as ({members})
              select {PG_OPFAMILY}::oid, f.oid, format('%I.%I USING %I', n.nspname, f.opfname, am.amname), n.oid, 0::oid,
                format('CREATE OPERATOR FAMILY %I.%I USING %I;', n.nspname, f.opfname, am.amname)
-                 || coalesce(format(E'\\nALTER OPERATOR FAMILY %I.%I USING %I ADD\\n    %s;', n.nspname, f.opfname, am.amname,
-                      (select string_agg(m.m, E',\\n    ' order by m.k, m.num, m.m) from m where m.refclassid = {PG_OPFAMILY} and m.refobjid = f.oid)), ''),
+                 || coalesce(format(E'\\nALTER OPERATOR FAMILY %I.%I USING %I ADD\\n    ', n.nspname, f.opfname, am.amname)
+                      || (select string_agg(m.m, E',\\n    ' order by m.k, m.num, m.m) from m
+                          where m.refclassid = {PG_OPFAMILY} and m.refobjid = f.oid) || ';', ''),
                coalesce((select array_agg(m.oid) from m where m.refclassid = {PG_OPFAMILY} and m.refobjid = f.oid), '{{}}'),
                coalesce((select array_agg(m.cls) from m where m.refclassid = {PG_OPFAMILY} and m.refobjid = f.oid), '{{}}')
              from pg_opfamily f join pg_namespace n on n.oid = f.opfnamespace join pg_am am on am.oid = f.opfmethod
@@ -67,7 +68,8 @@ impl Reader<'_> {
                  n.nspname, c.opcname, case when c.opcdefault then 'DEFAULT ' end, format_type(c.opcintype, null), am.amname,
                  fn.nspname, f.opfname,
                  concat_ws(E',\\n    ', (select string_agg(m.m, E',\\n    ' order by m.k, m.num, m.m) from m where m.refclassid = {PG_OPCLASS} and m.refobjid = c.oid),
-                   'STORAGE ' || format_type(nullif(c.opckeytype, 0), null))),
+                   -- Nothing else: a STORAGE of the input type, a no-op (as pg_dump writes it).
+                   'STORAGE ' || format_type(coalesce(nullif(c.opckeytype, 0), c.opcintype), null))),
                coalesce((select array_agg(m.oid) from m where m.refclassid = {PG_OPCLASS} and m.refobjid = c.oid), '{{}}'),
                coalesce((select array_agg(m.cls) from m where m.refclassid = {PG_OPCLASS} and m.refobjid = c.oid), '{{}}')
              from pg_opclass c join pg_namespace n on n.oid = c.opcnamespace join pg_am am on am.oid = c.opcmethod

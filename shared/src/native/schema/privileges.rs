@@ -124,7 +124,7 @@ impl Reader<'_> {
     /// GRANT and REVOKE relative to each object's default privileges, and default privileges.
     pub(super) async fn privileges(&mut self) -> Result<()> {
         let sql = format!(
-            "with objs as (
+            "with objs0 as (
                select {PG_CLASS}::oid c, c.oid o, 0 sub, case c.relkind when 'S' then 's' else 'r' end::\"char\" t, c.relowner owner, c.relacl acl
                  from pg_class c where c.relacl is not null and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
                union all select {PG_CLASS}, a.attrelid, a.attnum, 'c', c.relowner, a.attacl
@@ -137,11 +137,16 @@ impl Reader<'_> {
                union all select {PG_FOREIGN_DATA_WRAPPER}, oid, 0, 'F', fdwowner, fdwacl from pg_foreign_data_wrapper where fdwacl is not null
                union all select {PG_FOREIGN_SERVER}, oid, 0, 'S', srvowner, srvacl from pg_foreign_server where srvacl is not null
                union all select {PG_LANGUAGE}, oid, 0, 'l', lanowner, lanacl from pg_language where lanacl is not null
+             ), objs as (
+               -- Built-in objects and extensions' start from the privileges initdb or CREATE
+               -- EXTENSION gave them (pg_init_privs), as pg_dump compares them.
+               select o.*, ip.initprivs init, ip.objoid is not null or o.o < {FIRST_NORMAL_OID} initial
+               from objs0 o left join pg_init_privs ip on ip.classoid = o.c and ip.objoid = o.o and ip.objsubid = o.sub
              ), actual as (
                select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o, aclexplode(o.acl) a
              ), defaults as (
-               select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o, aclexplode(acldefault(o.t, o.owner)) a
-               where o.t <> 'c'
+               select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o,
+                 aclexplode(coalesce(o.init, case when o.t <> 'c' then acldefault(o.t, o.owner) end)) a
                -- What a new database's `public` has, and the target starts from.
                union all select o.c, o.o, 0, 0::oid, 'USAGE', false from objs o
                where o.c = {PG_NAMESPACE} and o.o = 'public'::regnamespace
@@ -160,7 +165,8 @@ impl Reader<'_> {
                d.verb || ' ' || string_agg(d.privilege_type || coalesce('(' || (select quote_ident(attname) from pg_attribute
                    where attrelid = d.o and attnum = d.sub and d.sub > 0) || ')', ''), ', ' order by d.privilege_type),
                case when d.grantee = 0 then 'PUBLIC' else quote_ident(pg_get_userbyid(d.grantee)) end,
-               d.is_grantable
+               d.is_grantable,
+               bool_or((select o.initial from objs o where o.c = d.c and o.o = d.o and o.sub = d.sub))
              from diff d, lateral pg_identify_object(d.c, d.o, 0) i
              group by d.c, d.o, d.sub, i.identity, d.verb, d.grantee, d.is_grantable
              -- Grantees in the ACL's own order (as pg_dump writes them), so dumps diff cleanly.
@@ -174,8 +180,10 @@ impl Reader<'_> {
         for r in rows {
             let (class, oid, target, verb, grantee, grantable): (u32, u32, String, String, String, bool) =
                 (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            // A built-in object or an extension's whose privileges were changed.
+            let initial: bool = r.get(6);
             let key = ObjKey(class, oid);
-            if !created.contains(&key) && target != "SCHEMA public" {
+            if !created.contains(&key) && target != "SCHEMA public" && !initial {
                 continue;
             }
             let sql = if verb.starts_with("REVOKE") {
@@ -186,13 +194,18 @@ impl Reader<'_> {
                     if grantable { " WITH GRANT OPTION" } else { "" }
                 )
             };
-            self.push(Node::extra(
+            let node = Node::extra(
                 Section::PostData,
                 180,
                 format!("privileges on {}", target.to_lowercase()),
                 sql,
                 key,
-            ));
+            );
+            if initial && !created.contains(&key) {
+                self.nodes.push(node); // CREATE EXTENSION or initdb makes the object
+            } else {
+                self.push(node);
+            }
         }
         let sql = "with d as (
                      select da.oid, da.defaclrole role, da.defaclnamespace nsp, da.defaclobjtype t, a.grantee, a.privilege_type, a.is_grantable

@@ -58,7 +58,8 @@ impl Reader<'_> {
             "select c.oid, format('%I.%I', n.nspname, c.relname), c.relnamespace, c.relpersistence = 'u', format_type(s.seqtypid, null),
                s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
                d.deptype::text, d.refobjid, (select quote_ident(a.attname) from pg_attribute a where a.attrelid = d.refobjid and a.attnum = d.refobjsubid),
-               d.refobjid::regclass::text, pg_sequence_last_value(c.oid)
+               d.refobjid::regclass::text, pg_sequence_last_value(c.oid),
+               (select t.relpersistence <> c.relpersistence from pg_class t where t.oid = d.refobjid)
              from pg_class c join pg_namespace n on n.oid = c.relnamespace join pg_sequence s on s.seqrelid = c.oid
              left join pg_depend d on d.classid = {PG_CLASS} and d.objid = c.oid and d.refclassid = {PG_CLASS}
                and d.refobjsubid > 0 and d.deptype in ('a', 'i')
@@ -82,8 +83,14 @@ impl Reader<'_> {
                 None => format!("SELECT pg_catalog.setval({}, {start}, false);", sql_literal(&name)),
             };
             let key = ObjKey(PG_CLASS, oid);
-            let identity =
-                (deptype.as_deref() == Some("i")).then(|| format!("SEQUENCE NAME {name} {options}"));
+            // An identity sequence logged otherwise than its table says so (as pg_dump 15.8+).
+            let persistence = match (r.get::<_, Option<bool>>(16), unlogged) {
+                (Some(true), true) => " UNLOGGED",
+                (Some(true), false) => " LOGGED",
+                _ => "",
+            };
+            let identity = (deptype.as_deref() == Some("i"))
+                .then(|| format!("SEQUENCE NAME {name} {options}{persistence}"));
             if identity.is_none() {
                 let ty: String = r.get(4);
                 self.push(
