@@ -736,6 +736,54 @@ async fn base_types_shells_and_canonical_ranges_round_trip() {
 }
 
 #[tokio::test]
+async fn trigger_states_of_partitions_sequence_persistence_and_grants_on_built_in_objects_round_trip() {
+    // GIVEN what the regression database showed the engine lost: a partition's own state of
+    // its parent's trigger, an identity sequence unlogged under a logged table, and privileges
+    // changed on an extension's function and on a catalog table
+    let (stack, source) = given(
+        "regression15",
+        br#"create table tp (id int, at date) partition by range (at);
+            create table tp1 partition of tp for values from ('2026-01-01') to ('2027-01-01');
+            create table tp2 partition of tp for values from ('2027-01-01') to ('2028-01-01');
+            create function noop() returns trigger language plpgsql as 'begin return new; end';
+            create trigger audit after insert on tp for each row execute function noop();
+            alter table tp1 disable trigger audit;
+            alter table tp2 enable always trigger audit;
+            create table idl (a int generated always as identity, b text);
+            alter sequence idl_a_seq set unlogged;
+            insert into idl (b) values ('x');
+            create extension unaccent;
+            revoke execute on function unaccent(text) from public;
+            grant select on pg_catalog.pg_statistic to pg_monitor;"#,
+    )
+    .await;
+
+    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
+
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    let target = assert_round_trip(&stack, &source, &manifest).await;
+    let row = target
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "select (select string_agg(c.relname || ':' || t.tgenabled::text, ' ' order by c.relname) from pg_trigger t
+                       join pg_class c on c.oid = t.tgrelid where t.tgname = 'audit'),
+                    (select relpersistence::text from pg_class where relname = 'idl_a_seq'),
+                    has_function_privilege('public', 'unaccent(text)', 'execute'),
+                    has_table_privilege('pg_monitor', 'pg_catalog.pg_statistic', 'select')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1), row.get::<_, bool>(2), row.get::<_, bool>(3)),
+        ("tp:O tp1:D tp2:A".into(), "u".into(), false, true)
+    );
+}
+
+#[tokio::test]
 async fn partitions_triggers_and_column_settings_come_back_as_they_were() {
     // GIVEN what used to differ silently after a restore (issue 15): partitions with their own
     // defaults and their own column order, trigger states, a materialized view column's

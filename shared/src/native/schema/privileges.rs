@@ -140,7 +140,8 @@ impl Reader<'_> {
              ), objs as (
                -- Built-in objects and extensions' start from the privileges initdb or CREATE
                -- EXTENSION gave them (pg_init_privs), as pg_dump compares them.
-               select o.*, ip.initprivs init, ip.objoid is not null or o.o < {FIRST_NORMAL_OID} initial
+               select o.*, ip.initprivs init, ip.objoid is not null or o.o < {FIRST_NORMAL_OID}
+                 or exists (select 1 from pg_depend d where d.classid = o.c and d.objid = o.o and d.deptype = 'e') initial
                from objs0 o left join pg_init_privs ip on ip.classoid = o.c and ip.objoid = o.o and ip.objsubid = o.sub
              ), actual as (
                select o.c, o.o, o.sub, a.grantee, a.privilege_type, a.is_grantable from objs o, aclexplode(o.acl) a
