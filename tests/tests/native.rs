@@ -784,6 +784,56 @@ async fn trigger_states_of_partitions_sequence_persistence_and_grants_on_built_i
 }
 
 #[tokio::test]
+async fn database_and_role_settings_follow_into_the_restored_database() {
+    // GIVEN settings on the database and on a role in it (as `ALTER DATABASE … SET` leaves them)
+    let (stack, source) = given("dbsettings", b"create table t (id int);").await;
+    source
+        .psql(
+            format!(
+                "alter database {db} set work_mem = '12MB';
+                 alter database {db} set search_path = \"$user\", public, extensions;
+                 alter role postgres in database {db} set statement_timeout = '5min';",
+                db = source.name
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+
+    // WHEN it is backed up and restored with Backstop into a database of another name
+    let record = stack.backup(&source, Value::Null).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let restored = format!("{}_restored", source.name);
+    let request = restore_request(&source.name, &restored, 2);
+    let _cleanup = TestDb::adopt(&restored);
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    restore(&app, &request).await.unwrap();
+
+    // THEN the restored database carries the same settings
+    let admin = backstop_tests::connect(&admin_url()).await.unwrap();
+    let settings = |db: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query(
+                    "select coalesce(r.rolname, '-'), array_to_string(s.setconfig, ';') from pg_db_role_setting s
+                     left join pg_roles r on r.oid = s.setrole join pg_database d on d.oid = s.setdatabase
+                     where d.datname = $1 order by 1",
+                    &[&db],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = settings(source.name.clone()).await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(settings(restored.clone()).await, before);
+}
+
+#[tokio::test]
 async fn partitions_triggers_and_column_settings_come_back_as_they_were() {
     // GIVEN what used to differ silently after a restore (issue 15): partitions with their own
     // defaults and their own column order, trigger states, a materialized view column's

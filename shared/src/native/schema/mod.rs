@@ -286,6 +286,7 @@ pub async fn read(
     if !options.no_privileges {
         reader.privileges().await?;
     }
+    reader.database_settings(!options.no_owner).await?;
     let depend = reader.depend().await?;
     let Reader { mut nodes, mut tables, .. } = reader;
 

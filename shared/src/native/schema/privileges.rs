@@ -240,4 +240,101 @@ impl Reader<'_> {
         }
         Ok(())
     }
+
+    /// `ALTER DATABASE … SET` and `ALTER ROLE … IN DATABASE … SET` (as `pg_dump --create`
+    /// writes them), for whichever database the restore goes into; the roles' settings only
+    /// with owners (`no_owner` means roles differ there).
+    pub(super) async fn database_settings(&mut self, roles: bool) -> Result<()> {
+        let sql =
+            "select r.rolname, c.config from pg_db_role_setting s left join pg_roles r on r.oid = s.setrole,
+                     unnest(s.setconfig) with ordinality c(config, n)
+                   where s.setdatabase = (select oid from pg_database where datname = current_database())
+                   order by r.rolname nulls first, c.n";
+        for r in self.query("database settings", sql).await? {
+            let (role, config): (Option<String>, String) = (r.get(0), r.get(1));
+            if role.is_some() && !roles {
+                continue;
+            }
+            let Some(clause) = setting_clause(&config) else {
+                return Err(Error::Unsupported {
+                    database: self.database.to_owned(),
+                    reason: format!("cannot write the database setting {config:?}"),
+                });
+            };
+            let target = match &role {
+                None => "'ALTER DATABASE ' || quote_ident(current_database())".to_owned(),
+                Some(role) => format!(
+                    "'ALTER ROLE {} IN DATABASE ' || quote_ident(current_database())",
+                    crate::db::quote_ident(role).replace('\'', "''")
+                ),
+            };
+            let label = match &role {
+                None => format!("database setting {clause}"),
+                Some(role) => format!("setting of role {role} {clause}"),
+            };
+            self.push(Node::statement(
+                Section::PostData,
+                199,
+                label,
+                format!("DO $backstop$BEGIN EXECUTE {target} || $setting$ {clause}$setting$; END$backstop$;"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Settings whose value is a list, each item its own literal (as `SET search_path TO 'a', 'b'`).
+const LIST_SETTINGS: [&str; 5] = [
+    "search_path",
+    "temp_tablespaces",
+    "session_preload_libraries",
+    "local_preload_libraries",
+    "shared_preload_libraries",
+];
+
+/// `SET name TO 'value'` from a `pg_db_role_setting` entry `name=value`; `None` where it cannot
+/// be written safely inside the dollar quotes it goes in.
+fn setting_clause(config: &str) -> Option<String> {
+    let (name, value) = config.split_once('=')?;
+    let plain =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if !plain(name) || value.contains("$setting$") || value.contains("$backstop$") {
+        return None;
+    }
+    let literal = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let items: Vec<String> = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+        value
+            .split(',')
+            .map(|item| {
+                let item = item.trim();
+                let unquoted = item
+                    .strip_prefix('"')
+                    .and_then(|i| i.strip_suffix('"'))
+                    .map(|i| i.replace("\"\"", "\""))
+                    .unwrap_or_else(|| item.to_owned());
+                literal(&unquoted)
+            })
+            .collect()
+    } else {
+        vec![literal(value)]
+    };
+    Some(format!("SET {name} TO {}", items.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_written_as_pg_dump_writes_them() {
+        assert_eq!(setting_clause("work_mem=12MB").unwrap(), "SET work_mem TO '12MB'");
+        assert_eq!(
+            setting_clause("search_path=\"$user\", public, \"My Schema\"").unwrap(),
+            "SET search_path TO '$user', 'public', 'My Schema'"
+        );
+        assert_eq!(setting_clause("myapp.tenant=it's").unwrap(), "SET myapp.tenant TO 'it''s'");
+        assert_eq!(setting_clause("bad name=1"), None);
+        assert_eq!(setting_clause("x=$setting$ drop"), None);
+        assert_eq!(setting_clause("x=$backstop$"), None);
+    }
 }

@@ -452,8 +452,10 @@ fn column_def(c: &Column, identity: Option<&Sequence>) -> String {
     if let Some(co) = &c.collation {
         s.push_str(&format!(" COLLATE {co}"));
     }
-    if c.generated == "s" {
-        s.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", c.default.as_deref().unwrap_or_default()));
+    if c.generated == "s" || c.generated == "v" {
+        // `v`: PostgreSQL 18's virtual generated columns.
+        let how = if c.generated == "s" { "STORED" } else { "VIRTUAL" };
+        s.push_str(&format!(" GENERATED ALWAYS AS ({}) {how}", c.default.as_deref().unwrap_or_default()));
     } else if let Some(seq) = identity.filter(|_| !c.identity.is_empty()) {
         let how = if c.identity == "a" { "ALWAYS" } else { "BY DEFAULT" };
         s.push_str(&format!(
@@ -531,6 +533,8 @@ mod tests {
         g.generated = "s".into();
         g.default = Some("(a + b)".into());
         assert_eq!(column_def(&g, None), "total integer GENERATED ALWAYS AS ((a + b)) STORED");
+        g.generated = "v".into();
+        assert_eq!(column_def(&g, None), "total integer GENERATED ALWAYS AS ((a + b)) VIRTUAL");
         let mut d = column("\"Name\"");
         d.type_name = "text".into();
         d.collation = Some("pg_catalog.\"C\"".into());

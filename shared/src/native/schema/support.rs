@@ -31,9 +31,14 @@ impl Reader<'_> {
             return Ok(vec![format!("PostgreSQL below 14 (server_version_num {version})")]);
         }
         // Subscriptions hold a connection string (a password, often) and start replicating
-        // where restored: left to pg_dump, which writes them disabled.
+        // where restored: left to pg_dump, which writes them disabled. Security labels need
+        // their provider's module, which nothing here can load or test: left to pg_dump too.
         let sql = "select 'subscription ' || quote_ident(s.subname) from pg_subscription s
-                   where s.subdbid = (select oid from pg_database where datname = current_database()) order by 1";
+                     where s.subdbid = (select oid from pg_database where datname = current_database())
+                   union all
+                   select 'security label of ' || i.type || ' ' || i.identity
+                     from pg_seclabel l, lateral pg_identify_object(l.classoid, l.objoid, l.objsubid) i
+                   order by 1";
         Ok(self.query("unsupported objects", sql).await?.iter().map(|r| r.get(0)).collect())
     }
 
