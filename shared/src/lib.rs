@@ -20,10 +20,11 @@
 //! - `store`     — the `ObjectStore` port (paged key-order listing, server-side copy, batched
 //!   deletes, metadata), S3 and local-directory adapters, streaming multipart.
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
-//! - `backup`    — the db-backup job: options, naming, manifest, engines, the compressor
-//!   (on a thread of its own; zstd level per table with `Level::Auto`), upload checks.
-//! - `native`    — the native dump engine: snapshot, locks, schema from the catalogs
-//!   (`schema`, ordered by `order`), parallel COPY workers, backup sets.
+//! - `backup`    — the db-backup job: options, naming, manifest, the compressor (on a thread of
+//!   its own; zstd level per table with `Level::Auto`), upload checks, one progress ticker, and
+//!   both engines: `backup::pg_dump` (the binary, and the stand-in where the native engine
+//!   cannot write an object) and `backup::native` (snapshot, locks, schema from the catalogs —
+//!   `schema`, one file per object family, ordered by `order` — parallel COPY workers, sets).
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump, parallel data
 //!   parts, post-data scheduled as pg_restore -j does (`post`), `--tables`) and the `verify` job
@@ -45,7 +46,6 @@ pub mod error;
 pub mod keys;
 pub mod lambda;
 pub mod media;
-pub mod native;
 pub mod notify;
 pub mod payload;
 pub mod restore;

@@ -77,11 +77,11 @@ fn quote(ident: &str) -> String {
 /// Rows and content hash of each table the manifest hashed, read from `url`'s copy.
 async fn content_hashes(url: &str, manifest: &Manifest) -> Vec<(String, String)> {
     let client = backstop_tests::connect(url).await.unwrap();
-    client.batch_execute(backstop_core::native::SESSION).await.unwrap();
+    client.batch_execute(backstop_core::backup::native::SESSION).await.unwrap();
     let mut out = Vec::new();
     for t in manifest.tables.iter().filter(|t| t.content_hash.is_some()) {
         let (rows, hash) =
-            backstop_core::native::table_content(&client, &t.schema, &t.name, t.filter.as_deref())
+            backstop_core::backup::native::table_content(&client, &t.schema, &t.name, t.filter.as_deref())
                 .await
                 .unwrap();
         assert_eq!(Some(rows), t.rows);

@@ -3,13 +3,13 @@
 //! deadline) aborts the upload and writes no manifest.
 
 mod manifest;
+pub mod native;
 mod options;
 mod pg_dump;
+mod progress;
 pub(crate) mod stream;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -24,12 +24,8 @@ pub use pg_dump::{check_compatible, parse_major};
 use crate::App;
 use crate::db::{self, Preflight, TableInfo};
 use crate::error::{Error, Result};
-use crate::native;
 use crate::run::{self, Job, JobReport, RunContext, human_bytes};
 use crate::secrets::DbCredentials;
-
-/// How often a long dump logs its progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// The db-backup job.
 #[derive(Debug)]
@@ -489,9 +485,7 @@ async fn dump_to_store(
     let stderr = tokio::spawn(pg_dump::collect_stderr(child.stderr.take().expect("stderr is piped")));
     let mut tap = stream::Tap::new(child.stdout.take().expect("stdout is piped"));
     let (read, tail) = (tap.counter(), tap.tail());
-    // Aborted when dropped, also when the deadline drops this future.
-    let _progress =
-        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(report_progress(database.to_owned(), read)));
+    let _ticker = progress::Progress::counting(database, 0, estimate, read).start();
 
     let target = stream::Target {
         key,
@@ -520,20 +514,4 @@ async fn dump_to_store(
     })
     .await?;
     Ok(stored.0)
-}
-
-/// Logs bytes read from pg_dump and the rate at a steady interval until aborted.
-async fn report_progress(database: String, read: Arc<AtomicU64>) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(PROGRESS_EVERY);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let r = read.load(Ordering::Relaxed);
-        let rate = r as f64 / start.elapsed().as_secs_f64().max(0.001);
-        tracing::info!(
-            database = %database, dumped = %human_bytes(r),
-            rate = %format!("{}/s", human_bytes(rate as u64)), "dump in progress"
-        );
-    }
 }

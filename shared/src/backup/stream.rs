@@ -393,8 +393,8 @@ mod tests {
         [
             include_str!("mod.rs"),
             include_str!("stream.rs"),
-            include_str!("../native/schema/mod.rs"),
-            include_str!("../native/schema/relations.rs"),
+            include_str!("native/schema/mod.rs"),
+            include_str!("native/schema/relations.rs"),
         ]
         .concat()
         .into_bytes()

@@ -145,7 +145,7 @@ async fn drill(
     };
     restore_with(app, &request, creds.clone()).await?;
     let client = app.db.connect_to(&creds, Some(scratch), "backstop-verify").await?;
-    client.batch_execute(crate::native::SESSION).await.map_err(|source| Error::Database {
+    client.batch_execute(crate::backup::native::SESSION).await.map_err(|source| Error::Database {
         target: creds.display_target(scratch),
         context: "set up the session".into(),
         source,
@@ -154,7 +154,7 @@ async fn drill(
     for t in &manifest.tables {
         let (Some(expected_rows), Some(expected_hash)) = (t.rows, &t.content_hash) else { continue };
         let (rows, hash) =
-            crate::native::table_content(&client, &t.schema, &t.name, t.filter.as_deref()).await?;
+            crate::backup::native::table_content(&client, &t.schema, &t.name, t.filter.as_deref()).await?;
         checks.push(TableCheck {
             table: format!("{}.{}", t.schema, t.name),
             rows,

@@ -17,8 +17,8 @@ mod schema;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use jiff::Timestamp;
@@ -28,12 +28,12 @@ use tokio_postgres::Client;
 
 pub use schema::{DataTable, Schema, SchemaOptions, refusal, unsupported};
 
+use super::progress::Progress;
+use super::stream::{self, Budget};
+use super::{Compression, Level, ObjectEntry};
 use crate::App;
-use crate::backup::stream::{self, Budget};
-use crate::backup::{Compression, Level, ObjectEntry};
 use crate::db::TableInfo;
 use crate::error::{Error, Result};
-use crate::run::human_bytes;
 use crate::secrets::DbCredentials;
 
 /// The engine's name in manifests.
@@ -62,7 +62,6 @@ SET row_security = off;\n\n";
 const LO_CHUNK: i32 = 512 * 1024;
 /// Tables locked per round trip (each `LOCK` is its own statement, pipelined).
 const LOCK_BATCH: usize = 64;
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,7 +194,7 @@ pub async fn dump(
     let progress = Progress::new(database, data.len(), data.iter().map(|t| t.bytes.max(0) as u64).sum());
     // Aborted when dropped: also when the deadline drops this future (a warm Lambda would
     // otherwise go on logging the dump's progress into later invocations).
-    let ticker = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(progress.clone().report()));
+    let ticker = progress.start();
 
     // Large tables become several parts when several workers can read them at once.
     let mut parts: Vec<DataTable> = Vec::new();
@@ -579,48 +578,6 @@ async fn write_large_objects(
         }
     }
     out.write_all(b"\n").await.map_err(pipe_err)
-}
-
-/// Counters the workers bump and a ticker logs.
-#[derive(Debug, Clone)]
-struct Progress {
-    database: String,
-    total_tables: usize,
-    total_bytes: u64,
-    tables: Arc<AtomicUsize>,
-    bytes: Arc<AtomicU64>,
-}
-
-impl Progress {
-    fn new(database: &str, total_tables: usize, total_bytes: u64) -> Self {
-        Progress {
-            database: database.to_owned(),
-            total_tables,
-            total_bytes,
-            tables: Arc::default(),
-            bytes: Arc::default(),
-        }
-    }
-
-    /// Logs tables done, bytes read and the rate at a steady interval until aborted.
-    async fn report(self) {
-        let start = Instant::now();
-        let mut tick = tokio::time::interval(PROGRESS_EVERY);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let bytes = self.bytes.load(Ordering::Relaxed);
-            let rate = bytes as f64 / start.elapsed().as_secs_f64().max(0.001);
-            tracing::info!(
-                database = %self.database,
-                tables = %format!("{}/{}", self.tables.load(Ordering::Relaxed), self.total_tables),
-                dumped = %human_bytes(bytes),
-                on_disk = %human_bytes(self.total_bytes),
-                rate = %format!("{}/s", human_bytes(rate as u64)),
-                "dump in progress"
-            );
-        }
-    }
 }
 
 /// Rows and content hash ([`RowHasher`]) of one table as the engine records them, for

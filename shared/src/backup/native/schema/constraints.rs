@@ -131,11 +131,8 @@ impl Reader<'_> {
             let (oid, rel, def, name, enabled, table): (u32, u32, String, String, String, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
             let mut sql = format!("{def};");
-            match enabled.as_str() {
-                "D" => sql.push_str(&format!("\nALTER TABLE {table} DISABLE TRIGGER {name};")),
-                "R" => sql.push_str(&format!("\nALTER TABLE {table} ENABLE REPLICA TRIGGER {name};")),
-                "A" => sql.push_str(&format!("\nALTER TABLE {table} ENABLE ALWAYS TRIGGER {name};")),
-                _ => {}
+            if enabled != "O" {
+                sql.push_str(&format!("\nALTER TABLE {table} {} TRIGGER {name};", trigger_state(&enabled)));
             }
             self.push(
                 Node::new(Section::PostData, 140, "trigger", format!("trigger {name} on {table}"), sql)
@@ -154,12 +151,7 @@ impl Reader<'_> {
         for r in self.query("partitions' trigger states", &sql).await? {
             let (oid, rel, parent, name, enabled, table): (u32, u32, u32, String, String, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
-            let verb = match enabled.as_str() {
-                "D" => "DISABLE",
-                "R" => "ENABLE REPLICA",
-                "A" => "ENABLE ALWAYS",
-                _ => "ENABLE",
-            };
+            let verb = trigger_state(&enabled);
             self.push(
                 Node::extra(
                     Section::PostData,
@@ -247,5 +239,15 @@ impl Reader<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// `ALTER TABLE … {state} TRIGGER` for a `tgenabled` value.
+fn trigger_state(enabled: &str) -> &'static str {
+    match enabled {
+        "D" => "DISABLE",
+        "R" => "ENABLE REPLICA",
+        "A" => "ENABLE ALWAYS",
+        _ => "ENABLE",
     }
 }
