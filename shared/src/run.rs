@@ -62,6 +62,8 @@ pub struct RunContext {
 /// How long before the deadline a job gives up, cleaning up what it started (aborting an
 /// upload, writing the record, publishing): 20 s, or a quarter of a short timeout.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+/// What writing the run record and publishing the outcome are given, whatever ran before.
+pub const RECORD_RESERVE: Duration = Duration::from_secs(5);
 
 impl RunContext {
     /// The margin kept before this run's deadline.
@@ -73,6 +75,14 @@ impl RunContext {
     /// The instant by which work must have stopped, if there is one.
     pub fn stop_by(&self) -> Option<Instant> {
         self.deadline.map(|d| d.checked_sub(self.margin()).unwrap_or(d))
+    }
+
+    /// Time left for clean-up work after a job stopped: until the deadline, less what writing
+    /// the run record and publishing the outcome need (`RECORD_RESERVE`, or half the margin
+    /// of a short run); `None` without a deadline.
+    pub fn cleanup_budget(&self) -> Option<Duration> {
+        let reserve = RECORD_RESERVE.min(self.margin() / 2);
+        self.deadline.map(|d| d.saturating_duration_since(Instant::now()).saturating_sub(reserve))
     }
 
     /// Resolves when the job must stop; never, without a deadline.

@@ -335,3 +335,38 @@ async fn the_lambda_deadline_aborts_the_upload_and_fails_the_run() {
     assert!(stack.keys().await.unwrap().iter().all(|k| k.starts_with("backstop/runs/")));
     assert_eq!(stack.open_uploads().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_set_of_many_parts_stopped_by_the_deadline_is_swept_and_recorded_in_time() {
+    // GIVEN a large table still dumping (one worker) when the deadline comes, and 600 small
+    // tables whose parts the other worker stores meanwhile
+    let (stack, db, app) = large_backup_setup("deadlinemany").await;
+    db.psql(b"do $$ begin for i in 1..600 loop execute format('create table small_%s (id int); insert into small_%s values (1)', i, i); end loop; end $$;")
+        .await
+        .unwrap();
+
+    let from = backstop_tests::moto_log_len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    let record = run::execute::<DbBackup>(
+        &app,
+        &json!({ "compression_level": 19, "jobs": 2, "split_mb": 100000 }),
+        Some(deadline),
+    )
+    .await;
+
+    // THEN the parts were removed in batches and the run was recorded before the deadline
+    assert!(std::time::Instant::now() < deadline, "recorded and published before the deadline");
+    assert_eq!(record.status, Status::Failed);
+    assert!(record.error.clone().unwrap().contains("before the Lambda deadline"), "{:?}", record.error);
+    assert!(record.record_key.is_some(), "the run record was written");
+    let keys = stack.keys().await.unwrap();
+    assert!(keys.iter().all(|k| k.starts_with("backstop/runs/")), "{} objects left", keys.len());
+    assert_eq!(stack.open_uploads().await.unwrap(), 0);
+    // AND the small tables' parts had been stored, and went in DeleteObjects batches
+    if let Some(requests) = backstop_tests::moto_requests(&stack.bucket, from) {
+        let puts = requests.iter().filter(|r| r.starts_with("PUT ") && r.contains("/data-")).count();
+        let batches = requests.iter().filter(|r| r.starts_with("POST ") && r.contains("?delete")).count();
+        assert!(puts >= 20, "{puts} parts stored before the deadline");
+        assert!((1..=puts.div_ceil(1000) + 1).contains(&batches), "{batches} DeleteObjects for {puts} parts");
+    }
+}

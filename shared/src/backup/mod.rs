@@ -363,7 +363,7 @@ async fn backup_database(
     let stored = match outcome {
         Ok(s) => s,
         Err(e) => {
-            sweep(app, &key, single).await;
+            sweep(app, ctx, &key, single).await;
             return Err(e);
         }
     };
@@ -396,7 +396,7 @@ async fn backup_database(
     let manifest_key = manifest_key(&key);
     let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
     if let Err(e) = app.store.put(&manifest_key, body.into(), "application/json").await {
-        sweep(app, &key, single).await;
+        sweep(app, ctx, &key, single).await;
         return Err(e);
     }
     tracing::info!(database, key = %app.store.locate(&key), bytes = manifest.bytes, objects = manifest.objects.len(), "backup stored");
@@ -436,27 +436,50 @@ async fn verify_stored(app: &App, prefix: &str, objects: &[ObjectEntry]) -> Resu
     Ok(())
 }
 
-/// After a failure: aborts open uploads and deletes the objects of the unfinished backup, so
-/// nothing half-written stays (it would not be listed without a manifest, but it costs money).
-async fn sweep(app: &App, key: &str, single: bool) {
+/// Removes what a failed backup stored under `key`: aborts its open uploads and deletes its
+/// objects in batches (DeleteObjects), within the time the run has before its deadline (the run
+/// record and the outcome still have to be written). What is left then has no manifest, so it
+/// is no backup; retention-prune removes such objects after a day.
+async fn sweep(app: &App, ctx: &RunContext, key: &str, single: bool) {
     let prefix = if single { key.to_owned() } else { format!("{key}/") };
-    if let Ok(pending) = app.store.list_multipart(&prefix).await {
-        for p in pending {
-            let _ = app.store.abort_multipart(&p.key, &p.upload_id).await;
-        }
-    }
-    match app.store.list(&prefix).await {
-        Ok(objects) => {
-            for o in objects.into_iter().filter(|o| single || o.key.starts_with(&prefix)) {
-                if single && o.key != key {
-                    continue;
-                }
-                if let Err(e) = app.store.delete(&o.key).await {
-                    tracing::warn!(key = %o.key, error = %e.report(), "could not delete a part of the failed backup");
-                }
+    let work = async {
+        if let Ok(pending) = app.store.list_multipart(&prefix).await {
+            for p in pending {
+                let _ = app.store.abort_multipart(&p.key, &p.upload_id).await;
             }
         }
-        Err(e) => tracing::warn!(prefix, error = %e.report(), "could not list the failed backup's parts"),
+        match app.store.list(&prefix).await {
+            Ok(objects) => {
+                let keys: Vec<String> = objects
+                    .into_iter()
+                    .map(|o| o.key)
+                    .filter(|k| if single { k == key } else { k.starts_with(&prefix) })
+                    .collect();
+                match app.store.delete_many(&keys).await {
+                    Ok(failed) => {
+                        for (k, e) in failed {
+                            tracing::warn!(key = %k, error = %e.report(), "could not delete a part of the failed backup");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(prefix, error = %e.report(), "could not delete the failed backup's parts")
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(prefix, error = %e.report(), "could not list the failed backup's parts"),
+        }
+    };
+    match ctx.cleanup_budget() {
+        None => work.await,
+        Some(budget) => {
+            if tokio::time::timeout(budget, work).await.is_err() {
+                tracing::warn!(
+                    prefix,
+                    "the deadline stopped the removal of the failed backup's parts; without a manifest they are no \
+                     backup, and retention-prune removes them after a day"
+                );
+            }
+        }
     }
 }
 
