@@ -1079,6 +1079,14 @@ async fn a_missing_part_stops_the_restore_before_the_target_is_touched() {
     let admin = backstop_tests::connect(&admin_url()).await.unwrap();
     let exists = admin.query_opt("select 1 from pg_database where datname = $1", &[&target]).await.unwrap();
     assert!(exists.is_none(), "nothing was created");
+    // Nor with a number of connections out of bounds, which is named
+    for jobs in [0, 33] {
+        let err = restore(&app, &restore_request(&source.name, &target, jobs)).await.unwrap_err().report();
+        assert!(err.contains(&format!("jobs: {jobs} is outside 1..=32")), "{err}");
+    }
+    assert!(
+        admin.query_opt("select 1 from pg_database where datname = $1", &[&target]).await.unwrap().is_none()
+    );
 }
 
 #[tokio::test]

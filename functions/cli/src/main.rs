@@ -557,7 +557,7 @@ async fn restore_command(app: &App, args: RestoreArgs) -> anyhow::Result<ExitCod
         force: args.force,
         dry_run: args.dry_run,
         single_transaction: args.single_transaction,
-        jobs: args.jobs.max(1),
+        jobs: args.jobs,
         tables: args.tables,
         analyze: args.analyze,
     };

@@ -351,6 +351,9 @@ pub async fn restore(app: &App, req: &RestoreRequest) -> Result<RestoreReport> {
 /// into a scratch database on the configured server, whose credentials may come from a secret.
 pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials) -> Result<RestoreReport> {
     let clock = Instant::now();
+    if !(1..=crate::backup::MAX_JOBS).contains(&req.jobs) {
+        return Err(Error::Payload(format!("jobs: {} is outside 1..={}", req.jobs, crate::backup::MAX_JOBS)));
+    }
     if req.jobs > 1 && req.single_transaction {
         return Err(Error::Payload(
             "--single-transaction needs one connection; leave out --jobs or pass --jobs 1".into(),

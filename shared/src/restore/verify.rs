@@ -139,7 +139,7 @@ async fn drill(
         force: false,
         dry_run: false,
         single_transaction: false,
-        jobs: options.jobs.unwrap_or(2).max(1),
+        jobs: options.jobs.unwrap_or(2),
         tables: vec![],
         analyze: false,
     };
