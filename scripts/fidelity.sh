@@ -13,7 +13,8 @@
 # in `parallel_schedule` order, one file after another.
 #
 #   scripts/fidelity.sh          KEEP=1 scripts/fidelity.sh   (keep the databases)
-#   CHECK=1 scripts/fidelity.sh  (exit 1 on any difference pg_dump does not also have: the test suite runs this)
+#   CHECK=1 PROFILE=debug scripts/fidelity.sh  (exit 1 on any difference pg_dump does not also have, with
+#                                              the debug build: the test suite runs this)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -29,7 +30,7 @@ MAJOR=$(psql -X $PG -d postgres -tAc "select current_setting('server_version_num
 REGRESS=$(ls -d "$CACHE"/postgresql-"$MAJOR".*/src/test/regress 2>/dev/null | head -1 || true)
 if [ -z "$REGRESS" ]; then
   say "fetching PostgreSQL $MAJOR's regression suite (Debian source package)"
-  if ! apt-cache showsrc "postgresql-$MAJOR" 2>/dev/null | grep -q '^Version:'; then
+  if ! apt-cache showsrc "postgresql-$MAJOR" 2>/dev/null | grep '^Version:' >/dev/null; then
     # A deb-src entry beside each deb entry the system already has.
     for f in /etc/apt/sources.list.d/*.sources; do
       [ -e "$f" ] && grep -q '^Types: deb$' "$f" && sed 's/^Types: deb$/Types: deb-src/' "$f" \
@@ -37,7 +38,7 @@ if [ -z "$REGRESS" ]; then
     done
     [ -e /etc/apt/sources.list ] && grep -E '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' \
       > /etc/apt/sources.list.d/backstop-src.list || true
-    apt-get update -qq
+    apt-get update -qq >/dev/null 2>&1 || true
   fi
   mkdir -p "$CACHE" && cd "$CACHE"
   # The newest version whose source the archives still serve (security updates' may be gone).
@@ -70,8 +71,10 @@ if ! psql -X -q $PG -d "$DB" -tAc "select 1 from backstop_regression_done" >/dev
   say "built in $(( $(date +%s) - start )) s"
 fi
 
-cargo build -q --release --bin backstop
-BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/backstop
+# The test suite checks with the debug build it already has (PROFILE=debug); timings want release.
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then cargo build -q --release --bin backstop; else cargo build -q --bin backstop; fi
+BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/$PROFILE/backstop
 
 wall() { local s; s=$(date +%s.%N); "$@"; python3 -c "print(f'{$(date +%s.%N) - $s:.1f}')" >&3; }
 exec 3>"$WORK/walls"

@@ -14,7 +14,7 @@ cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
 # The fidelity proof: PostgreSQL's regression database, native backup and restore beside
 # pg_dump's round trip; fails on any difference pg_dump does not also have.
 if [ -z "${BACKSTOP_SKIP_FIDELITY:-}" ]; then
-  if CHECK=1 "$ROOT/scripts/fidelity.sh" 2>&1 | tee -a "$log"; then
+  if CHECK=1 PROFILE=debug "$ROOT/scripts/fidelity.sh" 2>&1 | tee -a "$log"; then
     echo "test result: ok. 1 passed; 0 failed (fidelity: PostgreSQL's regression database)" | tee -a "$log"
   else
     echo "test result: FAILED. 0 passed; 1 failed (fidelity: PostgreSQL's regression database)" | tee -a "$log"

@@ -213,6 +213,16 @@ pub async fn execute_at<J: Job>(
             serde_json::json!({ "error": e.report() })
         }
     });
+    // An outcome nobody was told of is said where it is kept: the record, written again. The
+    // run's status stays what the job made it.
+    if let (Some(key), Some(published)) = (&record.record_key, &record.published)
+        && published.get("error").is_some()
+    {
+        let body = serde_json::to_vec_pretty(&record).expect("run records serialize");
+        if let Err(e) = app.store.put(key, body.into(), "application/json").await {
+            tracing::error!(error = %e.report(), "could not add the publishing failure to the run record");
+        }
+    }
     record
 }
 

@@ -370,3 +370,24 @@ async fn a_set_of_many_parts_stopped_by_the_deadline_is_swept_and_recorded_in_ti
         assert!((1..=puts.div_ceil(1000) + 1).contains(&batches), "{batches} DeleteObjects for {puts} parts");
     }
 }
+
+#[tokio::test]
+async fn an_outcome_sns_refuses_is_kept_in_the_run_record_and_the_status_stands() {
+    // GIVEN a topic that does not exist (deleted, or a policy refusing the function)
+    let stack = Stack::new("snsdown").await.unwrap();
+    let db = TestDb::create("snsdown").await.unwrap();
+    db.psql(b"create table t (id int); insert into t values (1);").await.unwrap();
+    let mut config = stack.config(DbConfig::Url(db.url.clone()));
+    config.sns_topic_arn = Some(format!("{}-gone", stack.topic_arn));
+
+    let record = run::execute::<DbBackup>(&stack.app(config), &Value::Null, None).await;
+
+    // THEN the backup still succeeded, and the stored run record says the outcome was not published
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let key = record.record_key.clone().expect("the run record was written");
+    let stored: Value = serde_json::from_slice(&stack.get(&key).await.unwrap()).unwrap();
+    assert_eq!(stored["status"], "succeeded");
+    let error = stored["published"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("-gone"), "the stored record names the topic it could not publish to: {stored}");
+    assert!(stack.manifest_of(&record).await.is_ok(), "the backup itself is whole");
+}
