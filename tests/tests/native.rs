@@ -1212,3 +1212,42 @@ async fn two_runs_started_together_keep_two_whole_backups() {
         stored_sql(&stack, m).await.expect("every object matches its manifest");
     }
 }
+
+#[tokio::test]
+async fn timeouts_set_on_the_database_do_not_cut_the_backup_or_its_restore_short() {
+    // GIVEN a database whose settings would cut a long statement, an idle transaction (the
+    // coordinator's, while the workers copy) and a lock wait short
+    let (stack, source) = given(
+        "timeouts",
+        b"create table big (id int primary key, body text);
+          insert into big select g, md5(g::text) from generate_series(1, 300000) g;
+          create table other (id int); insert into other values (1);",
+    )
+    .await;
+    source
+        .psql(
+            format!(
+                "alter database {db} set statement_timeout = '20ms';
+                 alter database {db} set idle_in_transaction_session_timeout = '50ms';
+                 alter database {db} set lock_timeout = '1ms';",
+                db = source.name
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+
+    // WHEN it is backed up with two workers and restored with Backstop (the restored database
+    // gets the same settings, last)
+    let record = stack.backup(&source, json!({ "jobs": 2, "split_mb": 1 })).await;
+
+    // THEN both complete, with every row
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    let restored = format!("{}_restored", source.name);
+    let request = restore_request(&source.name, &restored, 2);
+    let _cleanup = TestDb::adopt(&restored);
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let report = restore(&app, &request).await.unwrap();
+    let big = report.tables.iter().find(|t| t.table == "public.big").unwrap();
+    assert_eq!((big.rows, big.expected), (300_000, Some(300_000)));
+}
