@@ -125,3 +125,154 @@ mod tests {
         assert!(parse::<Opts>(&json!([1])).is_err());
     }
 }
+
+/// Property tests: no payload, however hostile, panics a parser or a check; each is refused as a
+/// payload error or accepted.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+    use crate::backup::BackupOptions;
+    use crate::cleanup::CleanupOptions;
+    use crate::media::MediaSyncOptions;
+    use crate::restore::VerifyOptions;
+    use crate::retention::RetentionOptions;
+
+    /// Field names the options have, and others.
+    const KEYS: &[&str] = &[
+        "databases",
+        "compression",
+        "compression_level",
+        "engine",
+        "no_fallback",
+        "layout",
+        "jobs",
+        "no_owner",
+        "split_mb",
+        "lock_timeout_s",
+        "include_tables",
+        "exclude_tables",
+        "schema_only",
+        "dry_run",
+        "tag",
+        "rules",
+        "table",
+        "timestamp_column",
+        "older_than",
+        "filter",
+        "column",
+        "op",
+        "value",
+        "batch_size",
+        "max_rows",
+        "pause_ms",
+        "lock_timeout_ms",
+        "statement_timeout_ms",
+        "database",
+        "key",
+        "keep",
+        "latest",
+        "keep_last",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "keep_within",
+        "detail-type",
+        "resources",
+        "prefix",
+        "mode",
+        "unknown",
+        "",
+    ];
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::String),
+            prop::sample::select(vec![
+                "90d",
+                "0d",
+                "18446744073709551615w",
+                "zstd",
+                "gzip",
+                "pg_dump",
+                "*",
+                "public.t",
+                "\"",
+                "a\u{0}b",
+                "-1",
+                "Scheduled Event",
+                "="
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(
+                    |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
+                ),
+            ]
+        })
+    }
+
+    fn refused_as_payload<O: serde::de::DeserializeOwned + Default>(payload: &Value) -> Option<O> {
+        match parse::<O>(payload) {
+            Ok((options, _)) => Some(options),
+            Err(Error::Payload(_)) => None,
+            Err(e) => panic!("{payload} was refused as something else than a payload: {e}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_jobs_payload_parses_or_is_refused_without_panicking(payload in json()) {
+            if let Some(o) = refused_as_payload::<BackupOptions>(&payload) {
+                let _ = o.validate();
+            }
+            if let Some(o) = refused_as_payload::<CleanupOptions>(&payload) {
+                for (i, rule) in o.rules.iter().flatten().enumerate() {
+                    let _ = crate::cleanup::rules::validate(rule, &format!("rules[{i}]"));
+                }
+            }
+            let _ = refused_as_payload::<MediaSyncOptions>(&payload);
+            let _ = refused_as_payload::<RetentionOptions>(&payload);
+            let _ = refused_as_payload::<VerifyOptions>(&payload);
+        }
+
+        #[test]
+        fn durations_parse_exactly_or_are_refused(n in any::<u64>(), unit in "[smhdwy]?", pad in " {0,2}") {
+            let text = format!("{pad}{n}{unit}{pad}");
+            let secs = match unit.as_str() { "s" => Some(1u64), "m" => Some(60), "h" => Some(3600),
+                "d" => Some(86_400), "w" => Some(604_800), _ => None };
+            match (parse_duration(&text), secs.and_then(|s| n.checked_mul(s)).filter(|_| n > 0)) {
+                (Ok(d), Some(expected)) => prop_assert_eq!(d.as_secs(), expected),
+                (Err(_), None) => {}
+                (got, expected) => prop_assert!(false, "{text:?}: {got:?}, expected {expected:?}"),
+            }
+        }
+
+        #[test]
+        fn any_text_as_a_duration_never_panics(text in "\\PC{0,24}") {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn quoted_identifiers_keep_every_character_and_close(name in "\\PC{0,40}") {
+            let q = crate::db::quote_ident(&name);
+            prop_assert!(q.starts_with('"') && q.ends_with('"') && q.len() >= 2);
+            let inner = &q[1..q.len() - 1];
+            // every quote inside is doubled, so the identifier cannot end early
+            prop_assert!(inner.replace("\"\"", "").find('"').is_none());
+            prop_assert_eq!(inner.replace("\"\"", "\""), name);
+        }
+    }
+}

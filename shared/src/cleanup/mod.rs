@@ -2,7 +2,7 @@
 //! locks only briefly. Every rule is checked against the catalog before anything is deleted;
 //! a rule that fails (e.g. rows a foreign key protects) is reported while the others go on.
 
-mod rules;
+pub(crate) mod rules;
 
 use std::time::{Duration, Instant};
 
