@@ -117,6 +117,21 @@ impl Drop for TestDb {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
+                // A subscription keeps its database from being dropped: it goes first (without
+                // its slot, which a subscription made with connect = false never had).
+                if let Ok(db) = connect(&database_url(&name)).await {
+                    let _ = db
+                        .batch_execute(
+                            "do $$ declare s text; begin
+                               for s in select quote_ident(subname) from pg_subscription
+                                 where subdbid = (select oid from pg_database where datname = current_database()) loop
+                                 execute format('alter subscription %s disable', s);
+                                 execute format('alter subscription %s set (slot_name = none)', s);
+                                 execute format('drop subscription %s', s);
+                               end loop; end $$",
+                        )
+                        .await;
+                }
                 if let Ok(admin) = connect(&admin_url()).await {
                     let _ = admin
                         .batch_execute(&format!("drop database if exists \"{name}\" with (force)"))
