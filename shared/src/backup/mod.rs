@@ -277,7 +277,7 @@ async fn backup_database(
     }
     // pg_dump standing in for the native engine keeps the native meaning of the table
     // patterns: the whole schema, the rows of the wanted tables only.
-    let rows_left_out: Option<Vec<String>> = fallback.as_ref().map(|f| f.rows_left_out.clone());
+    let rows_left_out: Option<&[String]> = fallback.as_ref().map(|f| f.rows_left_out.as_slice());
     let warnings: Vec<String> = fallback.iter().map(|f| f.warning.clone()).collect();
 
     let stem = backup_stem(&app.config.prefix, database, &app.config.env, &ctx.started, &ctx.run_id);
@@ -306,8 +306,7 @@ async fn backup_database(
             Some((version, _)) => {
                 let estimate = preflight.database_bytes.max(0) as u64;
                 let object =
-                    dump_to_store(app, &creds, database, options, rows_left_out.as_deref(), &key, estimate)
-                        .await?;
+                    dump_to_store(app, &creds, database, options, rows_left_out, &key, estimate).await?;
                 verify_stored(app, &key, std::slice::from_ref(&object)).await?;
                 Ok(Stored {
                     engine: EngineInfo { name: "pg_dump".into(), version: version.clone() },

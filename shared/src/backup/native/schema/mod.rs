@@ -548,12 +548,21 @@ impl<'a> Reader<'a> {
     /// after the data on an extension's table (its keys, indexes, triggers): `CREATE EXTENSION`
     /// makes those. (A user's table inheriting from an extension's stays.)
     fn push(&mut self, node: Node) {
-        let own = if node.kind.is_some() { node.keys.first() } else { node.needs.first() };
+        // A type's definition completing a shell is the type's, whatever its keys (its array).
+        let own = node.completes.map(|t| ObjKey(PG_TYPE, t)).or_else(|| {
+            if node.kind.is_some() { node.keys.first().copied() } else { node.needs.first().copied() }
+        });
         let on_member_relation = node.section == Section::PostData
             && node.needs.iter().any(|k| k.0 == PG_CLASS && self.members.contains(k));
-        if !own.is_some_and(|k| self.members.contains(k)) && !on_member_relation {
+        if !own.is_some_and(|k| self.members.contains(&k)) && !on_member_relation {
             self.nodes.push(node);
         }
+    }
+
+    /// Adds a statement on an object `CREATE EXTENSION` makes that is still the dump's to
+    /// write: a configuration sequence's value, privileges changed since.
+    fn push_on_extension_object(&mut self, node: Node) {
+        self.nodes.push(node);
     }
 
     /// Objects that belong to an extension, with the extension.

@@ -202,8 +202,8 @@ impl Reader<'_> {
                 sql,
                 key,
             );
-            if initial && !created.contains(&key) {
-                self.nodes.push(node); // CREATE EXTENSION or initdb makes the object
+            if initial {
+                self.push_on_extension_object(node); // CREATE EXTENSION or initdb makes the object
             } else {
                 self.push(node);
             }

@@ -125,7 +125,7 @@ impl Reader<'_> {
             let value = Node::extra(Section::PostData, 150, format!("value of sequence {name}"), setval, key);
             if self.configuration.contains_key(&oid) {
                 // An extension's configuration sequence: the extension makes it, its value is data.
-                self.nodes.push(value);
+                self.push_on_extension_object(value);
             } else {
                 self.push(value);
             }

@@ -265,18 +265,12 @@ impl Reader<'_> {
             } else {
                 30
             };
-            let node = Node {
+            self.push(Node {
                 completes: shell.then_some(oid),
                 ..Node::new(Section::PreData, rank, node_kind, label, sql)
                     .keys(keys)
                     .needs([ObjKey(PG_NAMESPACE, nsp)])
-            };
-            if shell && !self.members.contains(&ObjKey(PG_TYPE, oid)) {
-                // Its first key is its array type, which the server makes (as `implicit`).
-                self.nodes.push(node);
-            } else {
-                self.push(node);
-            }
+            });
         }
         Ok(())
     }
