@@ -54,6 +54,34 @@ async fn assert_round_trip(stack: &Stack, source: &TestDb, manifest: &Manifest) 
     target
 }
 
+/// `backstop restore --jobs {jobs}` of `source`'s newest backup into a new database: the report,
+/// the target's URL, and the target (dropped with it).
+async fn restore_into_new(
+    stack: &Stack,
+    source: &TestDb,
+    jobs: usize,
+) -> (backstop_core::restore::RestoreReport, String, TestDb) {
+    let target = format!("{}_restored", source.name);
+    let request = restore_request(&source.name, &target, jobs);
+    let guard = TestDb::adopt(&target);
+    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
+    let report = restore(&app, &request).await.unwrap();
+    (report, request.target_url, guard)
+}
+
+/// A native backup set (`jobs` 2) of `source` that succeeded with the native engine itself (no
+/// pg_dump standing in), holding exactly `counts` objects of these kinds; its manifest.
+async fn native_backup(stack: &Stack, source: &TestDb, counts: &[(&str, usize)]) -> Manifest {
+    let record = stack.backup(source, json!({ "jobs": 2 })).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
+    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    for (kind, n) in counts {
+        assert_eq!(manifest.counts.get(*kind), Some(n), "{kind}: {:?}", manifest.counts);
+    }
+    manifest
+}
+
 /// Asserts that `target_url`'s database equals `source` in schema (pg_dump --schema-only) and
 /// in every table's rows; returns a connection to it.
 async fn assert_same_schema_and_rows(source: &TestDb, target_url: &str) -> tokio_postgres::Client {
@@ -501,12 +529,8 @@ async fn text_search_publications_foreign_data_casts_and_event_triggers_round_tr
         .get(0);
     assert!(found);
     // AND Backstop's own parallel restore (post-data scheduled on two connections) agrees
-    let restored = format!("{}_restored", source.name);
-    let request = restore_request(&source.name, &restored, 2);
-    let _cleanup = TestDb::adopt(&restored);
-    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
-    restore(&app, &request).await.unwrap();
-    assert_same_schema_and_rows(&source, &request.target_url).await;
+    let (_, restored, _cleanup) = restore_into_new(&stack, &source, 2).await;
+    assert_same_schema_and_rows(&source, &restored).await;
 }
 
 #[tokio::test]
@@ -549,16 +573,13 @@ async fn operators_operator_classes_and_every_aggregate_kind_round_trip() {
     )
     .await;
 
-    // WHEN a native backup set is taken
-    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
-
-    // THEN the native engine wrote it all, and it restores to the same schema and rows
-    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
-    let manifest = stack.manifest_of(&record).await.unwrap().1;
-    for (kind, n) in [("operator", 2), ("operator family", 1), ("operator class", 1), ("aggregate", 4)] {
-        assert_eq!(manifest.counts.get(kind), Some(&n), "{kind}: {:?}", manifest.counts);
-    }
+    // WHEN a native backup set is taken, THEN the native engine wrote it all, and it restores to the same schema and rows
+    let manifest = native_backup(
+        &stack,
+        &source,
+        &[("operator", 2), ("operator family", 1), ("operator class", 1), ("aggregate", 4)],
+    )
+    .await;
     let target = assert_round_trip(&stack, &source, &manifest).await;
     // AND the operators work there
     let row = target
@@ -599,16 +620,13 @@ async fn languages_access_methods_conversions_transforms_and_typed_tables_round_
     )
     .await;
 
-    // WHEN a native backup set is taken
-    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
-
-    // THEN the native engine wrote it all, and it restores to the same schema and rows
-    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
-    let manifest = stack.manifest_of(&record).await.unwrap().1;
-    for (kind, n) in [("language", 1), ("access method", 2), ("conversion", 1), ("transform", 1)] {
-        assert_eq!(manifest.counts.get(kind), Some(&n), "{kind}: {:?}", manifest.counts);
-    }
+    // WHEN a native backup set is taken, THEN the native engine wrote it all, and it restores to the same schema and rows
+    let manifest = native_backup(
+        &stack,
+        &source,
+        &[("language", 1), ("access method", 2), ("conversion", 1), ("transform", 1)],
+    )
+    .await;
     let target = assert_round_trip(&stack, &source, &manifest).await;
     let row = target
         .client()
@@ -663,25 +681,17 @@ async fn an_extensions_configuration_tables_keep_the_rows_users_added() {
         .await
         .unwrap();
 
-    // WHEN a native backup is taken
-    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
-
-    // THEN the native engine wrote it, with the user's rows only (the extension makes its own)
-    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
-    let manifest = stack.manifest_of(&record).await.unwrap().1;
+    // WHEN a native backup is taken, THEN the native engine wrote it, with the user's rows only
+    // (the extension makes its own)
+    let manifest = native_backup(&stack, &source, &[]).await;
     let items = manifest.tables.iter().find(|t| t.name == "config_items").unwrap();
     assert_eq!((items.rows, items.filter.as_deref()), (Some(2), Some("WHERE id >= 100")));
     // AND psql and Backstop's restore bring back every row once, and the sequence's value
     assert_round_trip(&stack, &source, &manifest).await;
-    let restored = format!("{}_restored", source.name);
-    let request = restore_request(&source.name, &restored, 2);
-    let _cleanup = TestDb::adopt(&restored);
-    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
-    let report = restore(&app, &request).await.unwrap();
+    let (report, restored, _cleanup) = restore_into_new(&stack, &source, 2).await;
     let counted = report.tables.iter().find(|t| t.table == "public.config_items").unwrap();
     assert_eq!((counted.rows, counted.expected), (2, Some(2)), "counted under the extension's condition");
-    let c = assert_same_schema_and_rows(&source, &request.target_url).await;
+    let c = assert_same_schema_and_rows(&source, &restored).await;
     let row = c
         .query_one("select (select count(*) from config_items), (select last_value from config_ids)", &[])
         .await
@@ -713,14 +723,9 @@ async fn base_types_shells_and_canonical_ranges_round_trip() {
     )
     .await;
 
-    // WHEN a native backup set is taken
-    let record = stack.backup(&source, json!({ "jobs": 2 })).await;
-
-    // THEN the native engine wrote it, and it restores to the same schema and rows
-    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    assert_eq!(record.outputs["databases"][0]["engine"], "native", "{}", record.outputs);
-    let manifest = stack.manifest_of(&record).await.unwrap().1;
-    assert_eq!(manifest.counts.get("shell type"), Some(&3), "{:?}", manifest.counts);
+    // WHEN a native backup set is taken, THEN the native engine wrote it, and it restores to the
+    // same schema and rows
+    let manifest = native_backup(&stack, &source, &[("shell type", 3)]).await;
     let target = assert_round_trip(&stack, &source, &manifest).await;
     let row = target
         .client()
@@ -803,11 +808,8 @@ async fn database_and_role_settings_follow_into_the_restored_database() {
     // WHEN it is backed up and restored with Backstop into a database of another name
     let record = stack.backup(&source, Value::Null).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let restored = format!("{}_restored", source.name);
-    let request = restore_request(&source.name, &restored, 2);
-    let _cleanup = TestDb::adopt(&restored);
-    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
-    restore(&app, &request).await.unwrap();
+    let (_, _, target) = restore_into_new(&stack, &source, 2).await;
+    let restored = target.name.clone();
 
     // THEN the restored database carries the same settings
     let admin = backstop_tests::connect(&admin_url()).await.unwrap();
@@ -1243,11 +1245,7 @@ async fn timeouts_set_on_the_database_do_not_cut_the_backup_or_its_restore_short
 
     // THEN both complete, with every row
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
-    let restored = format!("{}_restored", source.name);
-    let request = restore_request(&source.name, &restored, 2);
-    let _cleanup = TestDb::adopt(&restored);
-    let app = stack.app(stack.config(DbConfig::Url(source.url.clone())));
-    let report = restore(&app, &request).await.unwrap();
+    let (report, _, _cleanup) = restore_into_new(&stack, &source, 2).await;
     let big = report.tables.iter().find(|t| t.table == "public.big").unwrap();
     assert_eq!((big.rows, big.expected), (300_000, Some(300_000)));
 }
