@@ -11,15 +11,26 @@ export BACKSTOP_TEST_LAMBDA_ENDPOINT="http://127.0.0.1:${BACKSTOP_LAMBDA_PORT:-9
 log=$(mktemp)
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# Whole-program proofs, each one line in the totals.
+proof() { # name, command...
+  local name=$1; shift
+  if "$@" 2>&1 | tee -a "$log"; then
+    echo "test result: ok. 1 passed; 0 failed ($name)" | tee -a "$log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed ($name)" | tee -a "$log"
+    status=1
+  fi
+}
 # The fidelity proof: PostgreSQL's regression database, native backup and restore beside
 # pg_dump's round trip; fails on any difference pg_dump does not also have.
 if [ -z "${BACKSTOP_SKIP_FIDELITY:-}" ]; then
-  if CHECK=1 PROFILE=debug "$ROOT/scripts/fidelity.sh" 2>&1 | tee -a "$log"; then
-    echo "test result: ok. 1 passed; 0 failed (fidelity: PostgreSQL's regression database)" | tee -a "$log"
-  else
-    echo "test result: FAILED. 0 passed; 1 failed (fidelity: PostgreSQL's regression database)" | tee -a "$log"
-    status=1
-  fi
+  proof "fidelity: PostgreSQL's regression database" env CHECK=1 PROFILE=debug "$ROOT/scripts/fidelity.sh"
+fi
+# The deployment: infra/ against the code (fmt, checkov, roles and environment), and the
+# packaged arm64 bootstrap serving a real invocation under qemu.
+proof "infra: the Terraform module against the code" "$ROOT/scripts/infra-check.sh"
+if [ -z "${BACKSTOP_SKIP_PACKAGE:-}" ]; then
+  proof "package: the arm64 bootstrap under qemu" "$ROOT/scripts/package-proof.sh"
 fi
 # One closing line for the whole run (cargo prints one per test binary, the last often empty).
 python3 - "$log" <<'PY'

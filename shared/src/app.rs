@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::{Config, DbConfig, Destination};
 use crate::db::DbSource;
 use crate::error::Result;
+use crate::iam_auth::IamAuth;
 use crate::notify::{LogNotifier, Notifier, SnsNotifier};
 use crate::secrets::{SecretSource, SecretsManager};
 use crate::store::{LocalStore, ObjectStore, S3Store};
@@ -19,6 +20,9 @@ pub struct App {
     pub db: DbSource,
     /// Secrets Manager, for the database and the media source's credentials.
     pub secrets: Arc<dyn SecretSource>,
+    /// Wraps the stores a job opens besides `store` (the media source); tests check every call
+    /// against `access` this way. `None` in the functions.
+    pub source_layer: Option<StoreLayer>,
     /// The SDK's settings, for clients a job builds for another endpoint (a media source);
     /// `None` when the configuration needs no AWS service (see [`App::sdk`]).
     sdk: Option<aws_config::SdkConfig>,
@@ -67,8 +71,30 @@ impl App {
         };
         let secrets: Arc<dyn SecretSource> = Arc::new(SecretsManager::new(sdk));
         let db_secrets = matches!(config.db, DbConfig::Secret { .. }).then(|| secrets.clone());
-        let db = DbSource::new(&config.db, &config.db_tls, db_secrets)?;
-        Ok(App { config, store, notifier, db, secrets, sdk: Some(sdk.clone()) })
+        let iam = matches!(config.db, DbConfig::Iam(_)).then(|| IamAuth::new(sdk)).transpose()?;
+        let db = DbSource::new(&config.db, &config.db_tls, db_secrets, iam)?;
+        Ok(App { config, store, notifier, db, secrets, source_layer: None, sdk: Some(sdk.clone()) })
+    }
+
+    /// `store` as the jobs see it: through `source_layer` where one is set.
+    pub fn layered(&self, store: Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> {
+        match &self.source_layer {
+            Some(layer) => (layer.0)(store),
+            None => store,
+        }
+    }
+}
+
+/// What a [`StoreLayer`] does: takes a store, gives the store jobs use instead.
+pub type WrapStore = dyn Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync;
+
+/// A function that wraps an object store (an auditing or fault-injecting layer in tests).
+#[derive(Clone)]
+pub struct StoreLayer(pub Arc<WrapStore>);
+
+impl std::fmt::Debug for StoreLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreLayer")
     }
 }
 

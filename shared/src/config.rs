@@ -5,6 +5,111 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
+/// An environment variable Backstop reads: which functions use it, and whether a deployment
+/// must set it (the Terraform module does) or may (documented optional settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Variable {
+    pub name: &'static str,
+    /// The functions that read it; empty: all of them.
+    pub functions: &'static [&'static str],
+    /// The module sets it on those functions.
+    pub set_by_module: bool,
+    pub doc: &'static str,
+}
+
+const fn var(
+    name: &'static str,
+    functions: &'static [&'static str],
+    set_by_module: bool,
+    doc: &'static str,
+) -> Variable {
+    Variable { name, functions, set_by_module, doc }
+}
+
+const DB_JOBS: &[&str] = &["db-backup", "notification-cleanup"];
+
+/// Every variable `Config::from_lookup`, `metrics` and `telemetry` read (a test keeps this
+/// true), and what the Terraform module is tested against.
+pub const VARIABLES: &[Variable] = &[
+    var("BACKSTOP_BUCKET", &[], true, "The backup bucket (or file:///dir for the CLI)."),
+    var("BACKSTOP_PREFIX", &[], true, "Key prefix of everything Backstop writes (default backstop/)."),
+    var("BACKSTOP_ENV", &[], true, "Environment name in object names and messages (default production)."),
+    var("BACKSTOP_SNS_TOPIC_ARN", &[], true, "Where outcomes are published."),
+    var(
+        "BACKSTOP_DB_SECRET_ID",
+        DB_JOBS,
+        false,
+        "Secrets Manager secret with the database credentials (RDS format).",
+    ),
+    var(
+        "BACKSTOP_DB_IAM_URL",
+        DB_JOBS,
+        false,
+        "postgres://user@host:port/db: RDS IAM authentication instead of a secret (the module's db_iam_auth).",
+    ),
+    var("DATABASE_URL", DB_JOBS, false, "A connection URL instead of a secret (the CLI; never in Lambda)."),
+    var("BACKSTOP_DB_SSLMODE", DB_JOBS, true, "disable, prefer, require or verify-full."),
+    var(
+        "BACKSTOP_DB_SSLROOTCERT",
+        DB_JOBS,
+        false,
+        "A PEM CA bundle for verify-full (e.g. the RDS global bundle).",
+    ),
+    var("BACKSTOP_PG_DUMP", &["db-backup"], false, "The pg_dump binary for the pg_dump engine and fallback."),
+    var(
+        "BACKSTOP_CLEANUP_RULES",
+        &["notification-cleanup"],
+        true,
+        "The cleanup rules (JSON) when the payload has none.",
+    ),
+    var(
+        "BACKSTOP_RETENTION",
+        &["retention-prune"],
+        true,
+        "The keep-policy (JSON) when the payload has none.",
+    ),
+    var("BACKSTOP_MEDIA_SOURCE", &["media-sync"], true, "s3://bucket/prefix of the application's uploads."),
+    var(
+        "BACKSTOP_MEDIA_ENDPOINT_URL",
+        &["media-sync"],
+        false,
+        "The media source's own S3 endpoint (MinIO, another provider).",
+    ),
+    var(
+        "BACKSTOP_MEDIA_SECRET_ID",
+        &["media-sync"],
+        false,
+        "A secret with access_key_id/secret_access_key for that endpoint.",
+    ),
+    var(
+        "BACKSTOP_MEDIA_S3_FORCE_PATH_STYLE",
+        &["media-sync"],
+        false,
+        "Path-style requests to the media source.",
+    ),
+    var(
+        "BACKSTOP_MEDIA_S3_REQUEST_CHECKSUM",
+        &["media-sync"],
+        false,
+        "when_supported or when_required, for the media source.",
+    ),
+    var("BACKSTOP_S3_FORCE_PATH_STYLE", &[], false, "Path-style requests (S3-compatible stores)."),
+    var(
+        "BACKSTOP_S3_REQUEST_CHECKSUM",
+        &[],
+        false,
+        "when_required for stores that reject the SDK's default checksums.",
+    ),
+    var("BACKSTOP_S3_PART_CHECKSUM", &[], false, "Send each part's SHA-256 (default on)."),
+    var("BACKSTOP_S3_PART_SIZE_MB", &[], false, "Multipart part size, 5 to 5120."),
+    var("BACKSTOP_S3_EQUAL_PARTS", &[], false, "Every part the same size (R2)."),
+    var("BACKSTOP_S3_UPLOAD_CONCURRENCY", &[], false, "Parts in flight per upload, 1 to 16."),
+    var("AWS_ENDPOINT_URL", &[], false, "An S3-compatible or local endpoint instead of AWS (tests, MinIO)."),
+    var("AWS_ENDPOINT_URL_S3", &[], false, "The same for S3 only."),
+    var("BACKSTOP_METRICS", &[], false, "emf or off; on by default in Lambda and ECS."),
+    var("RUST_LOG", &[], true, "Log level (info)."),
+];
+
 /// Where backups, manifests and run records are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
@@ -128,6 +233,9 @@ pub enum DbConfig {
     Secret { secret_id: String },
     /// A `postgres://` URL (local runs). Kept whole; never logged.
     Url(String),
+    /// `postgres://user@host:port/db` without a password: RDS IAM authentication, a token
+    /// signed with the process's AWS credentials per connection (`iam_auth`).
+    Iam(String),
     /// Neither was set: jobs that need a database fail with a message saying so.
     Unset,
 }
@@ -137,6 +245,7 @@ impl std::fmt::Debug for DbConfig {
         match self {
             DbConfig::Secret { secret_id } => f.debug_struct("Secret").field("secret_id", secret_id).finish(),
             DbConfig::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
+            DbConfig::Iam(url) => f.debug_tuple("Iam").field(&redact_url(url)).finish(),
             DbConfig::Unset => f.write_str("Unset"),
         }
     }
@@ -295,7 +404,7 @@ impl Config {
     pub fn needs_aws(&self) -> bool {
         matches!(self.destination, Destination::S3 { .. })
             || self.sns_topic_arn.is_some()
-            || matches!(self.db, DbConfig::Secret { .. })
+            || matches!(self.db, DbConfig::Secret { .. } | DbConfig::Iam(_))
             || matches!(self.media.source, Some(MediaSource::S3 { .. }))
             || self.media.secret_id.is_some()
     }
@@ -326,10 +435,28 @@ impl Config {
                 format!("{env:?} must be letters, digits, '-' or '_' (it is part of object names)"),
             ));
         }
-        let db = match (get("BACKSTOP_DB_SECRET_ID"), get("DATABASE_URL")) {
-            (Some(secret_id), _) => DbConfig::Secret { secret_id },
-            (None, Some(url)) => DbConfig::Url(url),
-            (None, None) => DbConfig::Unset,
+        let db = match (get("BACKSTOP_DB_SECRET_ID"), get("BACKSTOP_DB_IAM_URL"), get("DATABASE_URL")) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::config(
+                    "BACKSTOP_DB_IAM_URL",
+                    "is set beside BACKSTOP_DB_SECRET_ID: use a secret (password) or IAM authentication, not both",
+                ));
+            }
+            (Some(secret_id), None, _) => DbConfig::Secret { secret_id },
+            (None, Some(url), _) => {
+                let creds = crate::secrets::DbCredentials::from_url(&url).map_err(|_| {
+                    Error::config("BACKSTOP_DB_IAM_URL", "is not a postgres://user@host:port/db URL")
+                })?;
+                if creds.password.is_some() {
+                    return Err(Error::config(
+                        "BACKSTOP_DB_IAM_URL",
+                        "holds a password; IAM authentication signs a token instead",
+                    ));
+                }
+                DbConfig::Iam(url)
+            }
+            (None, None, Some(url)) => DbConfig::Url(url),
+            (None, None, None) => DbConfig::Unset,
         };
 
         // A custom endpoint (moto, MinIO, R2, …) almost always wants path style.
@@ -585,5 +712,42 @@ mod media_tests {
         assert!(!m.shares_destination_account());
         m = MediaConfig { source: Some(MediaSource::parse("file:///x").unwrap()), ..Default::default() };
         assert!(!m.shares_destination_account());
+    }
+
+    /// The names `from_lookup`, `metrics` and `telemetry` read, from their source text.
+    fn names_read() -> std::collections::BTreeSet<String> {
+        let sources = [include_str!("config.rs"), include_str!("metrics.rs"), include_str!("telemetry.rs")];
+        let mut names = std::collections::BTreeSet::new();
+        for text in sources {
+            // Only the code: this module's tests name variables too.
+            let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+            for opener in
+                ["get(\"", "&get, \"", "env::var(\"", "env::var_os(\"", "EnvFilter::try_from_default_env("]
+            {
+                for (at, _) in code.match_indices(opener) {
+                    let rest = &code[at + opener.len()..];
+                    if opener.starts_with("EnvFilter") {
+                        names.insert("RUST_LOG".to_owned());
+                        continue;
+                    }
+                    let name: String = rest.chars().take_while(|c| *c != '"').collect();
+                    if name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+                        names.insert(name);
+                    }
+                }
+            }
+        }
+        // The platform's own, which say where the process runs; nobody sets them.
+        names.remove("AWS_LAMBDA_FUNCTION_NAME");
+        names.remove("ECS_CONTAINER_METADATA_URI_V4");
+        names
+    }
+
+    #[test]
+    fn the_variable_table_is_every_variable_the_code_reads() {
+        let read = names_read();
+        let table: std::collections::BTreeSet<String> = VARIABLES.iter().map(|v| v.name.to_owned()).collect();
+        assert!(read.len() > 20, "the scan found the reads: {read:?}");
+        assert_eq!(read, table, "VARIABLES and the code disagree");
     }
 }

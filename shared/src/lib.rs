@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //!
+//! - `access`    — what each function may do in AWS (IAM actions on named resources): the table
+//!   the Terraform roles and the audited end-to-end tests are checked against.
 //! - `config`    — [`Config`] from the environment (pure, tested); S3 compatibility settings.
 //! - `app`       — [`App`]: the config plus one client per port, built once at init.
 //! - `error`     — the [`Error`] enum: context, cause chain, and whether a retry can help.
@@ -14,7 +16,10 @@
 //! - `run`       — the [`run::Job`] trait and `execute`: run records, outcome messages.
 //! - `lambda`    — the generic Lambda handler: run record out, or a function error.
 //! - `telemetry` — tracing set-up (JSON in Lambda).
+//! - `metrics`   — CloudWatch Embedded Metric Format lines per run (success, bytes, rows, …), which
+//!   the module's error and freshness alarms read.
 //! - `db`        — credentials cache, connections, preflight (version, size, tables).
+//! - `iam_auth`  — RDS IAM database authentication: a SigV4 token per connection, TLS required.
 //! - `tls`       — TLS for PostgreSQL with libpq's sslmode meanings (RDS needs it).
 //! - `secrets`   — the `SecretSource` port, Secrets Manager adapter, RDS secret format.
 //! - `store`     — the `ObjectStore` port (paged key-order listing, server-side copy, batched
@@ -36,6 +41,7 @@
 //!   server-side or streamed and verified; `snapshot`: the per-run state, streamed) and
 //!   media-restore.
 
+pub mod access;
 pub mod app;
 pub mod backup;
 pub mod catalog;
@@ -43,9 +49,11 @@ pub mod cleanup;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod iam_auth;
 pub mod keys;
 pub mod lambda;
 pub mod media;
+pub mod metrics;
 pub mod notify;
 pub mod payload;
 pub mod restore;

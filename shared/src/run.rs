@@ -197,6 +197,8 @@ pub async fn execute_at<J: Job>(
         }
     }
 
+    // Metrics first: a line on stdout, cheap, and there even if the deadline cuts what follows.
+    crate::metrics::emit(&record);
     // Dry runs write nothing to the destination.
     if !dry_run {
         let key = record_key(&app.config.prefix, J::NAME, &record.started, &record.run_id);

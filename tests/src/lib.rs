@@ -4,6 +4,8 @@
 //! Each test makes its own database, bucket, topic and queue, so tests run in parallel on one
 //! stack. Set `BACKSTOP_TEST_PG` (admin URL) or `BACKSTOP_TEST_AWS_ENDPOINT` to use others.
 
+pub mod audit;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use backstop_core::access;
 use backstop_core::backup::DbBackup;
 use backstop_core::catalog;
 use backstop_core::cleanup::NotificationCleanup;
@@ -95,6 +96,10 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// What each function needs from a deployment, as JSON: the IAM actions its code calls on
+    /// named resources, and the environment variables it reads (the Terraform module is
+    /// tested against this).
+    DeploySpec,
 }
 
 #[derive(Debug, Args)]
@@ -426,6 +431,13 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             history(&app, job.as_deref(), since.as_deref(), failed, json).await
         }
         Command::Restore(args) => restore_command(&app, args).await,
+        Command::DeploySpec => {
+            let functions: Map<String, Value> =
+                access::FUNCTIONS.iter().map(|(name, grants)| ((*name).to_owned(), json!(grants))).collect();
+            let spec = json!({ "functions": functions, "variables": backstop_core::config::VARIABLES });
+            println!("{}", serde_json::to_string_pretty(&spec)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Verify { key, database, jobs, keep, latest: _ } => {
             let payload = json!({ "key": key, "database": database, "jobs": jobs, "keep": keep });
             Ok(finish(run::execute::<Verify>(&app, &payload, None).await))

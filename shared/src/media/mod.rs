@@ -136,7 +136,7 @@ pub async fn connect_source(app: &App) -> Result<SourceHandle> {
                 }
             }
             Ok(SourceHandle {
-                store: Arc::new(LocalStore::new(root)),
+                store: app.layered(Arc::new(LocalStore::new(root))),
                 prefix: String::new(),
                 server_side: false,
                 describe,
@@ -148,7 +148,8 @@ pub async fn connect_source(app: &App) -> Result<SourceHandle> {
                 access.credentials = Some(source_credentials(app, secret_id).await?);
             }
             let server_side = media.shares_destination_account() && app.store.bucket().is_some();
-            let store = Arc::new(S3Store::reaching(&app.sdk().await, bucket, &media.s3, &access));
+            let store =
+                app.layered(Arc::new(S3Store::reaching(&app.sdk().await, bucket, &media.s3, &access)));
             Ok(SourceHandle { store, prefix: prefix.clone(), server_side, describe })
         }
     }

@@ -1,0 +1,34 @@
+# The least Backstop: nightly backups of one database reachable from Lambda (e.g. RDS with a
+# public endpoint and TLS), daily pruning; the module makes the bucket, key and topic.
+#
+#   scripts/package.sh
+#   terraform init && terraform apply -var db_secret_arn=arn:aws:secretsmanager:...
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40"
+    }
+  }
+}
+
+provider "aws" {}
+
+variable "db_secret_arn" {
+  description = "The RDS-managed (or your own) secret with the database credentials."
+  type        = string
+}
+
+module "backstop" {
+  source        = "../../modules/backstop"
+  package_dir   = "${path.root}/../../../target/lambda"
+  functions     = ["db-backup", "retention-prune"]
+  db_secret_arn = var.db_secret_arn
+  databases     = ["app"]
+}
+
+output "invoke" {
+  value = module.backstop.invoke_commands
+}
