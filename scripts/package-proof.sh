@@ -15,16 +15,28 @@ ARCH=${ARCH:-arm64}
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 "$ROOT/scripts/stack.sh" up
-if ! command -v qemu-aarch64-static >/dev/null && [ "$ARCH" = arm64 ]; then
-  say "installing qemu-user-static (apt)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static >/dev/null
+# qemu runs the aarch64 ELF; the cross packages give it the aarch64 glibc and libgcc_s the
+# bootstrap links against (provided.al2023 has them).
+if [ "$ARCH" = arm64 ] && { ! command -v qemu-aarch64-static >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; }; then
+  say "installing qemu-user-static and the aarch64 C library (apt)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross >/dev/null
 fi
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu
 ARCH="$ARCH" "$ROOT/scripts/package.sh" db-backup >/dev/null
 zip="$ROOT/target/lambda/db-backup/bootstrap.zip"
 
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  local status=$?
+  if [ "$status" != 0 ]; then
+    echo "--- the function's stderr:" >&2; tail -n 30 "$work/function.err" >&2 2>/dev/null || true
+    echo "--- the emulator's log:" >&2; tail -n 15 "$work/emulator.log" >&2 2>/dev/null || true
+  fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$zip" "$work"
 chmod +x "$work/bootstrap"
@@ -34,7 +46,7 @@ want=$([ "$ARCH" = arm64 ] && echo 183 || echo 62)
 [ "$machine" = "$want" ] || { echo "bootstrap is ELF machine $machine, not $want ($ARCH)" >&2; exit 1; }
 
 say "runtime API emulator on 127.0.0.1:$PORT"
-setsid env PATH="$VENV/bin:$PATH" cargo lambda watch --only-lambda-apis -a 127.0.0.1 -P "$PORT" \
+setsid env PATH="$VENV/bin:$PATH" cargo lambda watch --only-lambda-apis -A 127.0.0.1 -P "$PORT" \
   >"$work/emulator.log" 2>&1 </dev/null &
 pids+=($!)
 for _ in $(seq 1 120); do
@@ -48,17 +60,21 @@ set -a
 . "$ROOT/.stack/lambda.env"
 set +a
 export AWS_LAMBDA_FUNCTION_NAME=db-backup AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 AWS_LAMBDA_FUNCTION_VERSION='$LATEST'
-export AWS_LAMBDA_RUNTIME_API="127.0.0.1:$PORT/.rt" BACKSTOP_METRICS=emf
+export AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$PORT/.rt" BACKSTOP_METRICS=emf
 runner=()
 [ "$ARCH" = arm64 ] && runner=(qemu-aarch64-static)
 say "starting the packaged bootstrap${runner:+ under ${runner[*]}}"
 "${runner[@]}" "$work/bootstrap" >"$work/function.out" 2>"$work/function.err" &
 pids+=($!)
+bootstrap_pid=$!
+sleep 2
+kill -0 "$bootstrap_pid" 2>/dev/null || { echo "the bootstrap exited at start" >&2; exit 1; }
 
 invoke() { # payload, output file; prints seconds taken
   local t0; t0=$(date +%s.%N)
-  "$VENV/bin/aws" lambda invoke --endpoint-url "http://127.0.0.1:$PORT" --function-name db-backup \
-    --cli-binary-format raw-in-base64-out --payload "$1" --cli-read-timeout 900 "$2" >/dev/null
+  # With --only-lambda-apis the emulator serves one function, named "_".
+  "$VENV/bin/aws" lambda invoke --endpoint-url "http://127.0.0.1:$PORT" --function-name _ \
+    --payload "$1" --cli-read-timeout 300 "$2" >/dev/null
   python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' "$t0" "$(date +%s.%N)"
 }
 first=$(invoke '{"databases": ["backstop_demo"], "tag": "package-proof"}' "$work/first.json")
