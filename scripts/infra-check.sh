@@ -27,7 +27,7 @@ if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
 fi
 if [ -z "$BACKSTOP" ]; then
   cargo build -q -p backstop-cli
-  BACKSTOP="$ROOT/target/debug/backstop"
+  BACKSTOP=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/backstop
 fi
 
 mkdir -p "$ROOT/.stack"

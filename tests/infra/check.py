@@ -100,7 +100,9 @@ def flat(x) -> list:
 
 
 def main() -> int:
-    backstop = sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "target" / "debug" / "backstop")
+    if len(sys.argv) < 2:
+        sys.exit("usage: check.py path/to/backstop (scripts/infra-check.sh builds and passes it)")
+    backstop = sys.argv[1]
     spec = json.loads(subprocess.run([backstop, "deploy-spec"], check=True, capture_output=True, text=True).stdout)
     module = load_module()
     local = locals_of(module)
