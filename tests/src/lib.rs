@@ -5,6 +5,7 @@
 //! stack. Set `BACKSTOP_TEST_PG` (admin URL) or `BACKSTOP_TEST_AWS_ENDPOINT` to use others.
 
 pub mod audit;
+pub mod fault_proxy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
