@@ -18,12 +18,19 @@ pub struct Request {
     pub method: String,
     /// Path and query.
     pub target: String,
+    /// The `X-Amz-Target` header of JSON-protocol services (`secretsmanager.GetSecretValue`).
+    pub amz_target: String,
 }
 
 impl Request {
     /// An `UploadPart` (PUT with `partNumber`) or a single `PutObject`.
     pub fn is_upload(&self) -> bool {
         self.method == "PUT"
+    }
+
+    /// Secrets Manager's `GetSecretValue`.
+    pub fn is_get_secret(&self) -> bool {
+        self.amz_target == "secretsmanager.GetSecretValue"
     }
 
     /// `CompleteMultipartUpload`: POST with `uploadId`.
@@ -43,6 +50,8 @@ pub enum Fault {
     Pass,
     /// 503 SlowDown before the body is read (the SDK retries it).
     SlowDown,
+    /// 400 ThrottlingException of the JSON protocols (Secrets Manager, SNS's query errors aside).
+    Throttle,
     /// The connection is reset after this many bytes of the request body went upstream.
     ResetAfter(usize),
     /// The request reaches the server and is applied; the client gets a 500 instead of its answer.
@@ -145,21 +154,39 @@ async fn serve(
     count: &AtomicUsize,
 ) -> std::io::Result<()> {
     let Some((head, early_body)) = read_head(&mut client).await? else { return Ok(()) };
-    let first = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let first = text.lines().next().unwrap_or_default().to_owned();
     let mut words = first.split(' ');
+    let amz_target = text
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("x-amz-target")))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
     let request = Request {
         n: count.fetch_add(1, Ordering::SeqCst) + 1,
         method: words.next().unwrap_or_default().to_owned(),
         target: words.next().unwrap_or_default().to_owned(),
+        amz_target,
     };
     let fault = plan(&request);
     log.lock().expect("log").push((request, fault));
 
-    if fault == Fault::SlowDown {
-        let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>\
-                    <Message>Please reduce your request rate.</Message></Error>";
+    let refusal = match fault {
+        Fault::SlowDown => Some((
+            "503 Slow Down",
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        )),
+        Fault::Throttle => Some((
+            "400 Bad Request",
+            "application/x-amz-json-1.1",
+            "{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}",
+        )),
+        _ => None,
+    };
+    if let Some((status, content_type, body)) = refusal {
         let response = format!(
-            "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         client.write_all(response.as_bytes()).await?;

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod fault_proxy;
+pub mod fault_suite;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

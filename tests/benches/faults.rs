@@ -1,0 +1,46 @@
+//! The fault suite's figures: every kind of injected fault, repeated, with what the runs left —
+//! the README's table. Needs the local stack (scripts/stack.sh up).
+//!
+//!   cargo bench -p backstop-tests --bench faults          # FAULT_RUNS=5 per kind
+
+use backstop_tests::fault_suite::{self, Trial};
+
+#[tokio::main]
+async fn main() {
+    let runs: usize = std::env::var("FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut rows: Vec<Vec<Trial>> = Vec::new();
+    for kind in 0..5 {
+        let mut trials = Vec::new();
+        for i in 0..runs {
+            let label = format!("fb{kind}_{i}");
+            trials.push(match kind {
+                0 => fault_suite::uploads_slowed_and_reset(&label).await,
+                1 => fault_suite::completion_applied_then_failed(&label).await,
+                2 => fault_suite::downloads_cut(&label).await,
+                3 => fault_suite::secrets_throttled(&label, 1).await,
+                _ => fault_suite::secrets_throttled(&label, usize::MAX).await,
+            });
+        }
+        eprintln!("{}: done", trials[0].kind);
+        rows.push(trials);
+    }
+    println!(
+        "| fault | runs | faults injected | runs succeeded | marked good, not restorable | open uploads left | failures not recorded | not published | secret found |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for trials in &rows {
+        let count = |f: fn(&Trial) -> bool| trials.iter().filter(|t| f(t)).count();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            trials[0].kind,
+            trials.len(),
+            trials.iter().map(|t| t.faults).sum::<usize>(),
+            count(|t| t.succeeded),
+            count(|t| t.good_but_unrestorable),
+            trials.iter().map(|t| t.open_uploads).sum::<usize>(),
+            count(|t| t.unrecorded),
+            count(|t| t.unpublished),
+            trials.iter().map(|t| t.secret_leaks).sum::<usize>(),
+        );
+    }
+}

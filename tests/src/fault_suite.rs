@@ -1,0 +1,209 @@
+//! The fault suite's scenarios: one run of a job under one kind of injected fault (through
+//! [`FaultProxy`], in front of the loopback S3/SNS/Secrets Manager server), and what it left —
+//! the invariants Backstop promises. `tests/tests/faults.rs` asserts them once per kind;
+//! `tests/benches/faults.rs` repeats them and prints the README's table of figures.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use backstop_core::App;
+use backstop_core::backup::DbBackup;
+use backstop_core::config::DbConfig;
+use backstop_core::restore::Verify;
+use backstop_core::run::{self, RunRecord, Status};
+use serde_json::json;
+
+use crate::fault_proxy::{Fault, FaultProxy, Request};
+use crate::{Stack, TestDb, aws_endpoint};
+
+/// The password the secret scenarios store; it must appear nowhere.
+pub const SECRET_PASSWORD: &str = "s3cr3t-never-shown";
+
+/// What one scenario run did and left.
+#[derive(Debug, Clone, Default)]
+pub struct Trial {
+    pub kind: &'static str,
+    /// Faults the proxy injected.
+    pub faults: usize,
+    /// The faulted run's status.
+    pub succeeded: bool,
+    /// The run said success but its backup did not restore (or a cut download verified).
+    pub good_but_unrestorable: bool,
+    /// Multipart uploads left open in the bucket.
+    pub open_uploads: usize,
+    /// The run has no stored run record.
+    pub unrecorded: bool,
+    /// The outcome did not reach the topic.
+    pub unpublished: bool,
+    /// Places the secret's password was found (run record, error, subject, message).
+    pub secret_leaks: usize,
+    /// The run's summary and error, for messages.
+    pub summary: String,
+}
+
+/// ~20 MB of rows that compress to about half: a dump of several 5 MiB parts.
+pub async fn seeded(label: &str) -> (Stack, TestDb) {
+    let stack = Stack::new(label).await.expect("stack");
+    let db = TestDb::create(label).await.expect("database");
+    db.psql(
+        b"create table events (id int primary key, a text, b text, c text);
+          insert into events select g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text)
+            from generate_series(1, 200000) g;
+          create table small (id int primary key, v text);
+          insert into small select g, 'v' || g from generate_series(1, 100) g;",
+    )
+    .await
+    .expect("seed");
+    (stack, db)
+}
+
+/// An app on `db` (or `db_config`) whose every AWS request goes through `proxy`; 5 MiB parts.
+fn through(stack: &Stack, db_config: DbConfig, proxy: &FaultProxy) -> App {
+    let sdk = stack.sdk.to_builder().endpoint_url(&proxy.url).build();
+    let mut config = stack.config(db_config);
+    config.s3.part_size = 5 * 1024 * 1024;
+    App::new(&sdk, config).expect("app")
+}
+
+/// Restores `record`'s backup into a scratch database over a clean connection and compares it
+/// with the manifest (the verify job).
+pub async fn verify_clean(stack: &Stack, db: &TestDb, record: &RunRecord) -> RunRecord {
+    let key = record.outputs["databases"][0]["manifest_key"].as_str().unwrap_or_default().to_owned();
+    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    run::execute::<Verify>(&app, &json!({ "key": key, "jobs": 2 }), None).await
+}
+
+async fn trial(kind: &'static str, stack: &Stack, proxy: &FaultProxy, record: &RunRecord) -> Trial {
+    let text = serde_json::to_string(record).unwrap_or_default();
+    Trial {
+        kind,
+        faults: proxy.injected().len(),
+        succeeded: record.status == Status::Succeeded,
+        good_but_unrestorable: false,
+        open_uploads: stack.open_uploads().await.unwrap_or(usize::MAX),
+        unrecorded: record.record_key.is_none(),
+        unpublished: record
+            .published
+            .as_ref()
+            .and_then(|p| p.get("message_id"))
+            .is_none_or(|id| id.is_null()),
+        secret_leaks: text.matches(SECRET_PASSWORD).count(),
+        summary: format!("{} {}", record.summary, record.error.as_deref().unwrap_or("")),
+    }
+}
+
+/// db-backup while the first attempt of every second upload (part or object) gets 503
+/// SlowDown and of every third is reset after 64 KiB: retries must absorb it.
+pub async fn uploads_slowed_and_reset(label: &str) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let seen: Mutex<HashMap<String, usize>> = Mutex::new(HashMap::new());
+    let proxy = FaultProxy::start(&aws_endpoint(), move |r: &Request| {
+        if !r.is_upload() {
+            return Fault::Pass;
+        }
+        let mut seen = seen.lock().expect("lock");
+        let distinct = seen.len();
+        if seen.insert(r.target.clone(), distinct).is_some() {
+            return Fault::Pass;
+        }
+        match distinct {
+            i if i % 2 == 0 => Fault::SlowDown,
+            i if i % 3 == 0 => Fault::ResetAfter(64 * 1024),
+            _ => Fault::Pass,
+        }
+    })
+    .await;
+    let app = through(&stack, DbConfig::Url(db.url.clone()), &proxy);
+    let record = run::execute::<DbBackup>(&app, &json!({ "split_mb": 8 }), None).await;
+    let mut t = trial("S3: 503 SlowDown and resets mid-body on uploads", &stack, &proxy, &record).await;
+    if t.succeeded {
+        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+    }
+    t
+}
+
+/// db-backup whose first CompleteMultipartUpload is applied by the server and reported to the
+/// client as a 500 (as a timeout after apply would look).
+pub async fn completion_applied_then_failed(label: &str) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let faulted = AtomicBool::new(false);
+    let proxy = FaultProxy::start(&aws_endpoint(), move |r: &Request| {
+        if r.is_complete() && !faulted.swap(true, Ordering::SeqCst) {
+            Fault::ApplyThenFail
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let app = through(&stack, DbConfig::Url(db.url.clone()), &proxy);
+    let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
+    let mut t = trial("S3: CompleteMultipartUpload applied, then 500", &stack, &proxy, &record).await;
+    if t.succeeded {
+        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+    } else {
+        // A failed backup must not leave a manifest naming it.
+        let manifests =
+            stack.keys().await.unwrap_or_default().iter().filter(|k| k.ends_with(".manifest.json")).count();
+        t.good_but_unrestorable = manifests > 0;
+    }
+    t
+}
+
+/// The restore drill (verify) while every GET of a dump object is cut after 100 kB: it must
+/// fail, never verify what it did not read.
+pub async fn downloads_cut(label: &str) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let backup = stack.backup(&db, json!({})).await;
+    assert_eq!(backup.status, Status::Succeeded, "{:?}", backup.error);
+    let key = backup.outputs["databases"][0]["manifest_key"].as_str().unwrap_or_default().to_owned();
+    let proxy = FaultProxy::start(&aws_endpoint(), |r: &Request| {
+        if r.is_get_object() && r.target.contains(".sql.") {
+            Fault::TruncateBody(100_000)
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let app = through(&stack, DbConfig::Url(db.url.clone()), &proxy);
+    let record = run::execute::<Verify>(&app, &json!({ "key": key }), None).await;
+    let mut t = trial("S3: GET bodies cut short (restore drill)", &stack, &proxy, &record).await;
+    t.good_but_unrestorable = t.succeeded;
+    t
+}
+
+/// db-backup with its credentials in Secrets Manager, which throttles the first `throttled`
+/// GetSecretValue requests (`usize::MAX`: every one).
+pub async fn secrets_throttled(label: &str, throttled: usize) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&stack.sdk);
+    let secret_id = format!("backstop/test/{}", db.name);
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": 5432, "username": "postgres",
+                        "password": SECRET_PASSWORD, "dbname": db.name});
+    sm.create_secret().name(&secret_id).secret_string(secret.to_string()).send().await.expect("secret");
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let proxy = FaultProxy::start(&aws_endpoint(), move |r: &Request| {
+        if r.is_get_secret() && count.fetch_add(1, Ordering::SeqCst) < throttled {
+            Fault::Throttle
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let app = through(&stack, DbConfig::Secret { secret_id }, &proxy);
+    let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
+    let kind = if throttled == usize::MAX {
+        "Secrets Manager: every read throttled"
+    } else {
+        "Secrets Manager: first read throttled"
+    };
+    let mut t = trial(kind, &stack, &proxy, &record).await;
+    if t.succeeded {
+        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+    }
+    // What subscribers received: subjects and messages.
+    if let Ok(outcomes) = stack.outcomes(1, std::time::Duration::from_secs(10)).await {
+        t.secret_leaks += outcomes.iter().filter(|o| format!("{o:?}").contains(SECRET_PASSWORD)).count();
+    }
+    t
+}
