@@ -39,16 +39,17 @@ resource "aws_cloudwatch_metric_alarm" "task_failures" {
 }
 
 locals {
-  # One freshness alarm per database db-backup backs up, and one for the media.
+  # One freshness alarm per database db-backup backs up, and one for the media (dimensions as
+  # maps, so that both kinds of entry have one type and for_each takes the merge).
   freshness = merge(
     contains(var.functions, "db-backup") ? {
       for db in var.databases : "db-${db}" => {
         what       = "backup of database ${db}"
-        dimensions = { Job = "db-backup", Env = var.env, Database = db }
+        dimensions = tomap({ Job = "db-backup", Env = var.env, Database = db })
       }
     } : {},
     contains(var.functions, "media-sync") ? {
-      "media" = { what = "media sync", dimensions = { Job = "media-sync", Env = var.env } }
+      "media" = { what = "media sync", dimensions = tomap({ Job = "media-sync", Env = var.env }) }
     } : {},
   )
 }
