@@ -104,6 +104,12 @@ pub const VARIABLES: &[Variable] = &[
     var("BACKSTOP_S3_PART_SIZE_MB", &[], false, "Multipart part size, 5 to 5120."),
     var("BACKSTOP_S3_EQUAL_PARTS", &[], false, "Every part the same size (R2)."),
     var("BACKSTOP_S3_UPLOAD_CONCURRENCY", &[], false, "Parts in flight per upload, 1 to 16."),
+    var(
+        "BACKSTOP_S3_MAX_ATTEMPTS",
+        &[],
+        false,
+        "Attempts per S3 request, 1 to 20 (default 6), with backoff.",
+    ),
     var("AWS_ENDPOINT_URL", &[], false, "An S3-compatible or local endpoint instead of AWS (tests, MinIO)."),
     var("AWS_ENDPOINT_URL_S3", &[], false, "The same for S3 only."),
     var("BACKSTOP_METRICS", &[], false, "emf or off; on by default in Lambda and ECS."),
@@ -357,6 +363,9 @@ pub struct S3Settings {
     pub equal_parts: bool,
     /// Parts uploaded at once. Memory is about `(upload_concurrency + 1) × part_size`.
     pub upload_concurrency: usize,
+    /// Attempts per request (the SDK's standard retries, with backoff): a backup is a batch job
+    /// that had better wait out a SlowDown storm than fail, so more than the SDK's 3.
+    pub max_attempts: u32,
 }
 
 /// S3's smallest allowed part (except the last).
@@ -371,6 +380,7 @@ impl Default for S3Settings {
             part_size: 8 * 1024 * 1024,
             equal_parts: false,
             upload_concurrency: 2,
+            max_attempts: 6,
         }
     }
 }
@@ -486,6 +496,12 @@ impl Config {
                 None => defaults.upload_concurrency,
                 Some(v) => v.parse().ok().filter(|n| (1..=16).contains(n)).ok_or_else(|| {
                     Error::config("BACKSTOP_S3_UPLOAD_CONCURRENCY", format!("{v:?} is not 1 to 16"))
+                })?,
+            },
+            max_attempts: match get("BACKSTOP_S3_MAX_ATTEMPTS") {
+                None => defaults.max_attempts,
+                Some(v) => v.parse().ok().filter(|n| (1..=20).contains(n)).ok_or_else(|| {
+                    Error::config("BACKSTOP_S3_MAX_ATTEMPTS", format!("{v:?} is not 1 to 20"))
                 })?,
             },
         };
@@ -651,6 +667,7 @@ mod tests {
     #[rstest]
     #[case("BACKSTOP_S3_PART_SIZE_MB", "4")]
     #[case("BACKSTOP_S3_EQUAL_PARTS", "maybe")]
+    #[case("BACKSTOP_S3_MAX_ATTEMPTS", "0")]
     #[case("BACKSTOP_S3_REQUEST_CHECKSUM", "never")]
     #[case("BACKSTOP_ENV", "prod env")]
     #[case("BACKSTOP_DB_SSLMODE", "verify-ca")]

@@ -123,6 +123,34 @@ pub async fn uploads_slowed_and_reset(label: &str) -> Trial {
     t
 }
 
+/// db-backup while the first upload request's target is answered 503 SlowDown three times in
+/// a row: more than the SDK's default of three attempts, within Backstop's six.
+pub async fn one_upload_slowed_three_times(label: &str) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let first: Mutex<Option<(String, usize)>> = Mutex::new(None);
+    let proxy = FaultProxy::start(&aws_endpoint(), move |r: &Request| {
+        if !r.is_upload() {
+            return Fault::Pass;
+        }
+        let mut first = first.lock().expect("lock");
+        let (target, attempts) = first.get_or_insert_with(|| (r.target.clone(), 0));
+        if *target == r.target && *attempts < 3 {
+            *attempts += 1;
+            Fault::SlowDown
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let app = through(&stack, DbConfig::Url(db.url.clone()), &proxy);
+    let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
+    let mut t = trial("S3: one upload answered SlowDown three times", &stack, &proxy, &record).await;
+    if t.succeeded {
+        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+    }
+    t
+}
+
 /// db-backup whose first CompleteMultipartUpload is applied by the server and reported to the
 /// client as a 500 (as a timeout after apply would look).
 pub async fn completion_applied_then_failed(label: &str) -> Trial {

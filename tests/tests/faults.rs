@@ -24,6 +24,15 @@ async fn slowdowns_and_resets_on_uploads_are_absorbed_and_the_backup_restores() 
 }
 
 #[tokio::test]
+async fn three_slowdowns_in_a_row_are_waited_out() {
+    // The SDK alone gives up after three attempts; Backstop allows six (BACKSTOP_S3_MAX_ATTEMPTS).
+    let t = fault_suite::one_upload_slowed_three_times("fault_up3").await;
+    assert_kept(&t);
+    assert_eq!(t.faults, 3);
+    assert!(t.succeeded, "{}", t.summary);
+}
+
+#[tokio::test]
 async fn a_completion_applied_and_then_failed_never_reads_as_a_good_backup_that_is_not() {
     // Either outcome is honest: success (the retried completion found the object made, and it
     // restores) or a recorded failure with no manifest.

@@ -49,6 +49,9 @@ impl S3Store {
         // warns on every such GET.
         let mut conf = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(settings.force_path_style)
+            .retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(settings.max_attempts),
+            )
             .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
         if let Some(url) = &access.endpoint_url {
             conf = conf.endpoint_url(url);
