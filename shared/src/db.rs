@@ -27,7 +27,7 @@ impl std::fmt::Debug for DbSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let origin = match &self.origin {
             Origin::Url(url) => format!("Url({})", crate::config::redact_url(url)),
-            Origin::Iam { url, .. } => format!("Iam({})", crate::config::redact_url(url)),
+            Origin::Iam { base, .. } => format!("Iam({})", base.display_target("")),
             Origin::Secret { secret_id, .. } => format!("Secret({secret_id})"),
             Origin::Unset => "Unset".into(),
         };
@@ -45,7 +45,8 @@ enum Origin {
     },
     /// RDS IAM authentication: the URL's user and host, a fresh token per connection.
     Iam {
-        url: String,
+        /// Host, port, user and database, parsed once; the password is the token.
+        base: DbCredentials,
         auth: IamAuth,
     },
     Unset,
@@ -80,7 +81,7 @@ impl DbSource {
                         ));
                     }
                 };
-                Origin::Iam { url: url.clone(), auth }
+                Origin::Iam { base: DbCredentials::from_url(url)?, auth }
             }
             (DbConfig::Secret { secret_id }, Some(source)) => {
                 Origin::Secret { secret_id: secret_id.clone(), source }
@@ -105,10 +106,9 @@ impl DbSource {
             Origin::Secret { secret_id, source } => {
                 DbCredentials::from_rds_secret(secret_id, &source.secret_string(secret_id).await?)?
             }
-            Origin::Iam { url, auth } => {
-                let mut creds = DbCredentials::from_url(url)?;
-                creds.password = Some(auth.token(&creds.host, creds.port, &creds.user).await?);
-                return Ok(creds);
+            Origin::Iam { base, auth } => {
+                let token = auth.token(&base.host, base.port, &base.user).await?;
+                return Ok(DbCredentials { password: Some(token), ..base.clone() });
             }
             Origin::Unset => {
                 return Err(Error::config(

@@ -6,6 +6,7 @@
 //! function's role needs `rds-db:connect` on `dbuser:{DbiResourceId}/{user}` (the Terraform
 //! module's `db_iam_auth`).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -17,11 +18,17 @@ use crate::error::{Error, Result};
 /// How long a token can open connections (RDS's maximum).
 const VALID_FOR: Duration = Duration::from_secs(900);
 
+/// Credentials are fetched again this long before they expire.
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
 /// Makes tokens with the SDK's credentials and region.
 #[derive(Debug, Clone)]
 pub struct IamAuth {
     credentials: SharedCredentialsProvider,
     region: String,
+    /// The provider's last answer: on ECS or EC2 it is a metadata endpoint call, not an
+    /// environment read, so it is not asked again for every connection.
+    cached: Arc<tokio::sync::Mutex<Option<aws_credential_types::Credentials>>>,
 }
 
 impl IamAuth {
@@ -37,18 +44,28 @@ impl IamAuth {
                 Error::config(NAME, "RDS IAM authentication needs AWS_REGION (the database's region)")
             })?
             .to_string();
-        Ok(IamAuth { credentials, region })
+        Ok(IamAuth { credentials, region, cached: Arc::default() })
     }
 
     /// A token to connect to `host:port` as `user`, signed now.
     pub async fn token(&self, host: &str, port: u16, user: &str) -> Result<String> {
-        let creds = self.credentials.provide_credentials().await.map_err(|e| Error::Secret {
-            secret_id: "RDS IAM token".into(),
-            reason: format!("no AWS credentials to sign it with: {e}"),
-            source: None,
-            retryable: true,
-        })?;
-        sign_token(&creds, &self.region, host, port, user, SystemTime::now())
+        let now = SystemTime::now();
+        let mut cached = self.cached.lock().await;
+        let fresh =
+            |c: &aws_credential_types::Credentials| c.expiry().is_none_or(|e| e > now + REFRESH_BEFORE);
+        let creds = match cached.as_ref().filter(|c| fresh(c)) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.credentials.provide_credentials().await.map_err(|e| Error::Secret {
+                    secret_id: "RDS IAM token".into(),
+                    reason: format!("no AWS credentials to sign it with: {e}"),
+                    source: None,
+                    retryable: true,
+                })?;
+                cached.insert(c).clone()
+            }
+        };
+        sign_token(&creds, &self.region, host, port, user, now)
     }
 }
 

@@ -17,15 +17,17 @@ pub const NAMESPACE: &str = "Backstop";
 
 /// Whether this process runs where stdout is CloudWatch Logs (Lambda, ECS), or was asked to
 /// emit anyway (`BACKSTOP_METRICS=emf`); `BACKSTOP_METRICS=off` silences it.
+/// Read once per process: the environment does not change between invocations.
 pub fn enabled() -> bool {
-    match std::env::var("BACKSTOP_METRICS").as_deref() {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| match std::env::var("BACKSTOP_METRICS").as_deref() {
         Ok("emf") => true,
         Ok("off") => false,
         _ => {
             std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
                 || std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some()
         }
-    }
+    })
 }
 
 /// Prints the run's metric lines when [`enabled`].
