@@ -66,6 +66,61 @@ async fn an_sql_error_stops_the_replay_at_its_line_and_single_transaction_keeps_
     assert_eq!(rows, 2);
 }
 
+#[tokio::test]
+async fn statements_sent_in_batches_behave_as_one_by_one() {
+    // GIVEN a dump whose statements the replay sends together: one that may not run in a
+    // transaction block, an enum value used right after it is added, settings that change how
+    // the text after them is read, and an error in the middle of a run of statements
+    let target = TestDb::create("restore_batch").await.unwrap();
+    let client = target.client().await.unwrap();
+    let script = br"CREATE TABLE s (v text);
+SET standard_conforming_strings = off;
+SET escape_string_warning = off;
+INSERT INTO s VALUES ('one\\backslash');
+SET standard_conforming_strings = on;
+INSERT INTO s VALUES ('two\\backslashes');
+COPY s (v) FROM stdin;
+copied
+\.
+CREATE TYPE mood AS ENUM ('sad');
+ALTER TYPE mood ADD VALUE 'happy';
+CREATE TABLE m (id int, x mood DEFAULT 'happy');
+INSERT INTO m (id) VALUES (1);
+CREATE INDEX CONCURRENTLY m_x ON m (x);
+VACUUM m;
+INSERT INTO missing VALUES (1);
+CREATE TABLE after_error (id int);
+";
+
+    // WHEN it is replayed (not in one transaction: batches are on)
+    let err = apply_plain(&client, "batch.sql", &script[..], false).await.unwrap_err();
+
+    // THEN the error names its own line, everything before it is there, nothing after it
+    assert!(matches!(err, Error::Restore { line: 16, .. }), "{err:?}");
+    let mood: String = client.query_one("select x::text from m", &[]).await.unwrap().get(0);
+    assert_eq!(mood, "happy");
+    let valid: bool = client
+        .query_one("select indisvalid from pg_index where indexrelid = 'm_x'::regclass", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+    let texts: Vec<String> = client
+        .query("select v from s order by v desc", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(texts, vec![r"two\\backslashes", r"one\backslash", "copied"]);
+    let after: i64 = client
+        .query_one("select count(*) from pg_tables where tablename = 'after_error'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, 0);
+}
+
 mod from_backups {
     use backstop_core::backup::DbBackup;
     use backstop_core::catalog::{history, list_backups};

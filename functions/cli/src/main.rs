@@ -2,6 +2,8 @@
 //! It lives beside the functions (`functions/cli`) because it is one more front end on the core,
 //! like each function; only its argument parsing is its own.
 
+mod bars;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -405,7 +407,12 @@ impl BackupArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    telemetry::init();
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() && std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        bars::init();
+    } else {
+        telemetry::init();
+    }
     let cli = Cli::parse();
     match run_cli(cli).await {
         Ok(code) => code,

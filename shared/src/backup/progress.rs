@@ -2,12 +2,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::run::human_bytes;
-
-/// How often a long dump logs its progress.
-const EVERY: Duration = Duration::from_secs(10);
 
 /// Tables done and bytes read of one database's dump.
 #[derive(Debug, Clone)]
@@ -45,7 +42,7 @@ impl Progress {
 
     async fn report(self) {
         let start = Instant::now();
-        let mut tick = tokio::time::interval(EVERY);
+        let mut tick = tokio::time::interval(crate::telemetry::progress_every());
         tick.tick().await;
         loop {
             tick.tick().await;
@@ -55,8 +52,16 @@ impl Progress {
                 human_bytes((bytes as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64)
             );
             let tables = format!("{}/{}", self.tables.load(Ordering::Relaxed), self.total_tables);
+            let tables_done = self.tables.load(Ordering::Relaxed) as u64;
+            let (done, total, unit) = match self.total_tables {
+                0 => (bytes, 0, "bytes"),
+                n => (tables_done, n as u64, "tables"),
+            };
             tracing::info!(
                 database = %self.database,
+                progress_done = done,
+                progress_total = total,
+                progress_unit = unit,
                 tables = (self.total_tables > 0).then_some(tables.as_str()),
                 dumped = %human_bytes(bytes),
                 on_disk = %human_bytes(self.total_bytes),

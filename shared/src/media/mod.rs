@@ -705,9 +705,10 @@ async fn execute(
         if let Some(entry) = &done.entry {
             writer.push(entry).await?;
         }
-        if last_progress.elapsed() >= std::time::Duration::from_secs(10) {
+        if last_progress.elapsed() >= crate::telemetry::progress_every() {
             last_progress = Instant::now();
-            tracing::info!(copied = out.copied, bytes = %human_bytes(out.copied_bytes), trashed = out.trashed,
+            tracing::info!(progress_done = attempted, progress_total = out.plan.changes(),
+                progress_unit = "objects", copied = out.copied, bytes = %human_bytes(out.copied_bytes), trashed = out.trashed,
                 failed = out.failed, left = out.plan.changes().saturating_sub(attempted), "media sync in progress");
         }
     }

@@ -48,7 +48,7 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
     dump: R,
     single_transaction: bool,
 ) -> Result<ApplyStats> {
-    let replayed = apply_selected(client, source, dump, None);
+    let replayed = apply_selected(client, source, dump, None, !single_transaction);
     if single_transaction {
         in_transaction(client, |_, e| sql_error(source, 0, e), replayed).await
     } else {
@@ -58,15 +58,105 @@ pub async fn apply_plain<R: AsyncBufRead + Unpin>(
 
 /// [`apply_plain`] without a transaction of its own, bringing back only the rows of the tables
 /// `selection` names (and leaving out the foreign keys that would fail without the others).
+/// `batched`: statements go to the server in [`Batch`]es (never inside a transaction).
 pub async fn apply_selected<R: AsyncBufRead + Unpin>(
     client: &Client,
     source: &str,
     mut dump: R,
     selection: Option<&TableSelection>,
+    batched: bool,
 ) -> Result<ApplyStats> {
     let fail = |line: usize, reason: String| Error::Restore { dump: source.to_owned(), line, reason };
     let sql_err = |line: usize, e: tokio_postgres::Error| sql_error(source, line, e);
-    replay(client, &mut dump, selection, &fail, &sql_err).await
+    replay(client, &mut dump, selection, batched, &fail, &sql_err).await
+}
+
+/// Statements sent to the server together: one round trip and one commit for many (a backup of
+/// many small tables is thousands of short statements; each data part starts with ten `SET`s).
+/// The server runs a batch as one implicit transaction, so a failed batch leaves nothing; its
+/// statements then run again one by one, and the error names its own statement and line (one
+/// that may not run in a transaction block, like `CREATE INDEX CONCURRENTLY`, simply runs alone
+/// then). Transaction control is never batched, and inside a transaction nothing is: a failed
+/// batch would abort it.
+pub(crate) struct Batch {
+    enabled: bool,
+    sql: String,
+    /// Each statement's line and place in `sql`.
+    parts: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+/// Statements or bytes that make a batch full.
+const BATCH_STATEMENTS: usize = 200;
+const BATCH_BYTES: usize = 1 << 20;
+
+impl Batch {
+    pub(crate) fn new(enabled: bool) -> Self {
+        Batch { enabled, sql: String::new(), parts: Vec::new() }
+    }
+
+    /// Adds `sql` (from `line`); runs what is due. Returns the statements run.
+    pub(crate) async fn push(
+        &mut self,
+        conn: &Client,
+        sql: String,
+        line: usize,
+        sql_err: &impl Fn(usize, tokio_postgres::Error) -> Error,
+    ) -> Result<u64> {
+        if !self.enabled || !batchable(&sql) {
+            let done = self.flush(conn, sql_err).await?;
+            conn.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
+            return Ok(done + 1);
+        }
+        let start = self.sql.len();
+        self.sql.push_str(&sql);
+        self.parts.push((line, start..self.sql.len()));
+        self.sql.push('\n');
+        if self.parts.len() >= BATCH_STATEMENTS || self.sql.len() >= BATCH_BYTES || changes_lexing(&sql) {
+            return self.flush(conn, sql_err).await;
+        }
+        Ok(0)
+    }
+
+    /// Runs the statements held. Returns how many.
+    pub(crate) async fn flush(
+        &mut self,
+        conn: &Client,
+        sql_err: &impl Fn(usize, tokio_postgres::Error) -> Error,
+    ) -> Result<u64> {
+        let (sql, parts) = (std::mem::take(&mut self.sql), std::mem::take(&mut self.parts));
+        match parts.len() {
+            0 => return Ok(0),
+            1 => conn.batch_execute(&sql).await.map_err(|e| sql_err(parts[0].0, e))?,
+            _ => {
+                if let Err(e) = conn.batch_execute(&sql).await {
+                    tracing::debug!(error = %crate::error::report(&e), "a batch failed; its statements run one by one");
+                    for (line, range) in &parts {
+                        conn.batch_execute(&sql[range.clone()]).await.map_err(|e| sql_err(*line, e))?;
+                    }
+                }
+            }
+        }
+        Ok(parts.len() as u64)
+    }
+}
+
+/// A statement that changes how the server reads the text after it: the server converts and
+/// parses a whole batch before running its first statement, so the batch ends with it.
+/// (`client_encoding` UTF8 is what the connection already has.)
+fn changes_lexing(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    (lower.contains("client_encoding") && !lower.contains("'utf8'"))
+        || lower.contains("standard_conforming_strings")
+        || lower.contains("backslash_quote")
+}
+
+/// A statement that can share a batch: complete (ends with `;`), not transaction control.
+fn batchable(sql: &str) -> bool {
+    let start = sql.lines().map(str::trim_start).find(|l| !l.is_empty() && !l.starts_with("--"));
+    let first =
+        start.unwrap_or_default().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default();
+    let control = ["begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare"];
+    sql.trim_end().ends_with(';') && !control.iter().any(|w| first.eq_ignore_ascii_case(w))
 }
 
 /// Runs `work` in one transaction on `client`: COMMIT when it succeeds, ROLLBACK when it
@@ -137,11 +227,13 @@ async fn replay<R: AsyncBufRead + Unpin>(
     conn: &Client,
     dump: &mut R,
     selection: Option<&TableSelection>,
+    batched: bool,
     fail: &impl Fn(usize, String) -> Error,
     sql_err: &impl Fn(usize, tokio_postgres::Error) -> Error,
 ) -> Result<ApplyStats> {
     let mut reader = ScriptReader::new();
     let mut stats = ApplyStats::default();
+    let mut batch = Batch::new(batched);
     let mut items = Vec::new();
     let mut line = Vec::with_capacity(8 * 1024);
     let mut sink: Option<(std::pin::Pin<Box<tokio_postgres::CopyInSink<Bytes>>>, usize)> = None;
@@ -156,6 +248,7 @@ async fn replay<R: AsyncBufRead + Unpin>(
             .map_err(|e| fail(stats.lines as usize, format!("reading: {e}")))?;
         if n == 0 {
             reader.finish(&mut items).map_err(|e| fail(e.line, e.reason))?;
+            stats.statements += batch.flush(conn, sql_err).await?;
             break;
         }
         stats.lines += 1;
@@ -170,10 +263,10 @@ async fn replay<R: AsyncBufRead + Unpin>(
                         ));
                         continue;
                     }
-                    conn.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
-                    stats.statements += 1;
+                    stats.statements += batch.push(conn, sql, line, sql_err).await?;
                 }
                 Item::CopyStart { sql, line } => {
+                    stats.statements += batch.flush(conn, sql_err).await?;
                     if let Verdict::SkipRows { .. } = judge(&sql) {
                         skipping = true;
                         stats.skipped_copies += 1;
@@ -195,6 +288,7 @@ async fn replay<R: AsyncBufRead + Unpin>(
                     stats.copy_rows += s.as_mut().finish().await.map_err(|e| sql_err(at, e))?;
                 }
                 Item::Connect { database, line } => {
+                    batch.flush(conn, sql_err).await?;
                     return Err(fail(
                         line,
                         format!(

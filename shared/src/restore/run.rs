@@ -102,6 +102,9 @@ struct Planned {
     /// The manifest's tables.
     tables: Vec<PlannedTable>,
     local: Option<PathBuf>,
+    /// Small objects as the check before the restore read them: replayed from memory, not read
+    /// from the store again (a backup of many small tables is as many small objects).
+    held: std::collections::HashMap<String, bytes::Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +164,7 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
             })
             .collect(),
         local: None,
+        held: Default::default(),
     };
     match source {
         RestoreSource::Latest { database } => {
@@ -201,6 +205,7 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
                 objects: vec![PlannedObject::unverified(key.clone())],
                 tables: vec![],
                 local: None,
+                held: Default::default(),
             })
         }
         RestoreSource::File(path) => Ok(Planned {
@@ -209,6 +214,7 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
             objects: vec![PlannedObject::unverified(path.display().to_string())],
             tables: vec![],
             local: Some(path.clone()),
+            held: Default::default(),
         }),
     }
 }
@@ -232,6 +238,10 @@ async fn open_checked(
     planned: &Planned,
     object: &PlannedObject,
 ) -> Result<Box<dyn AsyncRead + Unpin + Send>> {
+    if let Some(bytes) = planned.held.get(&object.key) {
+        // The very bytes whose SHA-256 was checked.
+        return Ok(Box::new(std::io::Cursor::new(bytes.clone())));
+    }
     let raw = open(app, planned, &object.key).await?;
     Ok(match &object.sha256 {
         Some(expected) => Box::new(Checked::new(raw, expected.clone(), object.key.clone())),
@@ -300,45 +310,81 @@ fn decompress(key: &str, raw: Box<dyn AsyncRead + Unpin + Send>) -> Box<dyn Asyn
     }
 }
 
-async fn verify(app: &App, planned: &Planned) -> Result<Vec<ObjectCheck>> {
-    let mut checks = Vec::new();
-    for PlannedObject { key, sha256: expected, .. } in &planned.objects {
-        let Some(expected) = expected else {
-            checks.push(ObjectCheck { key: key.clone(), bytes: None, sha256: None, verified: false });
-            continue;
-        };
-        let mut reader = open(app, planned, key).await?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut bytes = 0u64;
-        loop {
-            let n = reader.read(&mut buf).await.map_err(|e| Error::io(format!("reading {key}"), e))?;
-            if n == 0 {
-                break;
+/// Objects read at once by the check before a restore.
+const VERIFY_READS: usize = 8;
+/// The largest object held in memory for its replay, and all of them together.
+const HOLD_OBJECT: usize = 1 << 20;
+const HOLD_TOTAL: usize = 32 << 20;
+
+/// Reads every object with a digest (several at once) and checks it against the manifest;
+/// the small ones are kept for their replay. The first mismatch fails it.
+async fn verify(
+    app: &App,
+    planned: &Planned,
+) -> Result<(Vec<ObjectCheck>, std::collections::HashMap<String, bytes::Bytes>)> {
+    use futures_util::{StreamExt, TryStreamExt};
+    // The reads as a list first: a stream mapping borrowed objects through a closure is not
+    // `Send` for every lifetime, which the Lambda handler needs.
+    let budget = std::sync::atomic::AtomicUsize::new(HOLD_TOTAL);
+    let reads: Vec<_> = planned.objects.iter().map(|o| verify_one(app, planned, o, &budget)).collect();
+    let checks: Vec<(ObjectCheck, Option<bytes::Bytes>)> =
+        futures_util::stream::iter(reads).buffered(VERIFY_READS).try_collect().await?;
+    let mut held = std::collections::HashMap::new();
+    let checks = checks
+        .into_iter()
+        .map(|(check, bytes)| {
+            if let Some(bytes) = bytes {
+                held.insert(check.key.clone(), bytes);
             }
-            hasher.update(&buf[..n]);
-            bytes += n as u64;
+            check
+        })
+        .collect();
+    Ok((checks, held))
+}
+
+async fn verify_one(
+    app: &App,
+    planned: &Planned,
+    object: &PlannedObject,
+    budget: &std::sync::atomic::AtomicUsize,
+) -> Result<(ObjectCheck, Option<bytes::Bytes>)> {
+    let PlannedObject { key, sha256: expected, .. } = object;
+    let Some(expected) = expected else {
+        return Ok((ObjectCheck { key: key.clone(), bytes: None, sha256: None, verified: false }, None));
+    };
+    let mut reader = open(app, planned, key).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut bytes, mut kept) = (0u64, Some(Vec::new()));
+    loop {
+        let n = reader.read(&mut buf).await.map_err(|e| Error::io(format!("reading {key}"), e))?;
+        if n == 0 {
+            break;
         }
-        let sha256 = hex::encode(hasher.finalize());
-        if *expected != sha256 {
-            return Err(Error::Store {
-                op: "verify",
-                location: app.store.locate(key),
-                detail: format!(
-                    "SHA-256 {sha256} differs from the manifest's {expected}: the object is corrupt; nothing was restored"
-                ),
-                source: None,
-                retryable: false,
-            });
-        }
-        checks.push(ObjectCheck {
-            key: key.clone(),
-            bytes: Some(bytes),
-            sha256: Some(sha256),
-            verified: true,
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+        kept = kept.filter(|k| k.len() + n <= HOLD_OBJECT).map(|mut k| {
+            k.extend_from_slice(&buf[..n]);
+            k
         });
     }
-    Ok(checks)
+    let sha256 = hex::encode(hasher.finalize());
+    if *expected != sha256 {
+        return Err(Error::Store {
+            op: "verify",
+            location: app.store.locate(key),
+            detail: format!(
+                "SHA-256 {sha256} differs from the manifest's {expected}: the object is corrupt; nothing was restored"
+            ),
+            source: None,
+            retryable: false,
+        });
+    }
+    use std::sync::atomic::Ordering::Relaxed;
+    let kept =
+        kept.filter(|k| budget.fetch_update(Relaxed, Relaxed, |left| left.checked_sub(k.len())).is_ok());
+    let check = ObjectCheck { key: key.clone(), bytes: Some(bytes), sha256: Some(sha256), verified: true };
+    Ok((check, kept.map(bytes::Bytes::from)))
 }
 
 /// Runs a restore as requested.
@@ -365,7 +411,8 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
         narrow(&mut planned, selection)?;
     }
     // Every object to replay is read and checked before the target is touched.
-    let objects = verify(app, &planned).await?;
+    let (objects, held) = verify(app, &planned).await?;
+    planned.held = held;
 
     let target = req
         .database
@@ -454,8 +501,7 @@ pub async fn restore_with(app: &App, req: &RestoreRequest, creds: DbCredentials)
     }
     let client = connect_restore(app, &creds, &target, req.jobs).await?;
     let work = async {
-        let applied =
-            replay_all(app, &planned, &creds, &target, &client, req.jobs, selection.as_ref()).await?;
+        let applied = replay_all(app, &planned, &creds, &target, &client, req, selection.as_ref()).await?;
         let tables = restored_counts(&client, &planned, selection.as_ref(), &display).await?;
         if req.analyze {
             client.batch_execute("ANALYZE").await.map_err(db_err("analyze"))?;
@@ -484,9 +530,10 @@ async fn replay_all(
     creds: &DbCredentials,
     target: &str,
     client: &tokio_postgres::Client,
-    jobs: usize,
+    req: &RestoreRequest,
     selection: Option<&TableSelection>,
 ) -> Result<ApplyStats> {
+    let (jobs, batched) = (req.jobs, !req.single_transaction);
     let progress = Progress::new(planned);
     let mut total = ApplyStats::default();
     let data: Vec<&PlannedObject> = planned.objects.iter().filter(|o| o.kind == "data").collect();
@@ -494,54 +541,74 @@ async fn replay_all(
     let after: Vec<&PlannedObject> =
         planned.objects.iter().skip_while(|o| o.kind != "data").filter(|o| o.kind != "data").collect();
     for o in before {
-        total.add(&replay(app, planned, client, o, selection, &progress).await?);
+        total.add(&replay(app, planned, client, o, selection, batched, &progress).await?);
     }
     if jobs == 1 {
         for o in data.iter().chain(&after) {
-            total.add(&replay(app, planned, client, o, selection, &progress).await?);
+            total.add(&replay(app, planned, client, o, selection, batched, &progress).await?);
         }
         return Ok(total);
     }
     // Post-data is DDL, small: read (and checked) now, so that its builds can start early. One
     // holding anything but statements is replayed as it is, after the data.
-    let (mut steps, mut post) = (Vec::new(), None);
+    let (mut steps, mut post, mut skipped) = (Vec::new(), None, Vec::new());
     if let Some(o) = after.iter().find(|o| o.kind == "post-data")
-        && let Some((statements, lines)) = post_data_statements(app, planned, o).await?
+        && let Some((mut statements, lines)) = post_data_statements(app, planned, o).await?
     {
+        statements.retain(|(sql, _)| super::post::keep(selection, sql, &mut skipped));
         steps = super::post::schedule(statements);
         post = Some((*o, lines));
     }
     let post_key = post.map_or("", |(o, _)| o.key.as_str());
+    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(post_key, line, e);
     let (sessions, early) = super::post::take_early(&mut steps);
-    let phase = data_and_early_indexes(
-        app, planned, creds, target, &data, &sessions, early, jobs, selection, post_key, &progress,
-    );
-    let (stats, workers, mut skipped) = phase.await?;
-    total.add(&stats);
-    let clients: Vec<&tokio_postgres::Client> =
-        std::iter::once(client).chain(workers.iter().take(jobs - 1)).collect();
+
+    // The data phase's connections, each set up with post-data's leading settings: the first
+    // builds run among the data parts.
+    let more =
+        futures_util::future::try_join_all((1..jobs).map(|_| connect_restore(app, creds, target, jobs)))
+            .await?;
+    let clients: Vec<&tokio_postgres::Client> = std::iter::once(client).chain(&more).collect();
+    for c in &clients {
+        for sql in &sessions {
+            c.batch_execute(sql).await.map_err(|e| sql_err(0, e))?;
+        }
+    }
+    let mut weight: std::collections::HashMap<super::post::TableName, u64> = Default::default();
+    let parts: Vec<_> = data
+        .iter()
+        .map(|o| {
+            let table = o.table.as_deref().and_then(super::select::parse_qualified);
+            if let Some(t) = &table {
+                *weight.entry(t.clone()).or_default() += o.uncompressed_bytes.unwrap_or(0);
+            }
+            (*o, table)
+        })
+        .collect();
+    let phase = super::post::Phase::new(parts, early, &weight);
+    let load = |c, o| replay(app, planned, c, o, selection, true, &progress);
+    total.add(&super::post::drive(&clients, phase, load, &sql_err).await?);
     for o in after {
         match post {
             Some((p, lines)) if p.key == o.key => {
-                let sql_err =
-                    |line: usize, e: tokio_postgres::Error| super::apply::sql_error(&o.key, line, e);
-                let (statements, more) =
-                    super::post::run(&clients, std::mem::take(&mut steps), selection, &sql_err).await?;
-                skipped.extend(more);
+                let statements =
+                    super::post::run(&clients, std::mem::take(&mut steps), &weight, &sql_err).await?;
                 let skipped_constraints = std::mem::take(&mut skipped);
                 let stats = ApplyStats { statements, lines, skipped_constraints, ..ApplyStats::default() };
                 progress.done(o, &stats);
                 total.add(&stats);
             }
-            _ => total.add(&replay(app, planned, client, o, selection, &progress).await?),
+            _ => total.add(&replay(app, planned, client, o, selection, batched, &progress).await?),
         }
     }
     Ok(total)
 }
 
 /// A restore session: `synchronous_commit` off (a restore that dies is redone from the start
-/// anyway, so waiting for each commit's flush buys nothing), and `maintenance_work_mem` raised
-/// for index builds to a share of 512 MiB per connection (never lowered below the server's).
+/// anyway, so waiting for each commit's flush buys nothing), `maintenance_work_mem` raised for
+/// index builds to a share of 512 MiB per connection, and `work_mem` to a share of 256 MiB
+/// (a foreign key's check hashes the referenced keys; in 4 MB it spills to disk), neither
+/// lowered below the server's.
 async fn connect_restore(
     app: &App,
     creds: &DbCredentials,
@@ -549,11 +616,18 @@ async fn connect_restore(
     jobs: usize,
 ) -> Result<tokio_postgres::Client> {
     let client = app.db.connect_to(creds, Some(target), "backstop-restore").await?;
-    let kb: i64 = (512 * 1024 / jobs.max(1) as i64).max(64 * 1024);
+    let share = |total_kb: i64, floor_kb: i64| (total_kb / jobs.max(1) as i64).max(floor_kb);
+    let raise = |name: &str, kb: i64| {
+        format!(
+            "SELECT set_config('{name}', \
+             greatest((select setting::bigint from pg_settings where name = '{name}'), {kb})::text, false);"
+        )
+    };
     client
         .batch_execute(&format!(
-            "SET synchronous_commit = off; SELECT set_config('maintenance_work_mem', \
-             greatest((select setting::bigint from pg_settings where name = 'maintenance_work_mem'), {kb})::text, false)"
+            "SET synchronous_commit = off; {} {}",
+            raise("maintenance_work_mem", share(512 * 1024, 64 * 1024)),
+            raise("work_mem", share(256 * 1024, 32 * 1024))
         ))
         .await
         .map_err(db_error(&creds.display_target(target), "set up the restore session"))?;
@@ -571,151 +645,6 @@ async fn post_data_statements(
     let reader =
         BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
     super::apply::statements(key, reader).await
-}
-
-/// A table as `(schema, name)`.
-type TableName = (String, String);
-
-/// Work for the data phase's connections.
-enum Work<'a> {
-    Part(&'a PlannedObject, Option<TableName>),
-    Lane(Vec<super::post::Statement>),
-    /// Lanes wait for tables other connections are loading.
-    Wait,
-}
-
-/// The data phase's shared state: parts not started, parts not yet loaded and parts loading
-/// now per table, lanes waiting for their tables and lanes ready to run.
-struct DataPhase<'a> {
-    parts: std::collections::VecDeque<(&'a PlannedObject, Option<TableName>)>,
-    loading: std::collections::HashMap<TableName, usize>,
-    active: std::collections::HashMap<TableName, usize>,
-    waiting: Vec<super::post::EarlyLane>,
-    ready: std::collections::VecDeque<Vec<super::post::Statement>>,
-}
-
-impl<'a> DataPhase<'a> {
-    fn new(data: &[&'a PlannedObject], early: Vec<super::post::EarlyLane>) -> Self {
-        let parts: std::collections::VecDeque<_> =
-            data.iter().map(|o| (*o, o.table.as_deref().and_then(super::select::parse_qualified))).collect();
-        let mut loading = std::collections::HashMap::new();
-        for t in parts.iter().filter_map(|(_, t)| t.clone()) {
-            *loading.entry(t).or_insert(0) += 1;
-        }
-        let mut phase = DataPhase {
-            parts,
-            loading,
-            active: Default::default(),
-            waiting: early,
-            ready: Default::default(),
-        };
-        phase.release();
-        phase
-    }
-
-    /// The next work: a part of a table no other connection is loading (two COPYs into one
-    /// table contend for its extension lock), else a lane that is ready, else any part.
-    /// `None`: nothing is left.
-    fn next(&mut self) -> Option<Work<'a>> {
-        let free =
-            self.parts.iter().position(|(_, t)| t.as_ref().is_none_or(|t| !self.active.contains_key(t)));
-        let part = match free {
-            Some(i) => self.parts.remove(i),
-            None => match self.ready.pop_front() {
-                Some(lane) => return Some(Work::Lane(lane)),
-                None => self.parts.pop_front(),
-            },
-        };
-        if let Some((o, t)) = part {
-            if let Some(t) = &t {
-                *self.active.entry(t.clone()).or_insert(0) += 1;
-            }
-            return Some(Work::Part(o, t));
-        }
-        match self.ready.pop_front() {
-            Some(lane) => Some(Work::Lane(lane)),
-            None if self.waiting.is_empty() => None,
-            None => Some(Work::Wait),
-        }
-    }
-
-    /// A part of `table` has loaded.
-    fn loaded(&mut self, table: &TableName) {
-        for counts in [&mut self.loading, &mut self.active] {
-            if let Some(n) = counts.get_mut(table) {
-                *n -= 1;
-            }
-        }
-        self.active.retain(|_, n| *n > 0);
-        self.release();
-    }
-
-    /// Moves the lanes whose tables have all loaded to `ready`.
-    fn release(&mut self) {
-        let loading = &self.loading;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|(_, tables)| tables.iter().all(|t| loading.get(t).copied().unwrap_or(0) == 0));
-        self.waiting = waiting;
-        self.ready.extend(ready.into_iter().map(|(lane, _)| lane));
-    }
-}
-
-/// The data parts on `jobs` connections, and post-data's first index and key builds as soon as
-/// the rows of their tables are in (as pg_restore starts a table's indexes). Returns the
-/// connections, set up with post-data's `sessions`, for the rest of post-data.
-#[allow(clippy::too_many_arguments)]
-async fn data_and_early_indexes(
-    app: &App,
-    planned: &Planned,
-    creds: &DbCredentials,
-    target: &str,
-    data: &[&PlannedObject],
-    sessions: &[String],
-    early: Vec<super::post::EarlyLane>,
-    jobs: usize,
-    selection: Option<&TableSelection>,
-    post_key: &str,
-    progress: &Progress,
-) -> Result<(ApplyStats, Vec<tokio_postgres::Client>, Vec<String>)> {
-    let phase = std::sync::Mutex::new(DataPhase::new(data, early));
-    let sql_err = |line: usize, e: tokio_postgres::Error| super::apply::sql_error(post_key, line, e);
-    let worker = |_| async {
-        let c = connect_restore(app, creds, target, jobs).await?;
-        for sql in sessions {
-            c.batch_execute(sql).await.map_err(|e| sql_err(0, e))?;
-        }
-        let (mut stats, mut skipped) = (ApplyStats::default(), Vec::new());
-        loop {
-            let work = phase.lock().expect("phase lock").next();
-            match work {
-                None => break,
-                Some(Work::Wait) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                Some(Work::Part(o, table)) => {
-                    stats.add(&replay(app, planned, &c, o, selection, progress).await?);
-                    if let Some(t) = table {
-                        phase.lock().expect("phase lock").loaded(&t);
-                    }
-                }
-                Some(Work::Lane(lane)) => {
-                    for (sql, line) in lane {
-                        if super::post::keep(selection, &sql, &mut skipped) {
-                            c.batch_execute(&sql).await.map_err(|e| sql_err(line, e))?;
-                            stats.statements += 1;
-                        }
-                    }
-                }
-            }
-        }
-        Ok::<_, Error>((stats, c, skipped))
-    };
-    let (mut total, mut clients, mut skipped) = (ApplyStats::default(), Vec::new(), Vec::new());
-    for (stats, c, s) in futures_util::future::try_join_all((0..jobs).map(worker)).await? {
-        total.add(&stats);
-        clients.push(c);
-        skipped.extend(s);
-    }
-    Ok((total, clients, skipped))
 }
 
 /// The restored tables' row counts beside the manifest's estimates; where the manifest recorded
@@ -748,20 +677,34 @@ async fn restored_counts(
         all_matched(selection, &names, &planned.label)?;
     }
     let wanted = |schema: &str, table: &str| selection.is_none_or(|s| s.wants(schema, table));
+    let tables: Vec<_> = tables.into_iter().filter(|(_, _, schema, table)| wanted(schema, table)).collect();
     let mut counts = Vec::new();
-    for (quoted, plain, schema, table) in tables {
-        if !wanted(&schema, &table) {
-            continue;
+    // A hundred tables a query: a database of many small tables is not a round trip per table.
+    for chunk in tables.chunks(100) {
+        let known: Vec<Option<&PlannedTable>> = chunk
+            .iter()
+            .map(|(_, _, schema, table)| {
+                planned.tables.iter().find(|t| t.schema == *schema && t.name == *table)
+            })
+            .collect();
+        let query = chunk
+            .iter()
+            .zip(&known)
+            .enumerate()
+            .map(|(i, ((quoted, ..), known))| {
+                let filter = known.and_then(|t| t.filter.as_deref()).unwrap_or_default();
+                format!("select {i}, count(*) from only {quoted} {filter}")
+            })
+            .collect::<Vec<_>>()
+            .join(" union all ");
+        let mut rows = vec![0i64; chunk.len()];
+        for r in client.query(&query, &[]).await.map_err(db_err("count rows"))? {
+            rows[r.get::<_, i32>(0) as usize] = r.get(1);
         }
-        let known = planned.tables.iter().find(|t| t.schema == schema && t.name == table);
-        let filter = known.and_then(|t| t.filter.as_deref()).unwrap_or_default();
-        let rows: i64 = client
-            .query_one(&format!("select count(*) from only {quoted} {filter}"), &[])
-            .await
-            .map_err(db_err("count rows"))?
-            .get(0);
-        let (estimate, expected) = known.map_or((None, None), |t| (t.estimate, t.rows));
-        counts.push(TableCount { table: plain, rows, estimate, expected });
+        for (((_, plain, ..), known), rows) in chunk.iter().zip(known).zip(rows) {
+            let (estimate, expected) = known.map_or((None, None), |t| (t.estimate, t.rows));
+            counts.push(TableCount { table: plain.clone(), rows, estimate, expected });
+        }
     }
     // A backup that recorded its row counts must come back with exactly those.
     let wrong: Vec<String> = counts
@@ -825,12 +768,13 @@ async fn replay(
     client: &tokio_postgres::Client,
     object: &PlannedObject,
     selection: Option<&TableSelection>,
+    batched: bool,
     progress: &Progress,
 ) -> Result<ApplyStats> {
     let key = &object.key;
     let reader =
         BufReader::with_capacity(256 * 1024, decompress(key, open_checked(app, planned, object).await?));
-    let stats = apply_selected(client, key, reader, selection).await?;
+    let stats = apply_selected(client, key, reader, selection, batched).await?;
     progress.done(object, &stats);
     Ok(stats)
 }
@@ -865,6 +809,9 @@ impl Progress {
         let rate = bytes as f64 / secs;
         let eta = self.total_bytes.filter(|_| rate > 0.0).map(|t| (t.saturating_sub(bytes)) as f64 / rate);
         tracing::info!(
+            progress_done = bytes,
+            progress_total = self.total_bytes.unwrap_or(0),
+            progress_unit = "bytes",
             part = %object.key,
             parts = %format!("{parts}/{}", self.parts),
             sql = %crate::run::human_bytes(bytes),

@@ -5,6 +5,7 @@
 //! `pg_dump` files filter the same way as Backstop's backup sets.
 
 use crate::backup::pattern_matches;
+use crate::db::quote_ident;
 use crate::error::{Error, Result};
 
 /// pg_dump-style table patterns (`schema.table`, `table`, `*` and `?`).
@@ -110,6 +111,35 @@ pub fn parallel_tables(sql: &str) -> Option<Vec<(String, String)>> {
         return None;
     }
     Some(std::iter::once(c.table).chain(c.references).collect())
+}
+
+/// `ALTER TABLE ONLY s.t ADD CONSTRAINT c FOREIGN KEY …;` as two statements: the same with
+/// `NOT VALID` (no check, brief locks) and `ALTER TABLE ONLY s.t VALIDATE CONSTRAINT c;`
+/// (the check, locking only `s.t` against other work). `None` for anything else: a key
+/// already `NOT VALID` (it stays so), a partitioned table's (written without `ONLY`; it cannot
+/// be added `NOT VALID` before PostgreSQL 18), an unqualified name.
+pub fn split_foreign_key(sql: &str) -> Option<(String, String)> {
+    let body = sql.trim_end().strip_suffix(';')?.trim_end();
+    let tokens = tokens(body, 256);
+    let word = |i: usize, w: &str| matches!(tokens.get(i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
+    let c = add_constraint(&tokens)?;
+    let qualified = tokens.get(4) == Some(&Token::Punct('.'));
+    let mut last = body.rsplit(char::is_whitespace).filter(|w| !w.is_empty());
+    let not_valid = last.next().is_some_and(|w| w.eq_ignore_ascii_case("valid"))
+        && last.next().is_some_and(|w| w.eq_ignore_ascii_case("not"));
+    if c.kind != "foreign" || !word(2, "only") || !qualified || not_valid || body.contains(';') {
+        return None;
+    }
+    let (schema, table) = &c.table;
+    Some((
+        format!("{body} NOT VALID;"),
+        format!(
+            "ALTER TABLE ONLY {}.{} VALIDATE CONSTRAINT {};",
+            quote_ident(schema),
+            quote_ident(table),
+            quote_ident(&c.name)
+        ),
+    ))
 }
 
 /// `ALTER TABLE [ONLY] t ADD CONSTRAINT c <kind> …`, as pg_dump and the native engine write it.
