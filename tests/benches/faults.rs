@@ -9,7 +9,7 @@ use backstop_tests::fault_suite::{self, Trial};
 async fn main() {
     let runs: usize = std::env::var("FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let mut rows: Vec<Vec<Trial>> = Vec::new();
-    for kind in 0..6 {
+    for kind in 0..7 {
         let mut trials = Vec::new();
         for i in 0..runs {
             let label = format!("fb{kind}_{i}");
@@ -19,7 +19,8 @@ async fn main() {
                 2 => fault_suite::downloads_cut(&label).await,
                 3 => fault_suite::secrets_throttled(&label, 1).await,
                 4 => fault_suite::secrets_throttled(&label, usize::MAX).await,
-                _ => fault_suite::one_upload_slowed_three_times(&label).await,
+                5 => fault_suite::one_upload_slowed_three_times(&label).await,
+                _ => fault_suite::media_copies_cut_and_slowed(&label).await,
             });
         }
         eprintln!("{}: done", trials[0].kind);

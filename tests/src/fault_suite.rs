@@ -60,9 +60,20 @@ pub async fn seeded(label: &str) -> (Stack, TestDb) {
 
 /// An app on `db` (or `db_config`) whose every AWS request goes through `proxy`; 5 MiB parts.
 fn through(stack: &Stack, db_config: DbConfig, proxy: &FaultProxy) -> App {
+    through_with(stack, db_config, proxy, |_| {})
+}
+
+/// [`through`] with the configuration changed by `tweak` first.
+fn through_with(
+    stack: &Stack,
+    db_config: DbConfig,
+    proxy: &FaultProxy,
+    tweak: impl FnOnce(&mut backstop_core::Config),
+) -> App {
     let sdk = stack.sdk.to_builder().endpoint_url(&proxy.url).build();
     let mut config = stack.config(db_config);
     config.s3.part_size = 5 * 1024 * 1024;
+    tweak(&mut config);
     App::new(&sdk, config).expect("app")
 }
 
@@ -232,6 +243,89 @@ pub async fn secrets_throttled(label: &str, throttled: usize) -> Trial {
     // What subscribers received: subjects and messages.
     if let Ok(outcomes) = stack.outcomes(1, std::time::Duration::from_secs(10)).await {
         t.secret_leaks += outcomes.iter().filter(|o| format!("{o:?}").contains(SECRET_PASSWORD)).count();
+    }
+    t
+}
+
+/// The first attempt of every `nth` distinct request `pick` selects gets `fault`.
+fn first_attempt_of_every(
+    nth: usize,
+    pick: impl Fn(&Request) -> bool + Send + Sync + 'static,
+    fault: Fault,
+) -> impl Fn(&Request) -> Fault + Send + Sync + 'static {
+    let seen: Mutex<HashMap<String, usize>> = Mutex::new(HashMap::new());
+    move |r: &Request| {
+        if !pick(r) {
+            return Fault::Pass;
+        }
+        let mut seen = seen.lock().expect("lock");
+        let distinct = seen.len();
+        if seen.insert(r.target.clone(), distinct).is_some() || !distinct.is_multiple_of(nth) {
+            return Fault::Pass;
+        }
+        fault
+    }
+}
+
+/// media-sync from a bucket on a second S3 server (copied streamed, GET then PUT) while the
+/// first download of every third source object is cut short and the first upload of every
+/// second copy is answered SlowDown. Nothing cut may land in the backup as if whole; a clean
+/// run after it converges on the source, byte for byte.
+pub async fn media_copies_cut_and_slowed(label: &str) -> Trial {
+    let stack = Stack::new(label).await.expect("stack");
+    let other = crate::s3_client(&crate::aws_endpoint2()).await.expect("second S3 server");
+    let src = format!("bk-fault-media-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    other.create_bucket().bucket(&src).send().await.expect("bucket");
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..24u32 {
+        let body: Vec<u8> = (0..300_000u32).map(|j| (j.wrapping_mul(2654435761) >> (i % 24)) as u8).collect();
+        files.insert(format!("img/{i:02}.bin"), body);
+    }
+    for (k, b) in &files {
+        let put = other.put_object().bucket(&src).key(format!("media/{k}")).body(b.clone().into());
+        put.send().await.expect("put");
+    }
+    let cut = FaultProxy::start(
+        &crate::aws_endpoint2(),
+        first_attempt_of_every(
+            3,
+            |r| r.is_get_object() && r.target.contains("/media/"),
+            Fault::TruncateBody(10_000),
+        ),
+    )
+    .await;
+    let slowed =
+        FaultProxy::start(&aws_endpoint(), first_attempt_of_every(2, Request::is_upload, Fault::SlowDown))
+            .await;
+    let source = backstop_core::config::MediaSource::S3 { bucket: src.clone(), prefix: "media/".into() };
+    let app = through_with(&stack, DbConfig::Unset, &slowed, |c| {
+        c.media.source = Some(source.clone());
+        c.media.endpoint_url = Some(cut.url.clone());
+        c.media.s3.force_path_style = true;
+    });
+    let record =
+        run::execute::<backstop_core::media::MediaSync>(&app, &json!({"concurrency": 4}), None).await;
+    let mut t = trial("S3: media copies cut on download, SlowDown on upload", &stack, &slowed, &record).await;
+    t.faults += cut.injected().len();
+    let copied =
+        crate::bucket_contents(&stack.s3, &stack.bucket, "backstop/media/current/").await.unwrap_or_default();
+    // Whatever landed is whole; a run that says it succeeded copied everything.
+    let wrong = copied.iter().any(|(k, b)| files.get(k) != Some(b));
+    t.good_but_unrestorable = wrong || (t.succeeded && copied != files);
+    if !t.succeeded {
+        // The next run, without faults, converges.
+        let clean = stack.app({
+            let mut c = stack.config(DbConfig::Unset);
+            c.media.source = Some(source);
+            c.media.endpoint_url = Some(crate::aws_endpoint2());
+            c.media.s3.force_path_style = true;
+            c
+        });
+        let again = run::execute::<backstop_core::media::MediaSync>(&clean, &json!({}), None).await;
+        let copied = crate::bucket_contents(&stack.s3, &stack.bucket, "backstop/media/current/")
+            .await
+            .unwrap_or_default();
+        t.good_but_unrestorable |= again.status != Status::Succeeded || copied != files;
     }
     t
 }

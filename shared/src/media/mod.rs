@@ -38,7 +38,7 @@ use crate::config::MediaSource;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::run::{Job, JobReport, RunContext, human_bytes};
-use crate::store::{LocalStore, ObjectStore, S3Access, S3Store};
+use crate::store::{LocalStore, ObjectInfo, ObjectStore, S3Access, S3Store};
 
 /// How many keys of each kind a report lists.
 const SAMPLE: usize = 10;
@@ -577,6 +577,25 @@ struct Done {
     failed: Option<FailedKey>,
 }
 
+/// Attempts at one object's copy within a run.
+const COPY_ATTEMPTS: u64 = 3;
+
+/// Copies `listed`, and again (reading the source afresh) after a failure that may pass: the
+/// SDK retries a request until its body starts, not a download cut short mid-stream.
+async fn copy_retrying(copier: &Copier, listed: &ObjectInfo) -> Result<(Entry, Verified)> {
+    let mut attempt = 1;
+    loop {
+        match copier.copy_in(listed).await {
+            Err(e) if e.is_retryable() && attempt < COPY_ATTEMPTS => {
+                tracing::info!(key = %listed.key, attempt, error = %e.report(), "media copy failed; copying it again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 async fn work(copier: Arc<Copier>, item: Item, cancel: CancellationToken) -> Done {
     let (key, fallback) = match &item {
         Item::New(s) => (s.key.clone(), None),
@@ -590,12 +609,12 @@ async fn work(copier: Arc<Copier>, item: Item, cancel: CancellationToken) -> Don
                 Ok(Done { entry: Some(o), copied: None, trashed: false, failed: None })
             }
             Item::New(s) => {
-                let (entry, v) = copier.copy_in(&s).await?;
+                let (entry, v) = copy_retrying(&copier, &s).await?;
                 Ok(Done { copied: Some((entry.size, v)), entry: Some(entry), trashed: false, failed: None })
             }
             Item::Modified(s, o) => {
                 copier.trash(&o).await?;
-                let (entry, v) = copier.copy_in(&s).await?;
+                let (entry, v) = copy_retrying(&copier, &s).await?;
                 Ok(Done { copied: Some((entry.size, v)), entry: Some(entry), trashed: true, failed: None })
             }
             Item::Deleted(o) => {
