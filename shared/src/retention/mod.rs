@@ -348,10 +348,16 @@ async fn prune(
     parts.extend(trash.into_iter().map(|o| o.key));
     parts.extend(orphans);
     parts.extend(records);
-    if ctx.stop_by().is_some_and(|at| std::time::Instant::now() >= at) {
-        return Err(Error::Deadline { during: "deleting backups".into(), margin_s: ctx.margin().as_secs() });
+    // A batch at a time, watching the deadline: the run must still write its record. What is
+    // left has no manifest or summary any more; the next run removes it as orphans.
+    let past = || ctx.stop_by().is_some_and(|at| std::time::Instant::now() >= at);
+    let left = delete_until(store, &parts, report, errors, past).await?;
+    if left > 0 {
+        return Err(Error::Deadline {
+            during: format!("deleting backups ({left} objects left for the next run)"),
+            margin_s: ctx.margin().as_secs(),
+        });
     }
-    delete(store, &parts, report, errors).await?;
     for u in uploads {
         if let Err(e) = store.abort_multipart(&u.key, &u.upload_id).await {
             errors.push(e);
@@ -451,6 +457,27 @@ async fn trash_to_delete(
     Ok(trash.into_values().collect())
 }
 
+/// Keys per batch: what one DeleteObjects request takes.
+const DELETE_BATCH: usize = 1000;
+
+/// [`delete`]s `keys` a batch at a time, stopping before a batch once `stop()` says so.
+/// Returns how many keys were left.
+async fn delete_until(
+    store: &dyn ObjectStore,
+    keys: &[String],
+    report: &mut PruneReport,
+    errors: &mut Vec<Error>,
+    stop: impl Fn() -> bool,
+) -> Result<usize> {
+    for (i, batch) in keys.chunks(DELETE_BATCH).enumerate() {
+        if stop() {
+            return Ok(keys.len() - i * DELETE_BATCH);
+        }
+        delete(store, batch, report, errors).await?;
+    }
+    Ok(0)
+}
+
 /// Deletes in batches; objects the store refuses to delete (Object Lock) are reported, not
 /// errors; other failures are.
 async fn delete(
@@ -476,6 +503,31 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_long_delete_stops_between_batches_when_told_and_says_what_is_left() {
+        let dir = std::env::temp_dir().join(format!("backstop-delete-until-{}", std::process::id()));
+        let store = crate::store::LocalStore::new(&dir);
+        let keys: Vec<String> = (0..2500).map(|i| format!("backstop/db/x/part-{i:05}")).collect();
+        for k in &keys {
+            store.put(k, bytes::Bytes::from_static(b"x"), "application/octet-stream").await.unwrap();
+        }
+        let (mut report, mut errors) = (PruneReport::default(), Vec::new());
+        let batches = std::sync::atomic::AtomicUsize::new(0);
+        // told to stop after the first batch
+        let stop = || batches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
+        let left = delete_until(&store, &keys, &mut report, &mut errors, stop).await.unwrap();
+        assert_eq!(left, 1500);
+        assert!(errors.is_empty());
+        let remaining = store.list("backstop/db/x/").await.unwrap();
+        assert_eq!(remaining.len(), 1500);
+        assert_eq!(remaining.iter().map(|o| o.key.as_str()).min(), Some("backstop/db/x/part-01000"));
+        // never told: everything goes
+        let rest: Vec<String> = remaining.into_iter().map(|o| o.key).collect();
+        assert_eq!(delete_until(&store, &rest, &mut report, &mut errors, || false).await.unwrap(), 0);
+        assert!(store.list("backstop/db/x/").await.unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn options_resolve_over_the_environment_and_refuse_what_cannot_work() {
