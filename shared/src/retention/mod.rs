@@ -338,13 +338,15 @@ async fn prune(
     // whose parts are gone.
     let mut markers: Vec<String> = to_delete.iter().map(|b| b.manifest_key.clone()).collect();
     markers.extend(media_delete.iter().map(|s| keys::media_summary(&s.snapshot_key)));
+    // A snapshot's entries go with its summary: nothing would find them once it is gone (trash
+    // they alone listed is found by the next run, as listed by no kept snapshot).
+    markers.extend(media_delete.iter().map(|s| s.snapshot_key.clone()));
     delete(store, &markers, report, errors).await?;
     let mut parts: Vec<String> = to_delete
         .iter()
         .flat_map(|b| b.manifest.objects.iter().map(|o| o.key.clone()))
         .filter(|k| sizes.contains_key(k.as_str()))
         .collect();
-    parts.extend(media_delete.iter().map(|s| s.snapshot_key.clone()));
     parts.extend(trash.into_iter().map(|o| o.key));
     parts.extend(orphans);
     parts.extend(records);
