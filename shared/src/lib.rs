@@ -15,7 +15,8 @@
 //! - `payload`   — invocation payloads: EventBridge scheduled events or option objects.
 //! - `run`       — the [`run::Job`] trait and `execute`: run records, outcome messages.
 //! - `lambda`    — the generic Lambda handler: run record out, or a function error.
-//! - `telemetry` — tracing set-up (JSON in Lambda).
+//! - `telemetry` — tracing set-up (JSON in Lambda) and how often long work reports progress
+//!   (the CLI draws bars from those events: `functions/cli/src/bars.rs`).
 //! - `metrics`   — CloudWatch Embedded Metric Format lines per run (success, bytes, rows, …), which
 //!   the module's error and freshness alarms read.
 //! - `db`        — credentials cache, connections, preflight (version, size, tables).
@@ -31,8 +32,9 @@
 //!   cannot write an object) and `backup::native` (snapshot, locks, schema from the catalogs —
 //!   `schema`, one file per object family, ordered by `order` — parallel COPY workers, sets).
 //! - `catalog`   — listing backups (by manifest) and run records (history).
-//! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump, parallel data
-//!   parts, post-data scheduled as pg_restore -j does (`post`), `--tables`) and the `verify` job
+//! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump in batches of
+//!   statements (`apply`), data parts and post-data as one dependency graph on `--jobs`
+//!   connections (`post`), `--tables`) and the `verify` job
 //!   (restore into a scratch database, compare with the manifest).
 //! - `retention` — the retention-prune job: keep-policy planner (`plan`: restic's rules, pure,
 //!   time zone aware) and the guarded executor (manifest first, staleness, trash by snapshot).
