@@ -108,23 +108,12 @@ async fn trial(kind: &'static str, stack: &Stack, proxy: &FaultProxy, record: &R
 /// SlowDown and of every third is reset after 64 KiB: retries must absorb it.
 pub async fn uploads_slowed_and_reset(label: &str) -> Trial {
     let (stack, db) = seeded(label).await;
-    let seen: Mutex<HashMap<String, usize>> = Mutex::new(HashMap::new());
-    let proxy = FaultProxy::start(&aws_endpoint(), move |r: &Request| {
-        if !r.is_upload() {
-            return Fault::Pass;
-        }
-        let mut seen = seen.lock().expect("lock");
-        let distinct = seen.len();
-        if seen.insert(r.target.clone(), distinct).is_some() {
-            return Fault::Pass;
-        }
-        match distinct {
-            i if i % 2 == 0 => Fault::SlowDown,
-            i if i % 3 == 0 => Fault::ResetAfter(64 * 1024),
-            _ => Fault::Pass,
-        }
-    })
-    .await;
+    let plan = first_attempts(Request::is_upload, |i| match i {
+        i if i % 2 == 0 => Fault::SlowDown,
+        i if i % 3 == 0 => Fault::ResetAfter(64 * 1024),
+        _ => Fault::Pass,
+    });
+    let proxy = FaultProxy::start(&aws_endpoint(), plan).await;
     let app = through(&stack, DbConfig::Url(db.url.clone()), &proxy);
     let record = run::execute::<DbBackup>(&app, &json!({ "split_mb": 8 }), None).await;
     let mut t = trial("S3: 503 SlowDown and resets mid-body on uploads", &stack, &proxy, &record).await;
@@ -247,11 +236,11 @@ pub async fn secrets_throttled(label: &str, throttled: usize) -> Trial {
     t
 }
 
-/// The first attempt of every `nth` distinct request `pick` selects gets `fault`.
-fn first_attempt_of_every(
-    nth: usize,
+/// A plan: the first attempt of the `i`-th distinct request (by target) that `pick` selects
+/// gets `fault(i)`; retries of it, and requests not picked, pass.
+fn first_attempts(
     pick: impl Fn(&Request) -> bool + Send + Sync + 'static,
-    fault: Fault,
+    fault: impl Fn(usize) -> Fault + Send + Sync + 'static,
 ) -> impl Fn(&Request) -> Fault + Send + Sync + 'static {
     let seen: Mutex<HashMap<String, usize>> = Mutex::new(HashMap::new());
     move |r: &Request| {
@@ -260,11 +249,16 @@ fn first_attempt_of_every(
         }
         let mut seen = seen.lock().expect("lock");
         let distinct = seen.len();
-        if seen.insert(r.target.clone(), distinct).is_some() || !distinct.is_multiple_of(nth) {
+        if seen.insert(r.target.clone(), distinct).is_some() {
             return Fault::Pass;
         }
-        fault
+        fault(distinct)
     }
+}
+
+/// `fault` for every `nth` (0, nth, 2·nth, …), else nothing.
+fn every(nth: usize, fault: Fault) -> impl Fn(usize) -> Fault + Send + Sync + 'static {
+    move |i| if i.is_multiple_of(nth) { fault } else { Fault::Pass }
 }
 
 /// media-sync from a bucket on a second S3 server (copied streamed, GET then PUT) while the
@@ -287,22 +281,25 @@ pub async fn media_copies_cut_and_slowed(label: &str) -> Trial {
     }
     let cut = FaultProxy::start(
         &crate::aws_endpoint2(),
-        first_attempt_of_every(
-            3,
+        first_attempts(
             |r| r.is_get_object() && r.target.contains("/media/"),
-            Fault::TruncateBody(10_000),
+            every(3, Fault::TruncateBody(10_000)),
         ),
     )
     .await;
     let slowed =
-        FaultProxy::start(&aws_endpoint(), first_attempt_of_every(2, Request::is_upload, Fault::SlowDown))
+        FaultProxy::start(&aws_endpoint(), first_attempts(Request::is_upload, every(2, Fault::SlowDown)))
             .await;
-    let source = backstop_core::config::MediaSource::S3 { bucket: src.clone(), prefix: "media/".into() };
-    let app = through_with(&stack, DbConfig::Unset, &slowed, |c| {
-        c.media.source = Some(source.clone());
-        c.media.endpoint_url = Some(cut.url.clone());
-        c.media.s3.force_path_style = true;
-    });
+    // The source bucket, reached at `endpoint`.
+    let media_from = |endpoint: String| {
+        let source = backstop_core::config::MediaSource::S3 { bucket: src.clone(), prefix: "media/".into() };
+        move |c: &mut backstop_core::Config| {
+            c.media.source = Some(source);
+            c.media.endpoint_url = Some(endpoint);
+            c.media.s3.force_path_style = true;
+        }
+    };
+    let app = through_with(&stack, DbConfig::Unset, &slowed, media_from(cut.url.clone()));
     let record =
         run::execute::<backstop_core::media::MediaSync>(&app, &json!({"concurrency": 4}), None).await;
     let mut t = trial("S3: media copies cut on download, SlowDown on upload", &stack, &slowed, &record).await;
@@ -314,13 +311,9 @@ pub async fn media_copies_cut_and_slowed(label: &str) -> Trial {
     t.good_but_unrestorable = wrong || (t.succeeded && copied != files);
     if !t.succeeded {
         // The next run, without faults, converges.
-        let clean = stack.app({
-            let mut c = stack.config(DbConfig::Unset);
-            c.media.source = Some(source);
-            c.media.endpoint_url = Some(crate::aws_endpoint2());
-            c.media.s3.force_path_style = true;
-            c
-        });
+        let mut config = stack.config(DbConfig::Unset);
+        media_from(crate::aws_endpoint2())(&mut config);
+        let clean = stack.app(config);
         let again = run::execute::<backstop_core::media::MediaSync>(&clean, &json!({}), None).await;
         let copied = crate::bucket_contents(&stack.s3, &stack.bucket, "backstop/media/current/")
             .await

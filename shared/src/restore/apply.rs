@@ -256,11 +256,7 @@ async fn replay<R: AsyncBufRead + Unpin>(
         for item in items.drain(..) {
             match item {
                 Item::Statement { sql, line } => {
-                    if let Verdict::SkipForeignKey { constraint, table, references } = judge(&sql) {
-                        tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
-                        stats.skipped_constraints.push(format!(
-                            "{constraint} on {table}: references {references}, whose rows were not restored"
-                        ));
+                    if !super::post::keep(selection, &sql, &mut stats.skipped_constraints) {
                         continue;
                     }
                     stats.statements += batch.push(conn, sql, line, sql_err).await?;
