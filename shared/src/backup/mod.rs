@@ -9,7 +9,7 @@ mod pg_dump;
 mod progress;
 pub(crate) mod stream;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -330,6 +330,7 @@ async fn backup_database(
                     schema: native::SchemaOptions {
                         no_owner: options.no_owner,
                         no_privileges: options.no_privileges,
+                        no_large_objects: options.schema_only,
                     },
                 };
                 let dumped = native::dump(app, &creds, database, &settings, &key, |t| {
@@ -437,38 +438,23 @@ async fn verify_stored(app: &App, prefix: &str, objects: &[ObjectEntry]) -> Resu
 
 /// Removes what a failed backup stored under `key`: aborts its open uploads and deletes its
 /// objects in batches (DeleteObjects), within the time the run has before its deadline (the run
-/// record and the outcome still have to be written). What is left then has no manifest, so it
-/// is no backup; retention-prune removes such objects after a day.
+/// record and the outcome still have to be written). A request already on the wire when the run
+/// failed can land after that, so where the budget allows the sweep looks again a moment later.
+/// What is left then has no manifest, so it is no backup; retention-prune removes such objects
+/// after a day.
 async fn sweep(app: &App, ctx: &RunContext, key: &str, single: bool) {
+    const SETTLE: Duration = Duration::from_millis(250);
     let prefix = if single { key.to_owned() } else { format!("{key}/") };
+    let budget = ctx.cleanup_budget();
+    let until = budget.map(|b| tokio::time::Instant::now() + b);
     let work = async {
-        if let Ok(pending) = app.store.list_multipart(&prefix).await {
-            for p in pending {
-                let _ = app.store.abort_multipart(&p.key, &p.upload_id).await;
-            }
-        }
-        match app.store.list(&prefix).await {
-            Ok(objects) => {
-                let keys: Vec<String> = objects
-                    .into_iter()
-                    .map(|o| o.key)
-                    .filter(|k| if single { k == key } else { k.starts_with(&prefix) })
-                    .collect();
-                match app.store.delete_many(&keys).await {
-                    Ok(failed) => {
-                        for (k, e) in failed {
-                            tracing::warn!(key = %k, error = %e.report(), "could not delete a part of the failed backup");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(prefix, error = %e.report(), "could not delete the failed backup's parts")
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(prefix, error = %e.report(), "could not list the failed backup's parts"),
+        sweep_pass(app, &prefix, key, single).await;
+        if until.is_none_or(|u| u.saturating_duration_since(tokio::time::Instant::now()) > SETTLE * 3) {
+            tokio::time::sleep(SETTLE).await;
+            sweep_pass(app, &prefix, key, single).await;
         }
     };
-    match ctx.cleanup_budget() {
+    match budget {
         None => work.await,
         Some(budget) => {
             if tokio::time::timeout(budget, work).await.is_err() {
@@ -479,6 +465,38 @@ async fn sweep(app: &App, ctx: &RunContext, key: &str, single: bool) {
                 );
             }
         }
+    }
+}
+
+/// One look at a failed backup's prefix: aborts open uploads, deletes objects.
+async fn sweep_pass(app: &App, prefix: &str, key: &str, single: bool) {
+    if let Ok(pending) = app.store.list_multipart(prefix).await {
+        for p in pending {
+            let _ = app.store.abort_multipart(&p.key, &p.upload_id).await;
+        }
+    }
+    match app.store.list(prefix).await {
+        Ok(objects) => {
+            let keys: Vec<String> = objects
+                .into_iter()
+                .map(|o| o.key)
+                .filter(|k| if single { k == key } else { k.starts_with(prefix) })
+                .collect();
+            if keys.is_empty() {
+                return;
+            }
+            match app.store.delete_many(&keys).await {
+                Ok(failed) => {
+                    for (k, e) in failed {
+                        tracing::warn!(key = %k, error = %e.report(), "could not delete a part of the failed backup");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(prefix, error = %e.report(), "could not delete the failed backup's parts")
+                }
+            }
+        }
+        Err(e) => tracing::warn!(prefix, error = %e.report(), "could not list the failed backup's parts"),
     }
 }
 

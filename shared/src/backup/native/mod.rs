@@ -60,6 +60,12 @@ SET row_security = off;\n\n";
 
 /// Bytes of a large object read (and written back) per statement.
 const LO_CHUNK: i32 = 512 * 1024;
+/// Large objects fetched from the cursor at a time.
+const LO_FETCH: usize = 1000;
+/// Large objects whose first [`LO_HEAD`] bytes one query reads (a few MiB at most); the rest
+/// of a bigger one is read [`LO_CHUNK`] at a time.
+const LO_GROUP: usize = 250;
+const LO_HEAD: i32 = 16 * 1024;
 /// Tables locked per round trip (each `LOCK` is its own statement, pipelined).
 const LOCK_BATCH: usize = 64;
 
@@ -182,7 +188,8 @@ pub async fn dump(
     let (snapshot_id, snapshot): (String, Timestamp) = (row.get(0), row.get(1));
     lock_tables(&coordinator, database, settings.lock_timeout).await?;
     let has_data = |t: &DataTable| !settings.schema_only && wanted(t);
-    let schema = schema::read(&coordinator, database, settings.schema, &has_data).await?;
+    let options = schema::SchemaOptions { no_large_objects: settings.schema_only, ..settings.schema };
+    let schema = schema::read(&coordinator, database, options, &has_data).await?;
     tracing::info!(database, snapshot = %snapshot, tables = schema.tables.len(), objects = ?schema.counts, "schema read");
 
     let mut data: Vec<DataTable> = Vec::new();
@@ -190,7 +197,7 @@ pub async fn dump(
     for t in schema.tables.iter().cloned() {
         if has_data(&t) { data.push(t) } else { skipped.push(t) }
     }
-    let large_objects = if settings.schema_only { Vec::new() } else { schema.large_objects.clone() };
+    let large_objects = schema.large_objects > 0;
     let progress = Progress::new(database, data.len(), data.iter().map(|t| t.bytes.max(0) as u64).sum());
     // Aborted when dropped: also when the deadline drops this future (a warm Lambda would
     // otherwise go on logging the dump's progress into later invocations).
@@ -207,7 +214,7 @@ pub async fn dump(
         }
     }
     let outcome = if settings.single {
-        dump_single(app, &coordinator, settings, stem, &schema, &parts, &large_objects, &progress).await
+        dump_single(app, &coordinator, settings, stem, &schema, &parts, large_objects, &progress).await
     } else {
         dump_set(
             app,
@@ -218,7 +225,7 @@ pub async fn dump(
             stem,
             &schema,
             &parts,
-            &large_objects,
+            large_objects,
             &progress,
         )
         .await
@@ -345,11 +352,11 @@ async fn dump_single(
     key: &str,
     schema: &Schema,
     data: &[DataTable],
-    large_objects: &[u32],
+    large_objects: bool,
     progress: &Progress,
 ) -> Result<(Vec<ObjectEntry>, Vec<TableStats>)> {
-    let (client, schema, data, lo, progress) =
-        (client.clone(), schema.clone(), data.to_vec(), large_objects.to_vec(), progress.clone());
+    let (client, schema, data, progress) = (client.clone(), schema.clone(), data.to_vec(), progress.clone());
+    let no_owner = settings.schema.no_owner;
     let estimate = data.iter().map(|t| t.bytes.max(0) as u64).sum::<u64>() + 1024 * 1024;
     let (entry, stats) = stream::store_compressed(
         app,
@@ -361,7 +368,9 @@ async fn dump_single(
             for table in &data {
                 stats.push(copy_table(&client, table, &mut out, &progress).await?);
             }
-            write_large_objects(&client, &lo, &mut out).await?;
+            if large_objects {
+                write_large_objects(&client, no_owner, &mut out).await?;
+            }
             out.write_all(schema.post_data.as_bytes()).await.map_err(pipe_err)?;
             Ok((out, stats))
         },
@@ -381,7 +390,7 @@ async fn dump_set(
     stem: &str,
     schema: &Schema,
     data: &[DataTable],
-    large_objects: &[u32],
+    large_objects: bool,
     progress: &Progress,
 ) -> Result<(Vec<ObjectEntry>, Vec<TableStats>)> {
     let ext = settings.compression.extension();
@@ -394,8 +403,8 @@ async fn dump_set(
     // large objects.
     let mut queue: VecDeque<Work> =
         data.iter().cloned().enumerate().map(|(i, t)| Work::Table(i, t)).collect();
-    if !large_objects.is_empty() {
-        queue.push_back(Work::LargeObjects(large_objects.to_vec()));
+    if large_objects {
+        queue.push_back(Work::LargeObjects);
     }
     let jobs = settings.jobs.clamp(1, queue.len().max(1));
     let queue = Arc::new(Mutex::new(queue));
@@ -439,14 +448,15 @@ async fn dump_set(
                         entry.rows = Some(stats.rows());
                         (i, entry, Some(stats))
                     }
-                    Work::LargeObjects(oids) => {
+                    Work::LargeObjects => {
+                        let no_owner = settings.schema.no_owner;
                         let key = format!("{stem}/large-objects.sql.{ext}");
                         let (entry, ()) = stream::store_compressed(
                             app,
                             settings.target(&key, "data", 0, budget),
                             |mut out| async move {
                                 out.write_all(PREAMBLE.as_bytes()).await.map_err(pipe_err)?;
-                                write_large_objects(&c, &oids, &mut out).await?;
+                                write_large_objects(&c, no_owner, &mut out).await?;
                                 Ok((out, ()))
                             },
                         )
@@ -486,7 +496,7 @@ async fn dump_set(
 #[derive(Debug)]
 enum Work {
     Table(usize, DataTable),
-    LargeObjects(Vec<u32>),
+    LargeObjects,
 }
 
 /// A schema section as one object.
@@ -547,37 +557,95 @@ async fn copy_table(
     Ok(hasher)
 }
 
-/// Large objects as `lo_put` statements (their `lo_create` is in pre-data).
+/// Every large object of the snapshot (`client` is inside its transaction): per object its
+/// `lo_create`, its bytes as `lo_put`s and (unless `no_owner`) its owner, after its bytes so
+/// that a restoring role that is not the owner can still write them. Read through a cursor
+/// [`LO_FETCH`] objects at a time with the first bytes of [`LO_GROUP`] objects per query, so
+/// neither memory nor round trips grow with one per object (100k small ones: a few hundred
+/// round trips).
 async fn write_large_objects(
     client: &Client,
-    oids: &[u32],
+    no_owner: bool,
     out: &mut (impl AsyncWrite + Unpin),
 ) -> Result<()> {
-    for &oid in oids {
-        let mut offset: i64 = 0;
-        loop {
-            let row = client
-                .query_one("select pg_catalog.lo_get($1, $2, $3)", &[&oid, &offset, &LO_CHUNK])
+    let err = |context: &'static str| {
+        move |source| Error::Database { target: "large objects".into(), context: context.into(), source }
+    };
+    client
+        .batch_execute(
+            "DECLARE backstop_large_objects NO SCROLL CURSOR FOR
+               select oid, quote_ident(pg_catalog.pg_get_userbyid(lomowner)) from pg_catalog.pg_largeobject_metadata order by oid",
+        )
+        .await
+        .map_err(err("list"))?;
+    let fetch = format!("FETCH {LO_FETCH} FROM backstop_large_objects");
+    loop {
+        let rows = client.query(fetch.as_str(), &[]).await.map_err(err("list"))?;
+        if rows.is_empty() {
+            break;
+        }
+        let objects: Vec<(u32, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for group in objects.chunks(LO_GROUP) {
+            let oids: Vec<u32> = group.iter().map(|(oid, _)| *oid).collect();
+            let heads = client
+                .query(
+                    "select pg_catalog.lo_get(o, 0, $2) from unnest($1::pg_catalog.oid[]) with ordinality u(o, n) order by n",
+                    &[&oids, &LO_HEAD],
+                )
                 .await
-                .map_err(|source| Error::Database {
-                    target: format!("large object {oid}"),
-                    context: "read".into(),
-                    source,
-                })?;
-            let bytes: Vec<u8> = row.get(0);
-            if bytes.is_empty() {
-                break;
-            }
-            let line =
-                format!("SELECT pg_catalog.lo_put('{oid}', {offset}, '\\x{}');\n", hex::encode(&bytes));
-            out.write_all(line.as_bytes()).await.map_err(pipe_err)?;
-            offset += bytes.len() as i64;
-            if bytes.len() < LO_CHUNK as usize {
-                break;
+                .map_err(err("read"))?;
+            for ((oid, owner), head) in group.iter().zip(&heads) {
+                let head: Vec<u8> = head.get(0);
+                let mut text = format!("SELECT pg_catalog.lo_create('{oid}');\n");
+                if !head.is_empty() {
+                    text.push_str(&lo_put(*oid, 0, &head));
+                }
+                out.write_all(text.as_bytes()).await.map_err(pipe_err)?;
+                if head.len() == LO_HEAD as usize {
+                    write_large_object_rest(client, *oid, LO_HEAD as i64, out).await?;
+                }
+                if !no_owner {
+                    let line = format!("ALTER LARGE OBJECT {oid} OWNER TO {owner};\n");
+                    out.write_all(line.as_bytes()).await.map_err(pipe_err)?;
+                }
             }
         }
     }
+    client.batch_execute("CLOSE backstop_large_objects").await.map_err(err("list"))?;
     out.write_all(b"\n").await.map_err(pipe_err)
+}
+
+/// `lo_put` of `bytes` at `offset`.
+fn lo_put(oid: u32, offset: i64, bytes: &[u8]) -> String {
+    format!("SELECT pg_catalog.lo_put('{oid}', {offset}, '\\x{}');\n", hex::encode(bytes))
+}
+
+/// A large object's bytes from `offset` on, [`LO_CHUNK`] per statement.
+async fn write_large_object_rest(
+    client: &Client,
+    oid: u32,
+    mut offset: i64,
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<()> {
+    loop {
+        let row = client
+            .query_one("select pg_catalog.lo_get($1, $2, $3)", &[&oid, &offset, &LO_CHUNK])
+            .await
+            .map_err(|source| Error::Database {
+                target: format!("large object {oid}"),
+                context: "read".into(),
+                source,
+            })?;
+        let bytes: Vec<u8> = row.get(0);
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        out.write_all(lo_put(oid, offset, &bytes).as_bytes()).await.map_err(pipe_err)?;
+        offset += bytes.len() as i64;
+        if bytes.len() < LO_CHUNK as usize {
+            return Ok(());
+        }
+    }
 }
 
 /// Rows and content hash ([`RowHasher`]) of one table as the engine records them, for

@@ -229,6 +229,9 @@ impl DataTable {
 pub struct SchemaOptions {
     pub no_owner: bool,
     pub no_privileges: bool,
+    /// Leave large objects out, with their comments and grants (a schema-only dump, as
+    /// pg_dump's).
+    pub no_large_objects: bool,
 }
 
 /// The schema of one database, ready to write.
@@ -238,7 +241,10 @@ pub struct Schema {
     pub post_data: String,
     /// Tables with rows to dump, largest first.
     pub tables: Vec<DataTable>,
-    pub large_objects: Vec<u32>,
+    /// Large objects in the snapshot (0 when left out). They are not nodes: their part
+    /// streams them from `pg_largeobject_metadata` (see `native::write_large_objects`), so a
+    /// database with millions of them is read in bounded memory.
+    pub large_objects: u64,
     /// Objects by kind (`table`, `index`, `function`, …).
     pub counts: BTreeMap<String, usize>,
     /// What was written differently from the catalog so that the backup restores.
@@ -257,6 +263,7 @@ pub async fn read(
     has_data: &(dyn Fn(&DataTable) -> bool + Sync),
 ) -> Result<Schema> {
     let mut reader = Reader::new(client, database);
+    reader.large_objects = !options.no_large_objects;
     reader.check_supported().await?;
     let members = reader.extension_members().await?;
     reader.members = members.iter().map(|(m, _)| *m).collect();
@@ -278,7 +285,7 @@ pub async fn read(
     reader.triggers_rules_policies().await?;
     reader.publications().await?;
     reader.event_triggers().await?;
-    let large_objects = reader.large_objects().await?;
+    let large_objects = if options.no_large_objects { 0 } else { reader.count_large_objects().await? };
     reader.comments().await?;
     if !options.no_owner {
         reader.owners(&sequences).await?;
@@ -378,7 +385,7 @@ pub async fn read(
         out.push_str("\n\n");
     }
     tables.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.qualified.cmp(&b.qualified)));
-    counts.insert("large object".into(), large_objects.len());
+    counts.insert("large object".into(), large_objects as usize);
     Ok(Schema { pre_data, post_data, tables, large_objects, counts, warnings })
 }
 
@@ -511,6 +518,8 @@ struct Reader<'a> {
     configuration: HashMap<u32, String>,
     nodes: Vec<Node>,
     tables: Vec<DataTable>,
+    /// Large objects are dumped: comments and grants on them are written.
+    large_objects: bool,
 }
 
 impl std::fmt::Debug for Reader<'_> {
@@ -528,6 +537,7 @@ impl<'a> Reader<'a> {
             configuration: HashMap::new(),
             nodes: Vec::new(),
             tables: Vec::new(),
+            large_objects: false,
         }
     }
 

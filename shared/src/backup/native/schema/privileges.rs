@@ -24,7 +24,8 @@ impl Reader<'_> {
         self.extras(rows, 190, "comment on", |target, text| format!("COMMENT ON {target} IS {text};"))
     }
 
-    /// `ALTER … OWNER TO` for every owned object this dump creates.
+    /// `ALTER … OWNER TO` for every owned object this dump creates (but large objects': their
+    /// part writes them).
     pub(super) async fn owners(&mut self, sequences: &HashMap<u32, Sequence>) -> Result<()> {
         let sql = format!(
             "select x.c, x.o,
@@ -50,8 +51,7 @@ impl Reader<'_> {
                    union all select {PG_OPFAMILY}, oid, opfowner from pg_opfamily
                    union all select {PG_OPCLASS}, oid, opcowner from pg_opclass
                    union all select {PG_LANGUAGE}, oid, lanowner from pg_language
-                   union all select {PG_CONVERSION}, oid, conowner from pg_conversion
-                   union all select {PG_LARGEOBJECT}, oid, lomowner from pg_largeobject_metadata) x,
+                   union all select {PG_CONVERSION}, oid, conowner from pg_conversion) x,
                lateral pg_identify_object(x.c, x.o, 0) i
              order by 3",
             routine = routine_identity("x.o", true)
@@ -90,7 +90,7 @@ impl Reader<'_> {
             let Some(target) = target else {
                 // The server cannot name an object this dump creates: its comment, owner or
                 // grants would be lost, so the backup fails rather than skip them.
-                if created.contains(&key) {
+                if self.creates(&created, key) {
                     return Err(Error::Unsupported {
                         database: self.database.to_owned(),
                         reason: format!(
@@ -101,7 +101,7 @@ impl Reader<'_> {
                 continue;
             };
             let public = class == PG_NAMESPACE && target == "SCHEMA public";
-            if !(created.contains(&key) || public) {
+            if !(self.creates(&created, key) || public) {
                 continue;
             }
             let sql = render(&target, &value);
@@ -116,7 +116,12 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// The catalog objects this dump creates.
+    /// Does this dump create `key` (one of `created`, or a large object when they are dumped)?
+    fn creates(&self, created: &HashSet<ObjKey>, key: ObjKey) -> bool {
+        created.contains(&key) || (key.0 == PG_LARGEOBJECT && self.large_objects)
+    }
+
+    /// The catalog objects this dump creates (large objects aside).
     pub(super) fn created(&self) -> HashSet<ObjKey> {
         self.nodes.iter().filter(|n| n.kind.is_some()).flat_map(|n| n.keys.iter().copied()).collect()
     }
@@ -184,7 +189,7 @@ impl Reader<'_> {
             // A built-in object or an extension's whose privileges were changed.
             let initial: bool = r.get(6);
             let key = ObjKey(class, oid);
-            if !created.contains(&key) && target != "SCHEMA public" && !initial {
+            if !self.creates(&created, key) && target != "SCHEMA public" && !initial {
                 continue;
             }
             let sql = if verb.starts_with("REVOKE") {

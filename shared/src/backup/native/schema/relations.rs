@@ -426,23 +426,10 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    pub(super) async fn large_objects(&mut self) -> Result<Vec<u32>> {
-        let rows =
-            self.query("large objects", "select oid from pg_largeobject_metadata order by oid").await?;
-        let oids: Vec<u32> = rows.iter().map(|r| r.get(0)).collect();
-        for &oid in &oids {
-            self.push(
-                Node::new(
-                    Section::PreData,
-                    70,
-                    "large object",
-                    format!("large object {oid}"),
-                    format!("SELECT pg_catalog.lo_create('{oid}');"),
-                )
-                .keys([ObjKey(PG_LARGEOBJECT, oid)]),
-            );
-        }
-        Ok(oids)
+    /// How many large objects the snapshot holds.
+    pub(super) async fn count_large_objects(&mut self) -> Result<u64> {
+        let rows = self.query("large objects", "select count(*) from pg_largeobject_metadata").await?;
+        Ok(rows[0].get::<_, i64>(0) as u64)
     }
 }
 
