@@ -9,7 +9,7 @@ use backstop_tests::fault_suite::{self, Trial};
 async fn main() {
     let runs: usize = std::env::var("FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let mut rows: Vec<Vec<Trial>> = Vec::new();
-    for kind in 0..7 {
+    for kind in 0..11 {
         let mut trials = Vec::new();
         for i in 0..runs {
             let label = format!("fb{kind}_{i}");
@@ -20,20 +20,33 @@ async fn main() {
                 3 => fault_suite::secrets_throttled(&label, 1).await,
                 4 => fault_suite::secrets_throttled(&label, usize::MAX).await,
                 5 => fault_suite::one_upload_slowed_three_times(&label).await,
-                _ => fault_suite::media_copies_cut_and_slowed(&label).await,
+                6 => fault_suite::media_copies_cut_and_slowed(&label).await,
+                7 => fault_suite::retention_deletes_slowed_and_reads_cut(&label).await,
+                8 => fault_suite::cleanup_backend_terminated(&label).await,
+                kind => {
+                    let engine = if kind == 9 { "native" } else { "pg_dump" };
+                    match fault_suite::pg_restarted_mid_dump(&label, engine).await {
+                        Ok(t) => t,
+                        Err(why) => {
+                            eprintln!("skipped: no PostgreSQL server of our own: {why}");
+                            break;
+                        }
+                    }
+                }
             });
         }
-        eprintln!("{}: done", trials[0].kind);
+        let Some(first) = trials.first() else { continue };
+        eprintln!("{}: done", first.kind);
         rows.push(trials);
     }
     println!(
-        "| fault | runs | faults injected | runs succeeded | marked good, not restorable | open uploads left | failures not recorded | not published | secret found |"
+        "| fault | runs | faults injected | runs succeeded | marked good, not restorable | open uploads left | failures not recorded | not published | secret found | deleted outside a rule | clean run after it stuck |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for trials in &rows {
         let count = |f: fn(&Trial) -> bool| trials.iter().filter(|t| f(t)).count();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             trials[0].kind,
             trials.len(),
             trials.iter().map(|t| t.faults).sum::<usize>(),
@@ -43,6 +56,8 @@ async fn main() {
             count(|t| t.unrecorded),
             count(|t| t.unpublished),
             trials.iter().map(|t| t.secret_leaks).sum::<usize>(),
+            trials.iter().map(|t| t.deleted_outside_rule).sum::<usize>(),
+            count(|t| t.stuck),
         );
     }
 }

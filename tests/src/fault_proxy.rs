@@ -38,6 +38,16 @@ impl Request {
         self.method == "POST" && self.target.contains("uploadId=")
     }
 
+    /// `DeleteObject` or `DeleteObjects` (POST `?delete`).
+    pub fn is_delete(&self) -> bool {
+        self.method == "DELETE" || (self.method == "POST" && self.target.contains("?delete"))
+    }
+
+    /// A `GetObject` of a backup's manifest.
+    pub fn is_manifest_read(&self) -> bool {
+        self.is_get_object() && self.target.contains(".manifest.json")
+    }
+
     /// A `GetObject` (not a listing: those carry `list-type` or `uploads`).
     pub fn is_get_object(&self) -> bool {
         self.method == "GET" && !self.target.contains("list-type=") && !self.target.contains("uploads")

@@ -15,6 +15,7 @@ use backstop_core::run::{self, RunRecord, Status};
 use serde_json::json;
 
 use crate::fault_proxy::{Fault, FaultProxy, Request};
+use crate::private_pg::PrivateServer;
 use crate::{Stack, TestDb, aws_endpoint};
 
 /// The password the secret scenarios store; it must appear nowhere.
@@ -38,6 +39,10 @@ pub struct Trial {
     pub unpublished: bool,
     /// Places the secret's password was found (run record, error, subject, message).
     pub secret_leaks: usize,
+    /// Backups (or rows) deleted that their rule keeps.
+    pub deleted_outside_rule: usize,
+    /// A clean run after the faulted one did not finish the work (converge).
+    pub stuck: bool,
     /// The run's summary and error, for messages.
     pub summary: String,
 }
@@ -79,17 +84,22 @@ fn through_with(
 
 /// Restores `record`'s backup into a scratch database over a clean connection and compares it
 /// with the manifest (the verify job).
-pub async fn verify_clean(stack: &Stack, db: &TestDb, record: &RunRecord) -> RunRecord {
+pub async fn verify_clean(stack: &Stack, db_url: &str, record: &RunRecord) -> RunRecord {
     let key = record.outputs["databases"][0]["manifest_key"].as_str().unwrap_or_default().to_owned();
-    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    let app = stack.app(stack.config(DbConfig::Url(db_url.to_owned())));
     run::execute::<Verify>(&app, &json!({ "key": key, "jobs": 2 }), None).await
 }
 
 async fn trial(kind: &'static str, stack: &Stack, proxy: &FaultProxy, record: &RunRecord) -> Trial {
+    trial_of(kind, stack, proxy.injected().len(), record).await
+}
+
+/// What `record`'s run left, after `faults` injected faults.
+async fn trial_of(kind: &'static str, stack: &Stack, faults: usize, record: &RunRecord) -> Trial {
     let text = serde_json::to_string(record).unwrap_or_default();
     Trial {
         kind,
-        faults: proxy.injected().len(),
+        faults,
         succeeded: record.status == Status::Succeeded,
         good_but_unrestorable: false,
         open_uploads: stack.open_uploads().await.unwrap_or(usize::MAX),
@@ -101,6 +111,8 @@ async fn trial(kind: &'static str, stack: &Stack, proxy: &FaultProxy, record: &R
             .is_none_or(|id| id.is_null()),
         secret_leaks: text.matches(SECRET_PASSWORD).count(),
         summary: format!("{} {}", record.summary, record.error.as_deref().unwrap_or("")),
+        deleted_outside_rule: 0,
+        stuck: false,
     }
 }
 
@@ -118,7 +130,7 @@ pub async fn uploads_slowed_and_reset(label: &str) -> Trial {
     let record = run::execute::<DbBackup>(&app, &json!({ "split_mb": 8 }), None).await;
     let mut t = trial("S3: 503 SlowDown and resets mid-body on uploads", &stack, &proxy, &record).await;
     if t.succeeded {
-        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+        t.good_but_unrestorable = verify_clean(&stack, &db.url, &record).await.status != Status::Succeeded;
     }
     t
 }
@@ -146,7 +158,7 @@ pub async fn one_upload_slowed_three_times(label: &str) -> Trial {
     let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
     let mut t = trial("S3: one upload answered SlowDown three times", &stack, &proxy, &record).await;
     if t.succeeded {
-        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+        t.good_but_unrestorable = verify_clean(&stack, &db.url, &record).await.status != Status::Succeeded;
     }
     t
 }
@@ -168,7 +180,7 @@ pub async fn completion_applied_then_failed(label: &str) -> Trial {
     let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
     let mut t = trial("S3: CompleteMultipartUpload applied, then 500", &stack, &proxy, &record).await;
     if t.succeeded {
-        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+        t.good_but_unrestorable = verify_clean(&stack, &db.url, &record).await.status != Status::Succeeded;
     } else {
         // A failed backup must not leave a manifest naming it.
         let manifests =
@@ -227,13 +239,256 @@ pub async fn secrets_throttled(label: &str, throttled: usize) -> Trial {
     };
     let mut t = trial(kind, &stack, &proxy, &record).await;
     if t.succeeded {
-        t.good_but_unrestorable = verify_clean(&stack, &db, &record).await.status != Status::Succeeded;
+        t.good_but_unrestorable = verify_clean(&stack, &db.url, &record).await.status != Status::Succeeded;
     }
     // What subscribers received: subjects and messages.
     if let Ok(outcomes) = stack.outcomes(1, std::time::Duration::from_secs(10)).await {
         t.secret_leaks += outcomes.iter().filter(|o| format!("{o:?}").contains(SECRET_PASSWORD)).count();
     }
     t
+}
+
+/// db-backup (`engine`: `native` or `pg_dump`) of a database on a server of its own
+/// ([`PrivateServer`]) that is restarted (`pg_ctl restart -m fast`) as soon as the dump's first
+/// COPY runs: the run must fail, recorded and published, leaving no manifest and no open
+/// upload; the next run, the server back, must succeed and restore. `Err`: why no server of
+/// its own could be started here (the caller skips, saying so).
+pub async fn pg_restarted_mid_dump(label: &str, engine: &'static str) -> Result<Trial, String> {
+    let server = PrivateServer::start(label).await.expect("private server")?;
+    let admin = crate::connect(&server.url("postgres")).await.expect("private server up");
+    admin.batch_execute("create database shop").await.expect("database");
+    let url = server.url("shop");
+    crate::psql(
+        &url,
+        b"create table events (id int primary key, a text, b text, c text);
+          insert into events select g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text)
+            from generate_series(1, 600000) g;
+          create table small (id int primary key, v text);
+          insert into small select g, 'v' || g from generate_series(1, 100) g;",
+    )
+    .await
+    .expect("seed");
+    let stack = Stack::new(label).await.expect("stack");
+    let app = stack.app(stack.config(DbConfig::Url(url.clone())));
+    let payload = if engine == "native" { json!({ "jobs": 2 }) } else { json!({ "engine": engine }) };
+    let backup = run::execute::<DbBackup>(&app, &payload, None);
+    tokio::pin!(backup);
+    let copying = "select count(*) from pg_stat_activity where datname = 'shop' and state = 'active' and query ilike 'copy %'";
+    let watch = async {
+        for _ in 0..6000 {
+            let n: i64 = admin.query_one(copying, &[]).await.expect("pg_stat_activity").get(0);
+            if n > 0 {
+                server.restart().await.expect("restart");
+                return 1;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        0
+    };
+    // A run that ends before any COPY was seen has had no fault (and says so: 0 injected).
+    let (record, faults) = tokio::select! {
+        record = &mut backup => (record, 0),
+        faults = watch => (backup.await, faults),
+    };
+    let kind = if engine == "pg_dump" {
+        "PostgreSQL: server restarted mid-dump (pg_dump)"
+    } else {
+        "PostgreSQL: server restarted mid-dump (native)"
+    };
+    let mut t = trial_of(kind, &stack, faults, &record).await;
+    let manifests =
+        stack.keys().await.unwrap_or_default().iter().filter(|k| k.ends_with(".manifest.json")).count();
+    t.good_but_unrestorable =
+        if t.succeeded { !restores(&stack, &server, &record).await } else { manifests > 0 };
+    // The next run, the server back, backs up and restores.
+    let again = run::execute::<DbBackup>(&app, &payload, None).await;
+    t.good_but_unrestorable |= again.status != Status::Succeeded || !restores(&stack, &server, &again).await;
+    Ok(t)
+}
+
+/// retention-prune (keep 5 dailies) over a real backup of today and 12 back-dated ones a day
+/// apart while the first read of every third manifest is cut short and the first attempt of
+/// each delete request (DeleteObject, DeleteObjects) is answered SlowDown or applied and then
+/// answered 500, alternately.
+/// Nothing the rule keeps may go (the newest must still restore); a backup goes whole or not
+/// at all; a clean run after it deletes the rest.
+pub async fn retention_deletes_slowed_and_reads_cut(label: &str) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let real = stack.backup(&db, json!({})).await;
+    assert_eq!(real.status, Status::Succeeded, "{:?}", real.error);
+    let (_, manifest) = stack.manifest_of(&real).await.expect("manifest");
+    let template = serde_json::to_value(&manifest).expect("json");
+    let now = jiff::Timestamp::now();
+    let mut dated = Vec::new();
+    for day in 1..=12i64 {
+        let at = now - jiff::SignedDuration::from_hours(24 * day);
+        dated.push((day, stack.back_dated(&template, at, None).await));
+    }
+    let deletes = first_attempts(Request::is_delete, |i| {
+        if i.is_multiple_of(2) { Fault::SlowDown } else { Fault::ApplyThenFail }
+    });
+    let reads = first_attempts(Request::is_manifest_read, every(3, Fault::TruncateBody(20)));
+    let plan = move |r: &Request| match deletes(r) {
+        Fault::Pass => reads(r),
+        fault => fault,
+    };
+    let proxy = FaultProxy::start(&aws_endpoint(), plan).await;
+    let policy = json!({ "policy": { "keep_daily": 5 } });
+    let prune = |app: App| {
+        let policy = policy.clone();
+        async move { run::execute_at::<backstop_core::retention::RetentionPrune>(&app, &policy, None, now).await }
+    };
+    let no_media = |c: &mut backstop_core::Config| c.media.source = None;
+    let record = prune(through_with(&stack, DbConfig::Unset, &proxy, no_media)).await;
+    let mut t = trial(
+        "S3: retention-prune's deletes slowed, failed after applying; manifest reads cut",
+        &stack,
+        &proxy,
+        &record,
+    )
+    .await;
+    // The rule keeps today's and the four days before it, every object of each.
+    let kept_by_rule = |day: i64| day <= 4;
+    let keys = stack.keys().await.unwrap_or_default();
+    let whole = |manifest_key: &str| {
+        let stem = manifest_key.trim_end_matches(backstop_core::keys::MANIFEST_SUFFIX);
+        let left = keys.iter().filter(|k| k.starts_with(stem)).count();
+        (left == 0, left == 1 + template["objects"].as_array().map_or(0, Vec::len))
+    };
+    for (day, key) in &dated {
+        let (gone, all) = whole(key);
+        if kept_by_rule(*day) && !all {
+            t.deleted_outside_rule += 1;
+        }
+        // A half-deleted backup is one whose manifest still lists objects that are gone.
+        if !gone && !all && keys.contains(key) {
+            t.good_but_unrestorable = true;
+        }
+    }
+    t.good_but_unrestorable |= verify_clean(&stack, &db.url, &real).await.status != Status::Succeeded;
+    // The next run, without faults, deletes exactly the rest.
+    let mut config = stack.config(DbConfig::Unset);
+    no_media(&mut config);
+    let again = prune(stack.app(config)).await;
+    let keys = stack.keys().await.unwrap_or_default();
+    let manifests_left: Vec<&(i64, String)> = dated.iter().filter(|(_, k)| keys.contains(k)).collect();
+    t.stuck = again.status != Status::Succeeded
+        || manifests_left.iter().any(|(day, _)| !kept_by_rule(*day))
+        || keys.iter().any(|k| {
+            k.contains("/part-")
+                && !dated.iter().any(|(day, m)| {
+                    kept_by_rule(*day)
+                        && k.starts_with(m.trim_end_matches(backstop_core::keys::MANIFEST_SUFFIX))
+                })
+        });
+    t
+}
+
+/// notification-cleanup deleting 30,000 old read notifications in batches of 500 while its
+/// backend is terminated (`pg_terminate_backend`) once a few batches went, and SNS refuses the
+/// first publish (SlowDown through the proxy). No row outside the rule may go; the run is
+/// recorded and published whatever its end; a clean run after it deletes the rest.
+pub async fn cleanup_backend_terminated(label: &str) -> Trial {
+    let stack = Stack::new(label).await.expect("stack");
+    let db = TestDb::create(label).await.expect("database");
+    db.psql(
+        b"create table notifications (id bigserial primary key, read bool not null, created_at timestamptz not null, body text);
+          insert into notifications (read, created_at, body)
+            select g % 4 <> 0, now() - (g % 400) * interval '1 day', md5(g::text) from generate_series(1, 60000) g;",
+    )
+    .await
+    .expect("seed");
+    let rule = "select * from notifications where not (read and created_at < now() - interval '90 days')";
+    let content = |query: &'static str| {
+        let url = db.url.clone();
+        async move {
+            let c = crate::connect(&url).await.expect("connect");
+            let sql = format!(
+                "select count(*), coalesce(md5(string_agg(x::text, '|' order by x::text)), '') from ({query}) x"
+            );
+            let row = c.query_one(&sql, &[]).await.expect("content");
+            (row.get::<_, i64>(0), row.get::<_, String>(1))
+        }
+    };
+    let kept = content(rule).await;
+    let payload = json!({
+        "rules": [{"table": "notifications", "older_than": "90d", "timestamp_column": "created_at",
+                   "filter": [{"column": "read", "op": "=", "value": true}]}],
+        "batch_size": 500, "pause_ms": 20
+    });
+    let publishes = std::sync::atomic::AtomicUsize::new(0);
+    let proxy = FaultProxy::start(&aws_endpoint(), move |r: &Request| {
+        if r.method == "POST"
+            && r.target == "/"
+            && r.amz_target.is_empty()
+            && publishes.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            Fault::SlowDown
+        } else {
+            Fault::Pass
+        }
+    })
+    .await;
+    let app = through(&stack, DbConfig::Url(db.url.clone()), &proxy);
+    let cleanup = run::execute::<backstop_core::cleanup::NotificationCleanup>(&app, &payload, None);
+    tokio::pin!(cleanup);
+    let terminate = "select count(pg_terminate_backend(pid)) from pg_stat_activity
+                     where application_name = 'backstop-cleanup' and datname = current_database()";
+    let watch = async {
+        let c = crate::connect(&db.url).await.expect("connect");
+        for _ in 0..2000 {
+            // A few batches in: the table has lost some rows.
+            let n: i64 = c.query_one("select count(*) from notifications", &[]).await.expect("count").get(0);
+            if n <= 60000 - 1500 {
+                let killed: i64 = c.query_one(terminate, &[]).await.expect("terminate").get(0);
+                return killed as usize;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        0
+    };
+    let (record, terminated) = tokio::select! {
+        record = &mut cleanup => (record, 0),
+        killed = watch => (cleanup.await, killed),
+    };
+    let mut t = trial_of(
+        "PostgreSQL: notification-cleanup's backend terminated; SNS refuses once",
+        &stack,
+        terminated + proxy.injected().len(),
+        &record,
+    )
+    .await;
+    let after = content(rule).await;
+    t.deleted_outside_rule =
+        (kept.0 - after.0).max(0) as usize + usize::from(after != kept && after.0 == kept.0);
+    // The next run, without faults, deletes the rest and nothing else.
+    let clean = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    let again = run::execute::<backstop_core::cleanup::NotificationCleanup>(&clean, &payload, None).await;
+    let left: i64 =
+        content("select * from notifications where read and created_at < now() - interval '90 days'").await.0;
+    t.stuck = again.status != Status::Succeeded || left != 0 || content(rule).await != kept;
+    t
+}
+
+/// Does `record`'s backup (of `shop` on `server`) restore, with every row? Restored by
+/// Backstop into a new database there (a pg_dump-engine backup records no content hashes for
+/// `verify` to compare, so the rows are counted).
+async fn restores(stack: &Stack, server: &PrivateServer, record: &RunRecord) -> bool {
+    let Some(key) = record.outputs["databases"][0]["manifest_key"].as_str() else { return false };
+    let target = format!("shop_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let request = backstop_core::restore::RestoreRequest {
+        target_url: server.url(&target),
+        ..crate::restore_request(backstop_core::restore::RestoreSource::Key(key.to_owned()), &target)
+    };
+    let app = stack.app(stack.config(DbConfig::Url(server.url("shop"))));
+    if let Err(e) = backstop_core::restore::restore(&app, &request).await {
+        eprintln!("the backup did not restore: {}", e.report());
+        return false;
+    }
+    let Ok(restored) = crate::connect(&server.url(&target)).await else { return false };
+    let rows =
+        restored.query_one("select (select count(*) from events) + (select count(*) from small)", &[]).await;
+    rows.is_ok_and(|r| r.get::<_, i64>(0) == 600_100)
 }
 
 /// A plan: the first attempt of the `i`-th distinct request (by target) that `pick` selects

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod fault_proxy;
 pub mod fault_suite;
+pub mod private_pg;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -309,6 +310,40 @@ impl Stack {
     pub async fn backup(&self, db: &TestDb, payload: serde_json::Value) -> backstop_core::run::RunRecord {
         let app = self.app(self.config(DbConfig::Url(db.url.clone())));
         backstop_core::run::execute::<backstop_core::backup::DbBackup>(&app, &payload, None).await
+    }
+
+    /// Writes a back-dated copy of a real backup's manifest (`template`) taken at `at`, with
+    /// small parts of its own: a backup retention cannot tell from a real one. Its manifest key.
+    pub async fn back_dated(
+        &self,
+        template: &serde_json::Value,
+        at: jiff::Timestamp,
+        tag: Option<&str>,
+    ) -> String {
+        let database = template["database"].as_str().expect("a manifest names its database");
+        let run_id =
+            format!("{}-{}", at.strftime("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let stem = backstop_core::keys::backup_stem("backstop/", database, "test", &at, &run_id);
+        let mut m = template.clone();
+        m["run_id"] = serde_json::json!(run_id);
+        m["tag"] = serde_json::json!(tag);
+        for field in ["started", "finished", "snapshot"] {
+            m[field] = serde_json::json!(at.to_string());
+        }
+        let objects = m["objects"].as_array_mut().expect("a manifest lists objects");
+        for (i, o) in objects.iter_mut().enumerate() {
+            let key = format!("{stem}/part-{i}.sql.zst");
+            let put = self.s3.put_object().bucket(&self.bucket).key(&key).body(b"part".to_vec().into());
+            put.send().await.expect("put a part");
+            o["key"] = serde_json::json!(key);
+            o["bytes"] = serde_json::json!(4);
+        }
+        m["bytes"] = serde_json::json!(4 * objects.len() as u64);
+        let manifest_key = backstop_core::keys::manifest_key(&stem);
+        let body = serde_json::to_vec(&m).expect("json");
+        let put = self.s3.put_object().bucket(&self.bucket).key(&manifest_key).body(body.into());
+        put.send().await.expect("put the manifest");
+        manifest_key
     }
 
     /// The first database's backup key and manifest of a db-backup run record.

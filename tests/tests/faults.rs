@@ -14,6 +14,8 @@ fn assert_kept(t: &Trial) {
     assert!(!t.unrecorded, "{}: no run record", t.kind);
     assert!(!t.unpublished, "{}: outcome not published", t.kind);
     assert_eq!(t.secret_leaks, 0, "{}: the secret leaked", t.kind);
+    assert_eq!(t.deleted_outside_rule, 0, "{}: deleted what its rule keeps", t.kind);
+    assert!(!t.stuck, "{}: a clean run after it did not finish the work", t.kind);
 }
 
 #[tokio::test]
@@ -63,4 +65,40 @@ async fn media_copies_cut_or_slowed_are_copied_again_and_never_land_partial() {
     assert_kept(&t);
     // A cut download is read again within the run (the SDK's own retries end when the body starts).
     assert!(t.succeeded, "{}", t.summary);
+}
+
+#[tokio::test]
+async fn a_server_restarted_mid_dump_fails_the_run_and_the_next_one_restores() {
+    for engine in ["native", "pg_dump"] {
+        // GIVEN a database on a server of its own, WHEN it restarts while the dump's COPY runs
+        let t = match fault_suite::pg_restarted_mid_dump(&format!("restart_{engine}"), engine).await {
+            Ok(t) => t,
+            Err(why) => return eprintln!("SKIPPED: no PostgreSQL server of the test's own: {why}"),
+        };
+        // THEN the run failed, recorded and published, no manifest, no open upload, and the
+        // next run restores
+        eprintln!("{}: {}", t.kind, t.summary);
+        assert_eq!(t.faults, 1, "the restart came after the dump: {}", t.summary);
+        assert!(!t.succeeded, "{}", t.summary);
+        assert_kept(&t);
+    }
+}
+
+#[tokio::test]
+async fn retention_under_failing_deletes_and_cut_reads_keeps_what_its_rule_keeps() {
+    // GIVEN a real backup and 12 back-dated ones, WHEN retention-prune (keep 5 dailies) runs
+    // while deletes are slowed or fail after applying and manifest reads are cut
+    let t = fault_suite::retention_deletes_slowed_and_reads_cut("fault_prune").await;
+    // THEN nothing kept went, the newest restores, and a clean run deletes the rest
+    assert_kept(&t);
+}
+
+#[tokio::test]
+async fn cleanup_whose_backend_is_terminated_deletes_nothing_outside_its_rule() {
+    // GIVEN 60,000 notifications, WHEN notification-cleanup's backend is terminated a few
+    // batches in and SNS refuses its first publish
+    let t = fault_suite::cleanup_backend_terminated("fault_cleanup").await;
+    // THEN no row outside the rule went, the outcome was recorded and published, and a clean
+    // run deleted the rest
+    assert_kept(&t);
 }

@@ -22,48 +22,6 @@ async fn seeded_db() -> TestDb {
     db
 }
 
-/// Writes a back-dated copy of a real backup's manifest taken at `at`, with small parts of its
-/// own: a backup retention cannot tell from a real one.
-async fn synthetic(stack: &Stack, template: &Value, at: Timestamp, tag: Option<&str>) -> String {
-    let database = template["database"].as_str().unwrap();
-    let run_id =
-        format!("{}-{}", at.strftime("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let stem = keys::backup_stem("backstop/", database, "test", &at, &run_id);
-    let mut m = template.clone();
-    m["run_id"] = json!(run_id);
-    m["tag"] = json!(tag);
-    for field in ["started", "finished", "snapshot"] {
-        m[field] = json!(at.to_string());
-    }
-    let objects = m["objects"].as_array_mut().unwrap();
-    for (i, o) in objects.iter_mut().enumerate() {
-        let key = format!("{stem}/part-{i}.sql.zst");
-        stack
-            .s3
-            .put_object()
-            .bucket(&stack.bucket)
-            .key(&key)
-            .body(b"part".to_vec().into())
-            .send()
-            .await
-            .unwrap();
-        o["key"] = json!(key);
-        o["bytes"] = json!(4);
-    }
-    m["bytes"] = json!(4 * objects.len() as u64);
-    let manifest_key = keys::manifest_key(&stem);
-    stack
-        .s3
-        .put_object()
-        .bucket(&stack.bucket)
-        .key(&manifest_key)
-        .body(serde_json::to_vec(&m).unwrap().into())
-        .send()
-        .await
-        .unwrap();
-    manifest_key
-}
-
 async fn prune_at(stack: &Stack, payload: Value, now: Timestamp) -> RunRecord {
     let mut config = stack.config(DbConfig::Unset);
     config.media.source = None;
@@ -94,7 +52,7 @@ async fn keep_rules_delete_whole_backups_manifest_first_and_the_kept_still_resto
         for hour in [3, 15] {
             let at = now - SignedDuration::from_hours(24 * day + hour);
             let tag = (day == 20 && hour == 3).then_some("pre-migration");
-            synthetic_keys.push((synthetic(&stack, &template, at, tag).await, tag.is_some()));
+            synthetic_keys.push((stack.back_dated(&template, at, tag).await, tag.is_some()));
         }
     }
 
@@ -152,7 +110,7 @@ async fn when_backups_have_stopped_nothing_is_deleted_and_the_run_fails() {
     let template = serde_json::to_value(&manifest).unwrap();
     let now = Timestamp::now();
     for day in 1..=10 {
-        synthetic(&stack, &template, now - SignedDuration::from_hours(24 * day), None).await;
+        stack.back_dated(&template, now - SignedDuration::from_hours(24 * day), None).await;
     }
     let backup_keys = || async {
         stack.keys().await.unwrap().into_iter().filter(|k| !k.contains("/runs/")).collect::<Vec<_>>()
@@ -181,7 +139,7 @@ async fn unreadable_manifests_young_leftovers_and_concurrent_prunes_are_safe() {
     let template = serde_json::to_value(&manifest).unwrap();
     let now = Timestamp::now();
     for day in 1..=5 {
-        synthetic(&stack, &template, now - SignedDuration::from_hours(24 * day), None).await;
+        stack.back_dated(&template, now - SignedDuration::from_hours(24 * day), None).await;
     }
     // A manifest of a newer format, and a part nobody names written just now.
     let odd = format!("backstop/db/{}/2026/01/01/odd", db.name);
