@@ -20,7 +20,7 @@ BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys;
 
 say "creating $DB with $COUNT large objects"
 psql -X -q $PG -d postgres -c "drop database if exists $DB" -c "create database $DB"
-psql -X -q -v ON_ERROR_STOP=1 $PG -d "$DB" <<SQL
+psql -X -q -v ON_ERROR_STOP=1 $PG -d "$DB" >/dev/null <<SQL
 select count(lo_from_bytea(0, convert_to(repeat(md5(g::text), 1 + g % 62), 'UTF8'))) from generate_series(1, $COUNT) g;
 select lo_from_bytea(0, convert_to(repeat(md5('big'), 250000), 'UTF8'));
 SQL
