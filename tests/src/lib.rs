@@ -561,7 +561,16 @@ async fn normalized_schema(url: &str, extra: &[&str]) -> Result<String> {
 
 /// Runs `pg_dump` (plain format) and returns its output.
 pub async fn pg_dump_plain(url: &str) -> Result<Vec<u8>> {
-    let out = tokio::process::Command::new("pg_dump").args(["--format=plain", "-d", url]).output().await?;
+    pg_dump_plain_with(url, &[]).await
+}
+
+/// [`pg_dump_plain`] with more options (`--inserts`, …).
+pub async fn pg_dump_plain_with(url: &str, options: &[&str]) -> Result<Vec<u8>> {
+    let out = tokio::process::Command::new("pg_dump")
+        .args(["--format=plain", "-d", url])
+        .args(options)
+        .output()
+        .await?;
     if !out.status.success() {
         bail!("pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
     }

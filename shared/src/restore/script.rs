@@ -83,8 +83,10 @@ impl ScriptReader {
     pub fn push_line(&mut self, raw: &[u8], out: &mut Vec<Item>) -> Result<(), ScriptError> {
         self.line += 1;
         let line = raw.strip_suffix(b"\n").unwrap_or(raw);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if self.in_copy {
+            // COPY's text format escapes a carriage return in a value (`\r`): a raw one ends
+            // a line written with CRLF endings.
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line == b"\\." {
                 if !self.copy_rows.is_empty() {
                     out.push(Item::CopyData(std::mem::take(&mut self.copy_rows)));
@@ -100,6 +102,9 @@ impl ScriptReader {
             }
             return Ok(());
         }
+        // Outside COPY a carriage return stays, as psql keeps it: inside a string literal it
+        // is part of the value (pg_dump --inserts writes values as they are), elsewhere it is
+        // white space.
         let text = std::str::from_utf8(line).map_err(|_| ScriptError {
             line: self.line,
             reason: "is not UTF-8 (dumps are read as UTF-8)".into(),
@@ -411,6 +416,21 @@ COPY public."we;ird" (id, "x;y") FROM stdin;
             panic!()
         };
         assert_eq!(*line, 17);
+    }
+
+    #[test]
+    fn a_carriage_return_inside_a_literal_is_kept_and_crlf_copy_lines_end_at_it() {
+        // pg_dump --inserts writes values as they are; COPY escapes them (`\r`), so a raw one
+        // there is a CRLF line ending. Found by tests/tests/sql_reader.rs.
+        let items =
+            read("INSERT INTO t VALUES ('a\r\nb');\r\nCOPY t (a) FROM stdin;\r\nx\\ry\r\n\\.\r\n").unwrap();
+        assert_eq!(statements(&items)[0], "INSERT INTO t VALUES ('a\r\nb');");
+        let copied: Vec<u8> = items
+            .iter()
+            .filter_map(|i| if let Item::CopyData(d) = i { Some(d.clone()) } else { None })
+            .flatten()
+            .collect();
+        assert_eq!(copied, b"x\\ry\n");
     }
 
     #[test]
