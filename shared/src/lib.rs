@@ -30,7 +30,8 @@
 //!   its own; zstd level per table with `Level::Auto`), upload checks, one progress ticker, and
 //!   both engines: `backup::pg_dump` (the binary, and the stand-in where the native engine
 //!   cannot write an object) and `backup::native` (snapshot, locks, schema from the catalogs —
-//!   `schema`, one file per object family, ordered by `order` — parallel COPY workers, sets).
+//!   `schema`, one file per object family, ordered by `order` — parallel COPY workers, sets;
+//!   large objects streamed through a cursor into a part of their own, not schema nodes).
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump in batches of
 //!   statements (`apply`), data parts and post-data as one dependency graph on `--jobs`
