@@ -126,6 +126,35 @@ async fn max_rows_leaves_the_rest_for_the_next_run() {
 }
 
 #[tokio::test]
+async fn near_the_lambda_deadline_it_stops_between_batches_records_it_and_the_next_run_goes_on() {
+    // GIVEN about 2,200 deletable notifications, deleted 100 a batch with 100 ms pauses (~2.5 s)
+    let (stack, db) = django_db("cleandeadline").await;
+    let kept = "select * from notifications_notification where not (created_at < now() - interval '90 days' and read)";
+    let expected = content(&db, kept).await;
+    let payload = json!({ "rules": [rules()[0].clone()], "batch_size": 100, "pause_ms": 100 });
+
+    // WHEN the run's (simulated) Lambda deadline is 2 s away (it stops a quarter before)
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    let first = run::execute::<NotificationCleanup>(&app, &payload, Some(deadline)).await;
+
+    // THEN it stopped between batches before the deadline, said so in its record and its
+    // outcome, deleted only what the rule names, and the next run deletes the rest
+    assert!(std::time::Instant::now() < deadline, "ended after the deadline");
+    let r = &first.outputs["rules"][0];
+    assert!(r["stopped"].as_str().unwrap_or_default().contains("deadline"), "{r}");
+    assert!(r["deleted"].as_i64().unwrap() > 0 && r["remaining"].as_i64().unwrap() > 0, "{r}");
+    assert!(first.record_key.is_some());
+    assert_eq!(content(&db, kept).await, expected);
+    let outcomes = stack.outcomes(1, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(outcomes.len(), 1, "the stopped run's outcome was published");
+    let second = cleanup(&stack, &db, payload).await;
+    assert_eq!(second.status, Status::Succeeded, "{:?}", second.error);
+    assert_eq!(second.outputs["rules"][0]["remaining"], 0);
+    assert_eq!(content(&db, kept).await, expected);
+}
+
+#[tokio::test]
 async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
     // GIVEN old users, some of whom still have notifications (no cascade)
     let (stack, db) = django_db("cleanfk").await;

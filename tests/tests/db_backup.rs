@@ -370,7 +370,9 @@ async fn a_set_of_many_parts_stopped_by_the_deadline_is_swept_and_recorded_in_ti
     if let Some(requests) = backstop_tests::moto_requests(&stack.bucket, from) {
         let puts = requests.iter().filter(|r| r.starts_with("PUT ") && r.contains("/data-")).count();
         let batches = requests.iter().filter(|r| r.starts_with("POST ") && r.contains("?delete")).count();
-        assert!(puts >= 20, "{puts} parts stored before the deadline");
+        // How many depends on the machine's speed (19 in a loaded CI run, 100s on a quiet one);
+        // enough that one request per object would show.
+        assert!(puts >= 5, "{puts} parts stored before the deadline");
         assert!((1..=puts.div_ceil(1000) + 1).contains(&batches), "{batches} DeleteObjects for {puts} parts");
     }
 }
