@@ -594,6 +594,17 @@ async fn write_large_objects(
                 )
                 .await
                 .map_err(err("read"))?;
+            // One row per object asked for: a short answer must fail, not drop objects.
+            if heads.len() != group.len() {
+                return Err(Error::Dump {
+                    database: "large objects".into(),
+                    reason: format!(
+                        "asked for {} large objects, the server returned {}",
+                        group.len(),
+                        heads.len()
+                    ),
+                });
+            }
             for ((oid, owner), head) in group.iter().zip(&heads) {
                 let head: Vec<u8> = head.get(0);
                 let mut text = format!("SELECT pg_catalog.lo_create('{oid}');\n");
