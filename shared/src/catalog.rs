@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use crate::backup::{FORMAT, Manifest};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
 use crate::run::RunRecord;
 use crate::store::ObjectStore;
@@ -17,12 +17,26 @@ pub struct BackupEntry {
 }
 
 fn malformed(store: &dyn ObjectStore, key: &str, reason: String) -> Error {
-    Error::Store { op: "read", location: store.locate(key), detail: reason, source: None, retryable: false }
+    Error::Store {
+        op: "read",
+        location: store.locate(key),
+        detail: reason,
+        source: None,
+        retryable: false,
+        kind: StoreKind::Other,
+    }
 }
 
 /// Reads one manifest, refusing formats newer than this build understands.
 pub async fn read_manifest(store: &dyn ObjectStore, key: &str) -> Result<Manifest> {
-    let bytes = store.get(key).await?.ok_or_else(|| malformed(store, key, "no such manifest".into()))?;
+    let bytes = store.get(key).await?.ok_or_else(|| Error::Store {
+        op: "read",
+        location: store.locate(key),
+        detail: "no such manifest".into(),
+        source: None,
+        retryable: false,
+        kind: StoreKind::NotFound,
+    })?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| malformed(store, key, format!("not a Backstop manifest: {e}")))?;
     if manifest.format > FORMAT {
@@ -35,26 +49,73 @@ pub async fn read_manifest(store: &dyn ObjectStore, key: &str) -> Result<Manifes
     Ok(manifest)
 }
 
+/// What a listing of backups found: the backups, newest first, and the manifests that could
+/// not be read (reported, never a reason to hide the others).
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub backups: Vec<BackupEntry>,
+    pub unreadable: Vec<(String, Error)>,
+}
+
+impl Listing {
+    /// The newest full backup: `--latest` never means a schema-only or some-tables dump, which
+    /// would restore less than the database (name one by its key for that).
+    pub fn latest_full(self) -> Option<BackupEntry> {
+        self.backups.into_iter().find(|b| !b.manifest.is_partial())
+    }
+
+    /// Why there is no full backup to pick, for an error message.
+    pub fn why_none(&self, what: &str) -> String {
+        let partial = self.backups.iter().filter(|b| b.manifest.is_partial()).count();
+        let mut out = format!("no full backup{what} has a manifest");
+        if partial > 0 {
+            out.push_str(&format!(
+                " ({partial} partial backups do: name one by its key, `backstop list` shows them)"
+            ));
+        }
+        if let Some((key, e)) = self.unreadable.first() {
+            out.push_str(&format!(
+                "; {} manifests could not be read (first: {key}: {})",
+                self.unreadable.len(),
+                e.report()
+            ));
+        }
+        out
+    }
+}
+
 /// Backups under `prefix`, for one database or all, of one environment (`BACKSTOP_ENV`) or
 /// all, newest first. Staging and production may share a bucket: `--latest` must never pick
-/// the other's backup.
+/// the other's backup. A manifest that cannot be read (truncated, a newer format) is reported
+/// in the listing, and the others are still listed.
 pub async fn list_backups(
     store: &dyn ObjectStore,
     prefix: &str,
     database: Option<&str>,
     env: Option<&str>,
-) -> Result<Vec<BackupEntry>> {
+) -> Result<Listing> {
     let scope = keys::db_scope(prefix, database);
-    let mut out = Vec::new();
+    let mut out = Listing::default();
     for obj in store.list(&scope).await? {
         if keys::is_manifest(&obj.key) {
-            let manifest = read_manifest(store, &obj.key).await?;
-            if env.is_none_or(|e| manifest.env == e) {
-                out.push(BackupEntry { manifest_key: obj.key, manifest });
+            match read_manifest(store, &obj.key).await {
+                Ok(manifest) => {
+                    if env.is_none_or(|e| manifest.env == e) {
+                        out.backups.push(BackupEntry { manifest_key: obj.key, manifest });
+                    }
+                }
+                // Deleted meanwhile (a prune): not a backup any more.
+                Err(e) if e.store_kind() == Some(StoreKind::NotFound) => {}
+                // A transient failure is the listing's failure: retrying helps.
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(key = %obj.key, error = %e.report(), "unreadable manifest: skipped");
+                    out.unreadable.push((obj.key, e));
+                }
             }
         }
     }
-    out.sort_by_key(|b| std::cmp::Reverse(b.manifest.finished));
+    out.backups.sort_by_key(|b| std::cmp::Reverse(b.manifest.finished));
     Ok(out)
 }
 

@@ -56,6 +56,9 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
         retryable: bool,
+        /// What kind of refusal it was: callers that decide (retention, media) match on this,
+        /// never on the text.
+        kind: StoreKind,
     },
 
     /// Publishing an outcome failed.
@@ -91,6 +94,62 @@ pub enum Error {
     Several { total: usize, errors: Vec<Error> },
 }
 
+/// The kinds of store failure that callers decide on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The object (or bucket) does not exist.
+    NotFound,
+    /// Credentials or policy refuse the operation (AccessDenied, an expired token).
+    Denied,
+    /// Object Lock (retention or legal hold) protects the object: the store is doing its job.
+    Locked,
+    /// The store asked to slow down (SlowDown, 503, 429).
+    Throttled,
+    /// A conditional request's precondition did not hold: the object changed meanwhile.
+    PreconditionFailed,
+    /// Anything else.
+    Other,
+}
+
+impl StoreKind {
+    /// Classifies an S3 error code (and message, where Object Lock hides behind AccessDenied)
+    /// and HTTP status.
+    pub fn classify(code: Option<&str>, message: Option<&str>, status: Option<u16>) -> StoreKind {
+        let locked = |t: &str| {
+            let t = t.to_ascii_lowercase();
+            t.contains("object lock")
+                || t.contains("objectlock")
+                || t.contains("legal hold")
+                || t.contains("retention")
+        };
+        if code.is_some_and(locked) || message.is_some_and(locked) {
+            return StoreKind::Locked;
+        }
+        match (code, status) {
+            (Some("NoSuchKey" | "NoSuchBucket" | "NotFound" | "NoSuchUpload"), _) | (None, Some(404)) => {
+                StoreKind::NotFound
+            }
+            (
+                Some(
+                    "AccessDenied"
+                    | "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "ExpiredToken"
+                    | "InvalidToken"
+                    | "AllAccessDisabled"
+                    | "AccountProblem",
+                ),
+                _,
+            )
+            | (None, Some(401 | 403)) => StoreKind::Denied,
+            (Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"), _)
+            | (_, Some(429 | 503)) => StoreKind::Throttled,
+            (Some("PreconditionFailed"), _) | (_, Some(412)) => StoreKind::PreconditionFailed,
+            _ => StoreKind::Other,
+        }
+    }
+}
+
 /// Result alias used throughout the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -124,6 +183,14 @@ impl Error {
     /// Shorthand for a local I/O error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io { context: context.into(), source }
+    }
+
+    /// The kind of a store error (`None` for any other error).
+    pub fn store_kind(&self) -> Option<StoreKind> {
+        match self {
+            Error::Store { kind, .. } => Some(*kind),
+            _ => None,
+        }
     }
 
     /// The error and its whole cause chain on one line, each cause said once.

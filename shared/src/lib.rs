@@ -9,7 +9,9 @@
 //!   the Terraform roles and the audited end-to-end tests are checked against.
 //! - `config`    — [`Config`] from the environment (pure, tested); S3 compatibility settings.
 //! - `app`       — [`App`]: the config plus one client per port, built once at init.
-//! - `error`     — the [`Error`] enum: context, cause chain, and whether a retry can help.
+//! - `error`     — the [`Error`] enum: context, cause chain, and whether a retry can help; a
+//!   store error's [`StoreKind`] (`NotFound`, `Denied`, `Locked`, …), which retention, catalog
+//!   and media decide on, never the error's text.
 //! - `keys`      — every key Backstop writes (`db/`, `runs/`, `media/…`, manifests), built and
 //!   parsed in one place.
 //! - `payload`   — invocation payloads: EventBridge scheduled events or option objects.
@@ -23,8 +25,11 @@
 //! - `iam_auth`  — RDS IAM database authentication: a SigV4 token per connection, TLS required.
 //! - `tls`       — TLS for PostgreSQL with libpq's sslmode meanings (RDS needs it).
 //! - `secrets`   — the `SecretSource` port, Secrets Manager adapter, RDS secret format.
-//! - `store`     — the `ObjectStore` port (paged key-order listing, server-side copy, batched
-//!   deletes, metadata), S3 and local-directory adapters, streaming multipart.
+//! - `store`     — the `ObjectStore` port (paged key-order listing, conditional server-side
+//!   copy, batched deletes, metadata), S3 and local-directory adapters (escaped keys for the
+//!   backup store; verbatim names for media sources and confined restore targets), streaming
+//!   multipart, and `FaultyStore`, the test double that fails chosen keys with a chosen
+//!   [`StoreKind`].
 //! - `notify`    — the `Notifier` port, SNS adapter, message rendering.
 //! - `backup`    — the db-backup job: options, naming, manifest, the compressor (on a thread of
 //!   its own; zstd level per table with `Level::Auto`), upload checks, one progress ticker, and
@@ -38,7 +43,9 @@
 //!   connections (`post`), `--tables`) and the `verify` job
 //!   (restore into a scratch database, compare with the manifest).
 //! - `retention` — the retention-prune job: keep-policy planner (`plan`: restic's rules, pure,
-//!   time zone aware) and the guarded executor (manifest first, staleness, trash by snapshot).
+//!   time zone aware), the inventory grouped by (environment, database, full | partial) with
+//!   unreadable markers as members, and the guarded executor (markers first, their parts only
+//!   once their delete succeeded, staleness per group, trash by snapshot).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
 //! - `media`     — the media-sync job (`plan`: the two key-ordered streams merged; `copy`:
 //!   server-side or streamed and verified; `snapshot`: the per-run state, streamed) and
@@ -69,4 +76,4 @@ pub mod tls;
 
 pub use app::App;
 pub use config::Config;
-pub use error::{Error, Result};
+pub use error::{Error, Result, StoreKind};

@@ -323,7 +323,8 @@ impl Stack {
         let database = template["database"].as_str().expect("a manifest names its database");
         let run_id =
             format!("{}-{}", at.strftime("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let stem = backstop_core::keys::backup_stem("backstop/", database, "test", &at, &run_id);
+        let env = template["env"].as_str().unwrap_or("test");
+        let stem = backstop_core::keys::backup_stem("backstop/", database, env, &at, &run_id);
         let mut m = template.clone();
         m["run_id"] = serde_json::json!(run_id);
         m["tag"] = serde_json::json!(tag);

@@ -195,7 +195,11 @@ async fn rows_a_foreign_key_protects_are_reported_and_other_rules_go_on() {
 #[tokio::test]
 async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
     let (stack, db) = django_db("cleanhostile").await;
-    db.psql(b"create table no_pk (created_at timestamptz);").await.unwrap();
+    db.psql(
+        b"create table no_pk (created_at timestamptz); create view recent_users as select * from auth_user;",
+    )
+    .await
+    .unwrap();
     let before = content(&db, "select * from notifications_notification").await;
 
     let refused = [
@@ -212,6 +216,10 @@ async fn hostile_identifiers_are_refused_and_hostile_values_bound_harmlessly() {
             "not a timestamp",
         ),
         (json!({"table": "no_pk", "older_than": "1d", "timestamp_column": "created_at"}), "no primary key"),
+        (
+            json!({"table": "recent_users", "older_than": "1d", "timestamp_column": "date_joined"}),
+            "is a view: its rows live in the tables it reads",
+        ),
         (json!({"table": "auth_user", "older_than": "0d", "timestamp_column": "date_joined"}), "older_than"),
     ];
     for (rule, expected) in refused {

@@ -158,7 +158,7 @@ mod from_backups {
         let failed = run::execute::<DbBackup>(&app, &json!({"databases": ["does_not_exist_db"]}), None).await;
         assert_eq!(failed.status, Status::Failed);
 
-        let backups = list_backups(app.store.as_ref(), "backstop/", None, None).await.unwrap();
+        let backups = list_backups(app.store.as_ref(), "backstop/", None, None).await.unwrap().backups;
         assert_eq!(backups.len(), 1, "the failed run left no backup");
         assert_eq!(backups[0].manifest.database, db.name);
         let runs = history(app.store.as_ref(), "backstop/", Some("db-backup"), None, false).await.unwrap();
@@ -199,10 +199,11 @@ mod from_backups {
     #[tokio::test]
     async fn a_corrupt_object_stops_the_restore_before_the_target_is_touched() {
         let (stack, db, app) = backed_up("rcorrupt").await;
-        let key =
-            list_backups(app.store.as_ref(), "backstop/", None, None).await.unwrap()[0].manifest.objects[0]
-                .key
-                .clone();
+        let key = list_backups(app.store.as_ref(), "backstop/", None, None).await.unwrap().backups[0]
+            .manifest
+            .objects[0]
+            .key
+            .clone();
         let mut bytes = stack.get(&key).await.unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
@@ -293,7 +294,8 @@ mod from_backups {
     async fn tables_restores_only_the_named_tables_rows_from_a_backup_set() {
         // GIVEN a native backup set of t (5000 rows) and u (100 rows, u.t_id references t)
         let (_stack, db, app) = backed_up("rtables").await;
-        let manifest = &list_backups(app.store.as_ref(), "backstop/", None, None).await.unwrap()[0].manifest;
+        let manifest =
+            &list_backups(app.store.as_ref(), "backstop/", None, None).await.unwrap().backups[0].manifest;
         let source = fingerprint(&db.client().await.unwrap()).await.unwrap();
 
         // WHEN only u's rows are restored

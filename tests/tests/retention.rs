@@ -22,6 +22,13 @@ async fn seeded_db() -> TestDb {
     db
 }
 
+/// A real backup of `db`, its manifest as the template for back-dated ones.
+async fn real_template(stack: &Stack, db: &TestDb) -> Value {
+    let real = stack.backup(db, json!({})).await;
+    let (_, manifest) = stack.manifest_of(&real).await.unwrap();
+    serde_json::to_value(&manifest).unwrap()
+}
+
 async fn prune_at(stack: &Stack, payload: Value, now: Timestamp) -> RunRecord {
     let mut config = stack.config(DbConfig::Unset);
     config.media.source = None;
@@ -105,9 +112,7 @@ async fn keep_rules_delete_whole_backups_manifest_first_and_the_kept_still_resto
 async fn when_backups_have_stopped_nothing_is_deleted_and_the_run_fails() {
     let stack = Stack::new("prune-stale").await.unwrap();
     let db = seeded_db().await;
-    let real = stack.backup(&db, json!({})).await;
-    let (_, manifest) = stack.manifest_of(&real).await.unwrap();
-    let template = serde_json::to_value(&manifest).unwrap();
+    let template = real_template(&stack, &db).await;
     let now = Timestamp::now();
     for day in 1..=10 {
         stack.back_dated(&template, now - SignedDuration::from_hours(24 * day), None).await;
@@ -134,9 +139,7 @@ async fn when_backups_have_stopped_nothing_is_deleted_and_the_run_fails() {
 async fn unreadable_manifests_young_leftovers_and_concurrent_prunes_are_safe() {
     let stack = Stack::new("prune-odd").await.unwrap();
     let db = seeded_db().await;
-    let real = stack.backup(&db, json!({})).await;
-    let (_, manifest) = stack.manifest_of(&real).await.unwrap();
-    let template = serde_json::to_value(&manifest).unwrap();
+    let template = real_template(&stack, &db).await;
     let now = Timestamp::now();
     for day in 1..=5 {
         stack.back_dated(&template, now - SignedDuration::from_hours(24 * day), None).await;
@@ -244,4 +247,216 @@ async fn media_snapshots_trash_and_run_records_follow_the_policy() {
     for r in &runs {
         assert!(!exists(&stack, r.record_key.as_deref().unwrap()).await);
     }
+}
+
+/// retention-prune over `app` (its store possibly wrapped in faults) at `now`.
+async fn prune_with(app: &backstop_core::App, payload: Value, now: Timestamp) -> RunRecord {
+    run::execute_at::<RetentionPrune>(app, &payload, None, now).await
+}
+
+fn groups(record: &RunRecord) -> Vec<(String, String, bool, u64, u64)> {
+    let mut out: Vec<_> = record.outputs["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["env"].as_str().unwrap().to_owned(),
+                g["name"].as_str().unwrap().to_owned(),
+                g["partial"].as_bool().unwrap(),
+                g["kept"].as_u64().unwrap(),
+                g["deleted"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn environments_and_partial_backups_are_planned_apart() {
+    // GIVEN one bucket and prefix shared by production and staging: production's full backups
+    // an hour and two hours old, staging's ten minutes old, and a production schema-only dump
+    // five minutes old.
+    let stack = Stack::new("prune-envs").await.unwrap();
+    let db = seeded_db().await;
+    let mut production = real_template(&stack, &db).await;
+    production["env"] = json!("production");
+    let mut staging = production.clone();
+    staging["env"] = json!("staging");
+    let mut schema_only = production.clone();
+    schema_only["schema_only"] = json!(true);
+    let now = Timestamp::now();
+    let hours = |h: i64| now - SignedDuration::from_mins(60 * h);
+    let prod_newest = stack.back_dated(&production, hours(1), None).await;
+    let prod_older = stack.back_dated(&production, hours(2), None).await;
+    let staging_newest = stack.back_dated(&staging, now - SignedDuration::from_mins(10), None).await;
+    let partial = stack.back_dated(&schema_only, now - SignedDuration::from_mins(5), None).await;
+
+    // WHEN the policy keeps the last backup
+    let record = prune_at(&stack, json!({"policy": {"keep_last": 1}}), now).await;
+
+    // THEN each environment keeps its own newest full backup, and the partial dump pushes no
+    // full one out
+    assert_eq!(record.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&record).unwrap());
+    let name = db.name.clone();
+    assert_eq!(
+        groups(&record),
+        vec![
+            ("production".into(), name.clone(), false, 1, 1),
+            ("production".into(), name.clone(), true, 1, 0),
+            ("staging".into(), name.clone(), false, 1, 0),
+            ("test".into(), name.clone(), false, 1, 0),
+        ]
+    );
+    for kept in [&prod_newest, &staging_newest, &partial] {
+        assert!(exists(&stack, kept).await, "{kept} was kept");
+    }
+    assert!(!exists(&stack, &prod_older).await);
+
+    // AND restore --latest in production takes production's newest full backup, not the
+    // newer schema-only one nor staging's
+    let mut config = stack.config(DbConfig::Unset);
+    config.env = "production".into();
+    let listing = backstop_core::catalog::list_backups(
+        stack.app(config).store.as_ref(),
+        "backstop/",
+        Some(&db.name),
+        Some("production"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listing.latest_full().unwrap().manifest_key, prod_newest);
+
+    // AND when production's backups stop while staging's go on, nothing of production is
+    // deleted: the guard is judged per environment
+    let later = now + SignedDuration::from_hours(24 * 5);
+    let fresh = stack.back_dated(&staging, later - SignedDuration::from_mins(1), None).await;
+    let record = prune_at(&stack, json!({"policy": {"keep_last": 1}}), later).await;
+    assert_eq!(record.status, Status::Failed);
+    let error = record.error.clone().unwrap();
+    assert!(error.contains("of production") && error.contains("stale_after"), "{error}");
+    assert!(exists(&stack, &prod_newest).await && exists(&stack, &fresh).await);
+    assert!(!exists(&stack, &staging_newest).await, "staging's own rule still applies");
+    assert!(exists(&stack, &partial).await, "partial backups that stopped are kept, and no alarm");
+}
+
+#[tokio::test]
+async fn a_manifest_the_store_refuses_to_delete_keeps_its_parts_and_a_denied_delete_fails_the_run() {
+    use backstop_core::StoreKind;
+    use backstop_core::store::faulty::{Fault, FaultyStore, Op};
+    // GIVEN a real backup and three older ones; the store refuses to delete one manifest for
+    // lack of permission and another under Object Lock
+    let stack = Stack::new("prune-refused").await.unwrap();
+    let db = seeded_db().await;
+    let template = real_template(&stack, &db).await;
+    let now = Timestamp::now();
+    let mut old = Vec::new();
+    for h in 1..=3 {
+        old.push(stack.back_dated(&template, now - SignedDuration::from_mins(60 * h), None).await);
+    }
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source = None;
+    let mut app = stack.app(config);
+    let faulty = std::sync::Arc::new(FaultyStore::new(app.store.clone()));
+    faulty.fail(Fault::new(Op::Delete, &old[1], StoreKind::Denied));
+    faulty.fail(Fault::new(Op::Delete, &old[2], StoreKind::Locked));
+    app.store = faulty.clone();
+
+    // WHEN only the newest is to be kept
+    let record = prune_with(&app, json!({"policy": {"keep_last": 1}}), now).await;
+
+    // THEN the backup deleted is gone whole; the two refused keep every part and still
+    // restore-list; the denied delete fails the run, the locked one is a reported skip
+    let stack_ref = &stack;
+    let parts_of = |key: &str| {
+        let stem = key.trim_end_matches(keys::MANIFEST_SUFFIX).to_owned();
+        async move { stack_ref.keys().await.unwrap().into_iter().filter(|k| k.starts_with(&stem)).count() }
+    };
+    let objects = template["objects"].as_array().unwrap().len();
+    assert_eq!(parts_of(&old[0]).await, 0);
+    assert_eq!(parts_of(&old[1]).await, 1 + objects, "denied: manifest and parts stay");
+    assert_eq!(parts_of(&old[2]).await, 1 + objects, "locked: manifest and parts stay");
+    assert_eq!(record.status, Status::Failed, "{}", serde_json::to_string_pretty(&record).unwrap());
+    let error = record.error.clone().unwrap();
+    assert!(error.contains(&old[1]) && !error.contains(&old[2]), "{error}");
+    let skipped = record.outputs["skipped_locked"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].as_str().unwrap().starts_with(&old[2]));
+    assert_eq!(group(&record, &db.name)["deleted"], 1, "only what went is counted");
+    let listing = backstop_core::catalog::list_backups(app.store.as_ref(), "backstop/", Some(&db.name), None)
+        .await
+        .unwrap();
+    assert_eq!(listing.backups.len(), 3);
+}
+
+/// Three media-sync runs over one file overwritten twice; returns the app and the run records.
+async fn media_history(stack: &Stack) -> (backstop_core::App, Vec<RunRecord>) {
+    let src = format!("bk-prune-src-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    stack.s3.create_bucket().bucket(&src).send().await.unwrap();
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source = Some(MediaSource::S3 { bucket: src.clone(), prefix: String::new() });
+    let app = stack.app(config);
+    let mut runs = Vec::new();
+    for version in 1..=3 {
+        let body = format!("version {version}").into_bytes();
+        stack.s3.put_object().bucket(&src).key("logo.png").body(body.into()).send().await.unwrap();
+        let r = run::execute::<MediaSync>(&app, &json!({}), None).await;
+        assert_eq!(r.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&r).unwrap());
+        runs.push(r);
+    }
+    (app, runs)
+}
+
+#[tokio::test]
+async fn an_unreadable_or_undeletable_media_summary_keeps_its_snapshot_and_trash() {
+    use backstop_core::StoreKind;
+    use backstop_core::store::faulty::{Fault, FaultyStore, Op};
+    let stack = Stack::new("prune-media-odd").await.unwrap();
+    let (mut app, runs) = media_history(&stack).await;
+    let trash = |run: &RunRecord| format!("backstop/media/trash/{}/logo.png", run.run_id);
+    let summary = |i: usize| runs[i].outputs["summary_key"].as_str().unwrap().to_owned();
+    let entries = |i: usize| runs[i].outputs["snapshot_key"].as_str().unwrap().to_owned();
+    let faulty = std::sync::Arc::new(FaultyStore::new(app.store.clone()));
+    app.store = faulty.clone();
+    let later = Timestamp::now() + SignedDuration::from_hours(72);
+    let payload = json!({"policy": {"keep_last": 1}, "media": {"keep_last": 1}, "stale_after": "30d"});
+
+    // WHEN the oldest summary cannot be read (KMS denied, a newer format, a cut GET)
+    faulty.fail(Fault::new(Op::Get, &summary(0), StoreKind::Denied));
+    let record = prune_with(&app, payload.clone(), later).await;
+    // THEN it is reported, its snapshot and its trash are kept, and no trash at all goes
+    assert!(
+        record.outputs["unreadable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u.as_str().unwrap().contains(&summary(0))),
+        "{}",
+        record.outputs
+    );
+    assert_eq!(record.outputs["trash_deleted"], 0);
+    assert!(exists(&stack, &summary(0)).await && exists(&stack, &entries(0)).await);
+    assert!(exists(&stack, &trash(&runs[0])).await, "the unreadable snapshot may list it");
+    // (the second snapshot, readable and not kept, is deleted; the version only it listed waits)
+    assert!(!exists(&stack, &summary(1)).await && !exists(&stack, &entries(1)).await);
+    assert!(exists(&stack, &trash(&runs[1])).await, "no trash goes while a summary is unreadable");
+
+    // WHEN the summary reads again but its delete is refused
+    faulty.heal();
+    faulty.fail(Fault::new(Op::Delete, &summary(0), StoreKind::Denied));
+    let record = prune_with(&app, payload.clone(), later).await;
+    // THEN its entries and trash stay with it, and the run fails; the other trash goes
+    assert_eq!(record.status, Status::Failed, "{}", serde_json::to_string_pretty(&record).unwrap());
+    assert!(exists(&stack, &summary(0)).await && exists(&stack, &entries(0)).await);
+    assert!(exists(&stack, &trash(&runs[0])).await, "the surviving snapshot lists it");
+    assert!(!exists(&stack, &trash(&runs[1])).await, "listed by no snapshot that is left");
+    assert_eq!(record.outputs["media"]["deleted"], 0);
+
+    // AND once the store allows it, all of it goes
+    faulty.heal();
+    let record = prune_with(&app, payload, later).await;
+    assert_eq!(record.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&record).unwrap());
+    assert!(!exists(&stack, &summary(0)).await && !exists(&stack, &trash(&runs[0])).await);
+    assert!(exists(&stack, &summary(2)).await && exists(&stack, "backstop/media/current/logo.png").await);
 }

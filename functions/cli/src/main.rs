@@ -41,7 +41,7 @@ enum Command {
     MediaSync(MediaSyncArgs),
     /// Put the media back as a snapshot recorded it (never deleting anything at the target).
     MediaRestore(MediaRestoreArgs),
-    /// Media snapshots, oldest first: objects, bytes, changes.
+    /// Media snapshots, newest first: objects, bytes, changes.
     MediaList {
         #[arg(long)]
         json: bool,
@@ -227,9 +227,10 @@ struct MediaRestoreArgs {
     /// A snapshot's key, as media-list shows it.
     #[arg(long, value_name = "KEY")]
     snapshot: Option<String>,
-    /// s3://bucket/prefix or a directory.
-    #[arg(long)]
-    to: String,
+    /// Where the media goes: s3://bucket/prefix or a directory. (Not `--to`: that is the
+    /// global option naming the local backup directory the media is read from.)
+    #[arg(long, value_name = "TARGET")]
+    target: String,
     /// Only keys matching this glob (repeatable).
     #[arg(long)]
     include: Vec<String>,
@@ -458,7 +459,7 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let request = MediaRestoreRequest {
                 snapshot,
-                to: MediaTarget::parse(&args.to)?,
+                to: MediaTarget::parse(&args.target)?,
                 include: args.include,
                 dry_run: args.dry_run,
                 force: args.force,
@@ -492,9 +493,13 @@ async fn run_cli(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn list(app: &App, database: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let backups =
+    let listing =
         catalog::list_backups(app.store.as_ref(), &app.config.prefix, database, Some(&app.config.env))
             .await?;
+    for (key, e) in &listing.unreadable {
+        eprintln!("warning: {key}: unreadable manifest, not listed: {}", e.report());
+    }
+    let backups = listing.backups;
     if json {
         let list: Vec<_> =
             backups.iter().map(|b| json!({"manifest_key": b.manifest_key, "manifest": b.manifest})).collect();
@@ -502,16 +507,22 @@ async fn list(app: &App, database: Option<&str>, json: bool) -> anyhow::Result<E
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<19}  {:<20}  {:<8}  {:>8}  {:>5}  {:<12}  BACKUP (what restore and verify take)",
-        "FINISHED", "DATABASE", "ENGINE", "SIZE", "PARTS", "TAG"
+        "{:<19}  {:<20}  {:<8}  {:<7}  {:>8}  {:>5}  {:<12}  BACKUP (what restore and verify take)",
+        "FINISHED", "DATABASE", "ENGINE", "KIND", "SIZE", "PARTS", "TAG"
     );
     for b in &backups {
         let m = &b.manifest;
+        let kind = match (m.is_partial(), m.schema_only) {
+            (false, _) => "full",
+            (true, true) => "schema",
+            (true, false) => "tables",
+        };
         println!(
-            "{:<19}  {:<20}  {:<8}  {:>8}  {:>5}  {:<12}  {}",
+            "{:<19}  {:<20}  {:<8}  {:<7}  {:>8}  {:>5}  {:<12}  {}",
             m.finished.strftime("%Y-%m-%d %H:%M:%S"),
             m.database,
             m.engine.name,
+            kind,
             run::human_bytes(m.bytes),
             m.objects.len(),
             m.tag.as_deref().unwrap_or("-"),
@@ -616,7 +627,12 @@ fn print_prune_table(outputs: &Value) {
         .flatten()
         .chain(outputs["media"].as_object().map(|_| &outputs["media"]));
     for g in groups {
-        println!("{}:", g["name"].as_str().unwrap_or("?"));
+        let env = g["env"].as_str().filter(|e| !e.is_empty());
+        let partial = if g["partial"].as_bool() == Some(true) { ", partial backups" } else { "" };
+        match env {
+            Some(env) => println!("{} ({env}{partial}):", g["name"].as_str().unwrap_or("?")),
+            None => println!("{}:", g["name"].as_str().unwrap_or("?")),
+        }
         for d in g["decisions"].as_array().into_iter().flatten() {
             let reasons: Vec<&str> =
                 d["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
@@ -633,7 +649,9 @@ fn print_prune_table(outputs: &Value) {
 }
 
 async fn media_list(app: &App, json: bool) -> anyhow::Result<ExitCode> {
-    let summaries = media::list_summaries(app.store.as_ref(), &app.config.prefix).await?;
+    // Newest first, as `list` and `history`.
+    let mut summaries = media::list_summaries(app.store.as_ref(), &app.config.prefix).await?;
+    summaries.reverse();
     if json {
         println!("{}", serde_json::to_string_pretty(&summaries)?);
         return Ok(ExitCode::SUCCESS);
@@ -677,5 +695,113 @@ fn finish(record: run::RunRecord) -> ExitCode {
             eprintln!("backstop: {}", run::failure_message(&record));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn argument_ids_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Shell words of one line: quotes removed, a `#` comment or an unquoted `|` pipe ends it.
+    /// A synopsis (`[--latest | KEY] [--json]`) reads as its first alternatives.
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut word, mut quote, mut in_word) = (Vec::new(), String::new(), None, false);
+        let (mut bracket, mut skip_alt) = (0, false);
+        let chars = line.chars();
+        let push = |word: &mut String, in_word: &mut bool, skip: bool, out: &mut Vec<String>| {
+            if *in_word && !skip {
+                out.push(std::mem::take(word));
+            }
+            word.clear();
+            *in_word = false;
+        };
+        for c in chars {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    in_word = true;
+                }
+                (None, '[') if !in_word => bracket += 1,
+                (None, ']') if bracket > 0 => {
+                    push(&mut word, &mut in_word, skip_alt, &mut out);
+                    bracket -= 1;
+                    skip_alt = false;
+                }
+                (None, '|') if bracket > 0 => {
+                    push(&mut word, &mut in_word, skip_alt, &mut out);
+                    skip_alt = true;
+                }
+                (None, '|' | '#') if !in_word => break,
+                (None, ' ' | '\t') => push(&mut word, &mut in_word, skip_alt, &mut out),
+                (None, c) => {
+                    word.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        push(&mut word, &mut in_word, skip_alt, &mut out);
+        out
+    }
+
+    /// Every `backstop …` line of the README's shell blocks (continuations joined, leading
+    /// `VAR=value` assignments dropped).
+    pub(crate) fn readme_commands() -> Vec<Vec<String>> {
+        let readme = include_str!("../../../README.md");
+        let mut out = Vec::new();
+        let mut in_sh = false;
+        let mut pending = String::new();
+        for line in readme.lines() {
+            if line.trim_start().starts_with("```") {
+                in_sh = line.trim_start() == "```sh";
+                continue;
+            }
+            if !in_sh {
+                continue;
+            }
+            pending.push_str(line.trim_end_matches('\\'));
+            if line.ends_with('\\') {
+                pending.push(' ');
+                continue;
+            }
+            let mut w = words(&std::mem::take(&mut pending));
+            while w.first().is_some_and(|w| w.contains('=') && !w.starts_with('-')) {
+                w.remove(0);
+            }
+            if w.first().is_some_and(|w| w == "backstop") {
+                out.push(w);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn words_read_quotes_comments_and_synopses() {
+        assert_eq!(words("backstop a --p '{\"x\": 1}'  # note"), ["backstop", "a", "--p", "{\"x\": 1}"]);
+        assert_eq!(
+            words("backstop verify [--latest | KEY] [--jobs 2]"),
+            ["backstop", "verify", "--latest", "--jobs", "2"]
+        );
+        assert_eq!(words("backstop list --json | jq ."), ["backstop", "list", "--json"]);
+    }
+
+    #[test]
+    fn every_command_the_readme_shows_parses() {
+        let commands = readme_commands();
+        assert!(commands.len() >= 15, "the README's commands were not found: {commands:?}");
+        for c in &commands {
+            if let Err(e) = Cli::try_parse_from(c) {
+                panic!("README: `{}` does not parse:\n{e}", c.join(" "));
+            }
+        }
+        assert!(commands.iter().any(|c| c.get(1).is_some_and(|s| s == "media-restore")));
     }
 }

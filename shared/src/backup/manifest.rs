@@ -52,6 +52,14 @@ pub struct Manifest {
     pub warnings: Vec<String>,
 }
 
+impl Manifest {
+    /// A backup of part of the database (schema only, or some tables): it never stands in for
+    /// a full one, in a keep-policy or for `--latest`.
+    pub fn is_partial(&self) -> bool {
+        self.schema_only || !self.include_tables.is_empty() || !self.exclude_tables.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineInfo {
     pub name: String,

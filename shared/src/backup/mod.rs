@@ -23,7 +23,7 @@ pub use pg_dump::{check_compatible, parse_major};
 
 use crate::App;
 use crate::db::{self, Preflight, TableInfo};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::run::{self, Job, JobReport, RunContext, human_bytes};
 use crate::secrets::DbCredentials;
 
@@ -363,7 +363,7 @@ async fn backup_database(
     let stored = match outcome {
         Ok(s) => s,
         Err(e) => {
-            sweep(app, ctx, &key, single).await;
+            sweep(app, ctx, &key, single, None).await;
             return Err(e);
         }
     };
@@ -396,7 +396,9 @@ async fn backup_database(
     let manifest_key = manifest_key(&key);
     let body = serde_json::to_vec_pretty(&manifest).expect("manifests serialize");
     if let Err(e) = app.store.put(&manifest_key, body.into(), "application/json").await {
-        sweep(app, ctx, &key, single).await;
+        // The PUT may have landed and only its answer been lost: the manifest goes first, or
+        // a "newest backup" with no parts would be left for retention to protect.
+        sweep(app, ctx, &key, single, Some(&manifest_key)).await;
         return Err(e);
     }
     tracing::info!(database, key = %app.store.locate(&key), bytes = manifest.bytes, objects = manifest.objects.len(), "backup stored");
@@ -430,6 +432,7 @@ async fn verify_stored(app: &App, prefix: &str, objects: &[ObjectEntry]) -> Resu
                 detail: format!("stored size {found:?} differs from the {} bytes uploaded", o.bytes),
                 source: None,
                 retryable: true,
+                kind: StoreKind::Other,
             });
         }
     }
@@ -442,16 +445,16 @@ async fn verify_stored(app: &App, prefix: &str, objects: &[ObjectEntry]) -> Resu
 /// failed can land after that, so where the budget allows the sweep looks again a moment later.
 /// What is left then has no manifest, so it is no backup; retention-prune removes such objects
 /// after a day.
-async fn sweep(app: &App, ctx: &RunContext, key: &str, single: bool) {
+async fn sweep(app: &App, ctx: &RunContext, key: &str, single: bool, manifest: Option<&str>) {
     const SETTLE: Duration = Duration::from_millis(250);
     let prefix = if single { key.to_owned() } else { format!("{key}/") };
     let budget = ctx.cleanup_budget();
     let until = budget.map(|b| tokio::time::Instant::now() + b);
     let work = async {
-        sweep_pass(app, &prefix, key, single).await;
+        sweep_pass(app, &prefix, key, single, manifest).await;
         if until.is_none_or(|u| u.saturating_duration_since(tokio::time::Instant::now()) > SETTLE * 3) {
             tokio::time::sleep(SETTLE).await;
-            sweep_pass(app, &prefix, key, single).await;
+            sweep_pass(app, &prefix, key, single, manifest).await;
         }
     };
     match budget {
@@ -468,8 +471,16 @@ async fn sweep(app: &App, ctx: &RunContext, key: &str, single: bool) {
     }
 }
 
-/// One look at a failed backup's prefix: aborts open uploads, deletes objects.
-async fn sweep_pass(app: &App, prefix: &str, key: &str, single: bool) {
+/// One look at a failed backup's prefix: deletes its manifest if one may have landed (and
+/// stops there when that fails: a manifest must never name deleted parts), aborts open
+/// uploads, deletes objects.
+async fn sweep_pass(app: &App, prefix: &str, key: &str, single: bool, manifest: Option<&str>) {
+    if let Some(m) = manifest
+        && let Err(e) = app.store.delete(m).await
+    {
+        tracing::warn!(key = m, error = %e.report(), "could not delete the failed run's manifest; its parts are kept with it");
+        return;
+    }
     if let Ok(pending) = app.store.list_multipart(prefix).await {
         for p in pending {
             let _ = app.store.abort_multipart(&p.key, &p.upload_id).await;

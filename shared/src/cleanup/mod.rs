@@ -286,15 +286,31 @@ async fn table_facts(client: &Client, database: &str, rule: &Rule, label: &str) 
     let (schema, table) = rule.table_parts();
     let row = client
         .query_opt(
-            "SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) \
+            "SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname), c.relkind::text \
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relname = $2 AND c.relkind IN ('r', 'p') \
-               AND CASE WHEN $1::text IS NULL THEN pg_table_is_visible(c.oid) ELSE n.nspname = $1 END",
+             WHERE c.relname = $2 \
+               AND CASE WHEN $1::text IS NULL THEN pg_table_is_visible(c.oid) ELSE n.nspname = $1 END \
+             ORDER BY c.relkind IN ('r', 'p') DESC LIMIT 1",
             &[&schema, &table],
         )
         .await
         .map_err(db_err("look up table"))?
         .ok_or_else(|| bad(format!("table {:?} does not exist in {database}", rule.table)))?;
+    // A view, a materialized view, a foreign table or a sequence is no place to delete rows
+    // from in batches: say what it is rather than that it does not exist.
+    let relkind: String = row.get(2);
+    let refused = match relkind.as_str() {
+        "r" | "p" => None,
+        "v" => Some("a view: its rows live in the tables it reads; write the rule for those tables"),
+        "m" => Some("a materialized view: its rows come back on the next REFRESH; clean the tables it reads"),
+        "f" => Some("a foreign table: rows are deleted on the server that holds them"),
+        "S" => Some("a sequence"),
+        "i" | "I" => Some("an index"),
+        _ => Some("not a table"),
+    };
+    if let Some(why) = refused {
+        return Err(bad(format!("{:?} in {database} is {why}", rule.table)));
+    }
     let oid: u32 = row.get(0);
     let qualified: String = row.get(1);
     let columns: Vec<Column> = client

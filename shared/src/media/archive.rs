@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::SourceHandle;
 use super::plan::{Filter, SourceListing};
 use crate::config::S3Settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::run::RunContext;
 use crate::store::{ObjectMeta, ObjectStore, PartSizer, StreamUpload, UploadStats};
 
@@ -105,6 +105,7 @@ pub async fn archive(
                     ),
                     source: None,
                     retryable: true,
+                    kind: StoreKind::Other,
                 });
             }
             let pad = (512 - (size % 512) as usize) % 512;
@@ -124,6 +125,7 @@ pub async fn archive(
         detail: format!("upload task failed: {e}"),
         source: None,
         retryable: true,
+        kind: StoreKind::Other,
     })?;
     match written.and(read) {
         Ok(()) => {

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::snapshot::Entry;
 use crate::config::S3Settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
 use crate::store::{CopySource, ObjectInfo, ObjectStore, PartSizer, StreamUpload};
 
@@ -97,7 +97,14 @@ pub async fn stream_copy(
 }
 
 fn failed(store: &dyn ObjectStore, key: &str, detail: String) -> Error {
-    Error::Store { op: "copy", location: store.locate(key), detail, source: None, retryable: true }
+    Error::Store {
+        op: "copy",
+        location: store.locate(key),
+        detail,
+        source: None,
+        retryable: true,
+        kind: StoreKind::Other,
+    }
 }
 
 /// Counts and hashes what passes through.
@@ -172,7 +179,12 @@ impl Copier {
         let from = format!("{}{}", self.source_prefix, listed.key);
         let to = keys::media_current(&self.prefix, &listed.key);
         if self.server_side {
-            let source = CopySource { bucket: self.source.bucket(), key: &from, size: listed.size };
+            let source = CopySource {
+                bucket: self.source.bucket(),
+                key: &from,
+                size: listed.size,
+                if_match: listed.etag.as_deref(),
+            };
             let etag = self.mirror.copy(source, &to).await?;
             let entry = Entry {
                 key: listed.key.clone(),
@@ -207,7 +219,11 @@ impl Copier {
             return Ok(());
         }
         let current = keys::media_current(&self.prefix, &old.key);
-        self.mirror.copy(CopySource { bucket: None, key: &current, size: old.size }, &trash).await?;
+        // Only the version the snapshot names goes to its trash key: if `current` holds
+        // another (a concurrent run replaced it), the copy fails rather than mislabel it.
+        let source =
+            CopySource { bucket: None, key: &current, size: old.size, if_match: old.stored_etag.as_deref() };
+        self.mirror.copy(source, &trash).await?;
         Ok(())
     }
 

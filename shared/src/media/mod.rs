@@ -31,11 +31,14 @@ pub use restore::{
     MediaRestoreReport, MediaRestoreRequest, MediaTarget, SnapshotChoice, choose, media_restore,
     restore_with_backup,
 };
-pub use snapshot::{Changes, Entry, SnapshotReader, SnapshotWriter, Summary, list_summaries, newest_summary};
+pub use snapshot::{
+    Changes, Entry, SnapshotReader, SnapshotWriter, Summaries, Summary, list_all_summaries, list_summaries,
+    newest_summary,
+};
 
 use crate::App;
-use crate::config::MediaSource;
-use crate::error::{Error, Result};
+use crate::config::{Destination, MediaSource};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
 use crate::run::{Job, JobReport, RunContext, human_bytes};
 use crate::store::{LocalStore, ObjectInfo, ObjectStore, S3Access, S3Store};
@@ -136,7 +139,7 @@ pub async fn connect_source(app: &App) -> Result<SourceHandle> {
                 }
             }
             Ok(SourceHandle {
-                store: app.layered(Arc::new(LocalStore::new(root))),
+                store: app.layered(Arc::new(LocalStore::verbatim(root))),
                 prefix: String::new(),
                 server_side: false,
                 describe,
@@ -283,6 +286,11 @@ impl Job for MediaSync {
         if let Err(e) = options.validate() {
             return JobReport::failed("invalid payload", e);
         }
+        if let Some(source) = &app.config.media.source
+            && let Err(e) = refuse_nested(source, &app.config.destination, &app.config.prefix)
+        {
+            return JobReport::failed("media source", e);
+        }
         let source = match connect_source(app).await {
             Ok(s) => s,
             Err(e) => return JobReport::failed("media source", e),
@@ -326,6 +334,39 @@ impl Job for MediaSync {
             error,
         }
     }
+}
+
+/// Refuses a backup destination inside the media source (or the source inside what Backstop
+/// writes): each run would back up its own mirror and grow without end.
+fn refuse_nested(source: &MediaSource, destination: &Destination, prefix: &str) -> Result<()> {
+    let nested = match (source, destination) {
+        (MediaSource::Local { root: src }, Destination::Local { root: dst }) => {
+            let absolute = |p: &std::path::Path| {
+                std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_owned())
+            };
+            let (src, dst) = (absolute(src), absolute(&dst.join(prefix)));
+            dst.starts_with(&src) || src.starts_with(&dst)
+        }
+        (MediaSource::S3 { bucket: b1, prefix: p1 }, Destination::S3 { bucket: b2 }) => {
+            b1 == b2 && (prefix.starts_with(p1.as_str()) || p1.starts_with(prefix))
+        }
+        _ => false,
+    };
+    if nested {
+        return Err(Error::config(
+            "BACKSTOP_MEDIA_SOURCE",
+            format!(
+                "{} holds the backup destination ({prefix} in {}) or lies inside it: every run would back up its own copies; \
+                 give the media and the backups places apart (another bucket, or prefixes neither of which starts the other)",
+                source.describe(),
+                match destination {
+                    Destination::S3 { bucket } => format!("s3://{bucket}"),
+                    Destination::Local { root } => root.display().to_string(),
+                }
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `mode: "archive"`: the whole source into one tarball (a dry run counts what it would hold).
@@ -518,6 +559,7 @@ async fn sync(
                     ),
                     source: None,
                     retryable: true,
+                    kind: StoreKind::Other,
                 });
             }
             if out.remaining > 0 {
@@ -799,6 +841,23 @@ mod tests {
         assert!(guard(&plan(100, 0, 0, 100), &forced).is_ok());
         let loose = MediaSyncOptions { max_delete_fraction: Some(0.5), ..Default::default() };
         assert!(guard(&plan(100, 60, 0, 40), &loose).is_ok());
+    }
+
+    #[test]
+    fn a_destination_inside_the_source_is_refused() {
+        let s3 =
+            |bucket: &str, prefix: &str| MediaSource::S3 { bucket: bucket.into(), prefix: prefix.into() };
+        let dest = |bucket: &str| Destination::S3 { bucket: bucket.into() };
+        assert!(refuse_nested(&s3("media", ""), &dest("media"), "backstop/").is_err());
+        assert!(refuse_nested(&s3("media", "backstop/media/"), &dest("media"), "backstop/").is_err());
+        assert!(refuse_nested(&s3("media", "uploads/"), &dest("media"), "backstop/").is_ok());
+        assert!(refuse_nested(&s3("media", ""), &dest("backups"), "").is_ok());
+        let dir = std::env::temp_dir().join(format!("bk-nested-{}", uuid::Uuid::new_v4()));
+        let local = |p: std::path::PathBuf| MediaSource::Local { root: p };
+        let to = |p: std::path::PathBuf| Destination::Local { root: p };
+        assert!(refuse_nested(&local(dir.clone()), &to(dir.join("backups")), "").is_err());
+        assert!(refuse_nested(&local(dir.join("media")), &to(dir.clone()), "").is_err());
+        assert!(refuse_nested(&local(dir.join("media")), &to(dir.join("backups")), "").is_ok());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::copy::{locate_version, stream_copy};
 use super::plan::Filter;
 use super::snapshot::{SnapshotReader, Summary, list_summaries};
 use crate::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
 use crate::run::human_bytes;
 use crate::store::{LocalStore, ObjectStore, S3Store};
@@ -102,10 +102,20 @@ pub async fn media_restore(app: &App, req: &MediaRestoreRequest) -> Result<Media
         MediaTarget::S3 { bucket, prefix } => {
             (Arc::new(S3Store::new(&app.sdk().await, bucket, &app.config.s3)), prefix.clone())
         }
-        MediaTarget::Dir(dir) => (Arc::new(LocalStore::new(dir)), String::new()),
+        MediaTarget::Dir(dir) => (Arc::new(LocalStore::restore_target(dir)), String::new()),
     };
     let target_label = target.locate(&target_prefix);
-    if !req.force && !target.list_page(&target_prefix, None).await?.objects.is_empty() {
+    let occupied = match &req.to {
+        // Any entry counts, a symbolic link or an empty directory included: a listing of files
+        // would read a directory holding only a link as empty.
+        MediaTarget::Dir(dir) => match std::fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_some(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(format!("reading the target {}", dir.display()), e)),
+        },
+        MediaTarget::S3 { .. } => !target.list_page(&target_prefix, None).await?.objects.is_empty(),
+    };
+    if !req.force && occupied {
         return Err(Error::Payload(format!(
             "{target_label} is not empty; restore into an empty place, or pass --force (nothing there is deleted)"
         )));
@@ -170,6 +180,7 @@ pub async fn media_restore(app: &App, req: &MediaRestoreRequest) -> Result<Media
             ),
             source: None,
             retryable: true,
+            kind: StoreKind::Other,
         });
     }
     Ok(report)

@@ -23,7 +23,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
 use tokio::task::JoinHandle;
 
 use crate::config::S3Settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
 use crate::store::{ObjectMeta, ObjectStore, PartSizer, StreamUpload, UploadStats};
 
@@ -160,6 +160,7 @@ impl SnapshotWriter {
                 detail: format!("entry {:?} is out of key order", entry.key),
                 source: None,
                 retryable: false,
+                kind: StoreKind::Other,
             });
         }
         self.line(&serde_json::to_vec(entry).expect("entries serialize")).await?;
@@ -189,6 +190,7 @@ impl SnapshotWriter {
             detail: format!("upload task failed: {e}"),
             source: None,
             retryable: true,
+            kind: StoreKind::Other,
         })?;
         match written.and(read) {
             Ok(()) => Ok((upload.complete().await?, totals)),
@@ -241,6 +243,7 @@ impl SnapshotReader {
             detail,
             source: None,
             retryable: false,
+            kind: StoreKind::Other,
         };
         let first = lines
             .next_line()
@@ -277,6 +280,7 @@ impl SnapshotReader {
             detail,
             source: None,
             retryable: false,
+            kind: StoreKind::Other,
         };
         let Some(line) = self.lines.next_line().await.map_err(|e| bad(format!("unreadable: {e}")))? else {
             return Err(bad("ends without its trailer: the snapshot is truncated".into()));
@@ -300,19 +304,36 @@ impl SnapshotReader {
 
 /// Every snapshot's summary under `prefix`, oldest first (keys sort by time).
 pub async fn list_summaries(store: &dyn ObjectStore, prefix: &str) -> Result<Vec<Summary>> {
-    let mut out = Vec::new();
+    let listed = list_all_summaries(store, prefix).await?;
+    // One unreadable summary must not hide the others; it is reported and skipped.
+    for (key, e) in &listed.unreadable {
+        tracing::warn!(key = %key, error = %e.report(), "skipping an unreadable media snapshot summary");
+    }
+    Ok(listed.readable)
+}
+
+/// Every summary under `prefix`: those read (oldest first), and those that could not be read
+/// with why. Retention needs the second list: a snapshot it cannot read may list trash.
+#[derive(Debug, Default)]
+pub struct Summaries {
+    pub readable: Vec<Summary>,
+    pub unreadable: Vec<(String, Error)>,
+}
+
+/// Lists and reads every summary, keeping the unreadable ones (a summary deleted meanwhile is
+/// simply gone).
+pub async fn list_all_summaries(store: &dyn ObjectStore, prefix: &str) -> Result<Summaries> {
+    let mut out = Summaries::default();
     for obj in store.list(&keys::media_snapshots_scope(prefix)).await? {
         if keys::is_media_summary(&obj.key) {
             match read_summary(store, &obj.key).await {
-                Ok(s) => out.push(s),
-                // One unreadable summary must not hide the others; it is reported and skipped.
-                Err(e) => {
-                    tracing::warn!(key = %obj.key, error = %e.report(), "skipping an unreadable media snapshot summary")
-                }
+                Ok(Some(s)) => out.readable.push(s),
+                Ok(None) => {}
+                Err(e) => out.unreadable.push((obj.key, e)),
             }
         }
     }
-    out.sort_by(|a, b| a.taken.cmp(&b.taken).then_with(|| a.run_id.cmp(&b.run_id)));
+    out.readable.sort_by(|a, b| a.taken.cmp(&b.taken).then_with(|| a.run_id.cmp(&b.run_id)));
     Ok(out)
 }
 
@@ -321,14 +342,15 @@ pub async fn newest_summary(store: &dyn ObjectStore, prefix: &str) -> Result<Opt
     Ok(list_summaries(store, prefix).await?.pop())
 }
 
-async fn read_summary(store: &dyn ObjectStore, key: &str) -> Result<Summary> {
-    let bytes = store.get(key).await?.unwrap_or_default();
+async fn read_summary(store: &dyn ObjectStore, key: &str) -> Result<Option<Summary>> {
+    let Some(bytes) = store.get(key).await? else { return Ok(None) };
     let summary: Summary = serde_json::from_slice(&bytes).map_err(|e| Error::Store {
         op: "read",
         location: store.locate(key),
         detail: format!("not a media snapshot summary: {e}"),
         source: None,
         retryable: false,
+        kind: StoreKind::Other,
     })?;
     if summary.format > SNAPSHOT_FORMAT {
         return Err(Error::Store {
@@ -337,9 +359,10 @@ async fn read_summary(store: &dyn ObjectStore, key: &str) -> Result<Summary> {
             detail: format!("summary format {} is newer than this Backstop", summary.format),
             source: None,
             retryable: false,
+            kind: StoreKind::Other,
         });
     }
-    Ok(summary)
+    Ok(Some(summary))
 }
 
 /// Writes the summary (the commit marker) beside its snapshot.

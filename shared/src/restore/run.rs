@@ -15,7 +15,7 @@ use super::select::TableSelection;
 use crate::App;
 use crate::catalog::{list_backups, read_manifest};
 use crate::db::quote_ident;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
 use crate::secrets::DbCredentials;
 
@@ -168,17 +168,15 @@ async fn resolve(app: &App, source: &RestoreSource) -> Result<Planned> {
     };
     match source {
         RestoreSource::Latest { database } => {
-            let newest = list_backups(store, &app.config.prefix, database.as_deref(), Some(&app.config.env))
-                .await?
-                .into_iter()
-                .next();
-            let entry = newest.ok_or_else(|| {
-                Error::Payload(format!(
-                    "no backup{} under {} has a manifest",
-                    database.as_deref().map(|d| format!(" of {d}")).unwrap_or_default(),
-                    store.locate(&keys::db_scope(&app.config.prefix, None))
-                ))
-            })?;
+            let listing =
+                list_backups(store, &app.config.prefix, database.as_deref(), Some(&app.config.env)).await?;
+            let why = listing.why_none(&format!(
+                "{} in environment {} under {}",
+                database.as_deref().map(|d| format!(" of {d}")).unwrap_or_default(),
+                app.config.env,
+                store.locate(&keys::db_scope(&app.config.prefix, None))
+            ));
+            let entry = listing.latest_full().ok_or(Error::Payload(why))?;
             Ok(from_manifest(entry.manifest_key, entry.manifest))
         }
         RestoreSource::Key(key) => {
@@ -378,6 +376,7 @@ async fn verify_one(
             ),
             source: None,
             retryable: false,
+            kind: StoreKind::Other,
         });
     }
     use std::sync::atomic::Ordering::Relaxed;

@@ -104,16 +104,15 @@ async fn locate(app: &App, options: &VerifyOptions) -> Result<(String, Manifest)
         let manifest = read_manifest(app.store.as_ref(), &key).await?;
         return Ok((key, manifest));
     }
-    let newest = list_backups(
+    let listing = list_backups(
         app.store.as_ref(),
         &app.config.prefix,
         options.database.as_deref(),
         Some(&app.config.env),
     )
     .await?;
-    newest.into_iter().next().map(|b| (b.manifest_key, b.manifest)).ok_or_else(|| {
-        Error::Payload(format!("no backup under {} has a manifest", app.store.locate(&app.config.prefix)))
-    })
+    let why = listing.why_none(&format!(" under {}", app.store.locate(&app.config.prefix)));
+    listing.latest_full().map(|b| (b.manifest_key, b.manifest)).ok_or(Error::Payload(why))
 }
 
 /// Restores into `scratch` and compares each table with the manifest.

@@ -2,7 +2,9 @@
 //! and run records, with invariants that make "the rule went on deleting after backups stopped"
 //! impossible:
 //!
-//! - the newest backup of each database (and the newest media snapshot) is always kept;
+//! - backups are planned in groups of (environment, database, full or partial): staging never
+//!   stands in for production, nor a schema-only dump for a full one;
+//! - the newest backup of each group (and the newest media snapshot) is always kept;
 //! - when the newest is older than `stale_after`, nothing of that database (or of the media) is
 //!   deleted and the run fails saying so;
 //! - only what a manifest (or snapshot summary) names is deleted, manifest first, then its
@@ -10,7 +12,10 @@
 //!   manifest and incomplete uploads are cleaned up only after a day (a backup may be running);
 //! - a trash object goes only when no kept snapshot lists its version; a media snapshot that
 //!   pairs with a kept database backup is kept with it;
-//! - a manifest that cannot be read is reported and kept, with its parts.
+//! - a manifest that cannot be read is reported and kept, with its parts; a media summary that
+//!   cannot be read stops all trash deletion for the run (it may list any of it);
+//! - what the store refuses to delete keeps what it names: a manifest or summary that survived
+//!   keeps its parts, entries and trash.
 //!
 //! `plan` decides (pure); this module lists, guards and deletes.
 
@@ -28,9 +33,9 @@ pub use plan::{Candidate, Decision, Keep, KeepRules, kept_per_reason, parse_with
 use crate::App;
 use crate::backup::Manifest;
 use crate::catalog::read_manifest;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 use crate::keys;
-use crate::media::{SnapshotReader, Summary, list_summaries};
+use crate::media::{SnapshotReader, Summary, list_all_summaries};
 use crate::payload::parse_duration;
 use crate::run::{self, Job, JobReport, RunContext, human_bytes};
 use crate::store::{ObjectInfo, ObjectStore};
@@ -128,7 +133,12 @@ pub struct RetentionPrune;
 /// What happened to one group (a database, or the media snapshots).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GroupReport {
+    /// The database (or `media`).
     pub name: String,
+    /// The environment its backups were made in (empty for media).
+    pub env: String,
+    /// Partial backups (schema only, some tables) are planned apart from full ones.
+    pub partial: bool,
     pub kept: usize,
     pub deleted: usize,
     pub bytes_freed: u64,
@@ -152,9 +162,10 @@ pub struct PruneReport {
     pub orphans_deleted: Vec<String>,
     pub uploads_aborted: Vec<String>,
     pub run_records_deleted: usize,
-    /// Manifests that could not be read: kept, with their parts.
+    /// Manifests and media summaries that could not be read: kept, with their parts (and no
+    /// trash deleted while a summary is unreadable).
     pub unreadable: Vec<String>,
-    /// Objects under Object Lock retention or legal hold (or otherwise refused): left as they are.
+    /// Objects under Object Lock retention or legal hold: left as they are.
     pub skipped_locked: Vec<String>,
     pub bytes_freed: u64,
 }
@@ -211,6 +222,61 @@ impl Listed {
     }
 }
 
+/// What a keep-policy compares within: backups of another environment, another database, or a
+/// partial dump beside a full one never stand in for each other (restic groups by host and
+/// paths for the same reason). Staging's fresh backups must not push production's out.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    env: String,
+    database: String,
+    partial: bool,
+}
+
+impl GroupKey {
+    fn of(m: &Manifest) -> Self {
+        GroupKey { env: m.env.clone(), database: m.database.clone(), partial: m.is_partial() }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} of {}{}", self.database, self.env, if self.partial { " (partial backups)" } else { "" })
+    }
+}
+
+/// Everything retention found under `db/`: backups grouped, and manifests it could not read
+/// (first-class members: kept, with everything under their stem).
+#[derive(Debug, Default)]
+struct Inventory {
+    groups: BTreeMap<GroupKey, Vec<Listed>>,
+    unreadable_stems: Vec<String>,
+}
+
+impl Inventory {
+    fn all(&self) -> impl Iterator<Item = &Listed> {
+        self.groups.values().flatten()
+    }
+
+    /// Whether `key` belongs to a backup whose manifest could not be read.
+    fn protected(&self, key: &str) -> bool {
+        self.unreadable_stems.iter().any(|s| key.starts_with(s.as_str()))
+    }
+}
+
+/// The parts that may be deleted once the markers' deletes are known: those of backups whose
+/// manifest is gone, never of one the store refused to delete (it still lists as a backup, so
+/// its parts must stay), and only keys that exist.
+fn parts_of_deleted(
+    planned: &[&Listed],
+    refused: &BTreeSet<String>,
+    existing: &BTreeMap<&str, u64>,
+) -> Vec<String> {
+    planned
+        .iter()
+        .filter(|b| !refused.contains(&b.manifest_key))
+        .flat_map(|b| b.manifest.objects.iter().map(|o| o.key.clone()))
+        .filter(|k| existing.contains_key(k.as_str()))
+        .collect()
+}
+
 async fn prune(
     app: &App,
     r: &Resolved,
@@ -224,20 +290,20 @@ async fn prune(
 
     // Database backups: every key under db/, the manifests read one by one.
     let all = store.list(&keys::db_scope(prefix, None)).await?;
-    let mut backups: BTreeMap<String, Vec<Listed>> = BTreeMap::new();
-    let mut protected_stems = Vec::new();
+    let mut inventory = Inventory::default();
     for obj in all.iter().filter(|o| keys::is_manifest(&o.key)) {
         match read_manifest(store, &obj.key).await {
-            Ok(manifest) => backups
-                .entry(manifest.database.clone())
+            Ok(manifest) => inventory
+                .groups
+                .entry(GroupKey::of(&manifest))
                 .or_default()
                 .push(Listed { manifest_key: obj.key.clone(), manifest }),
             // Deleted meanwhile (another prune): nothing to do.
-            Err(_) if store.head(&obj.key).await?.is_none() => {}
+            Err(e) if e.store_kind() == Some(StoreKind::NotFound) => {}
             Err(e) => {
                 tracing::warn!(key = %obj.key, error = %e.report(), "unreadable manifest: kept, with its parts");
                 report.unreadable.push(format!("{}: {}", obj.key, e.report()));
-                protected_stems.push(obj.key.trim_end_matches(keys::MANIFEST_SUFFIX).to_owned());
+                inventory.unreadable_stems.push(obj.key.trim_end_matches(keys::MANIFEST_SUFFIX).to_owned());
             }
         }
     }
@@ -245,7 +311,8 @@ async fn prune(
 
     let mut kept_times: Vec<Timestamp> = Vec::new();
     let mut to_delete: Vec<&Listed> = Vec::new();
-    for (database, list) in &backups {
+    for (group_key, list) in &inventory.groups {
+        let database = &group_key.database;
         let rules = r.overrides.get(database).unwrap_or(&r.policy);
         let candidates: Vec<Candidate> = list
             .iter()
@@ -258,6 +325,8 @@ async fn prune(
         let decisions = plan(&candidates, rules, &r.tz);
         let mut group = GroupReport {
             name: database.clone(),
+            env: group_key.env.clone(),
+            partial: group_key.partial,
             kept_per_reason: kept_per_reason(&decisions),
             ..Default::default()
         };
@@ -267,7 +336,9 @@ async fn prune(
             let b = list.iter().find(|b| b.manifest_key == d.id).expect("decided from the list");
             if d.keep() || stale.is_some() {
                 group.kept += 1;
-                kept_times.push(d.time);
+                if !group_key.partial {
+                    kept_times.push(d.time);
+                }
             } else {
                 group.deleted += 1;
                 group.bytes_freed += b.manifest.bytes;
@@ -275,11 +346,16 @@ async fn prune(
             }
         }
         if let Some(t) = stale {
+            let what = group_key.describe();
             let reason = format!(
-                "the newest backup is from {t}, older than stale_after ({}): backups have stopped, so nothing of {database} is deleted",
+                "the newest backup is from {t}, older than stale_after ({}): backups have stopped, so nothing of {what} is deleted",
                 humanize(r.stale_after)
             );
-            errors.push(Error::Guard { what: format!("retention of {database}"), reason: reason.clone() });
+            // Partial backups are often made by hand, once: their age is no alarm, but they
+            // are kept all the same.
+            if !group_key.partial {
+                errors.push(Error::Guard { what: format!("retention of {what}"), reason: reason.clone() });
+            }
             group.stale = Some(reason);
         }
         group.decisions = decisions.into_iter().take(LISTED).collect();
@@ -288,22 +364,27 @@ async fn prune(
     }
 
     // Keys no manifest names (aborted runs' leftovers), after a day.
-    let named: BTreeSet<&str> = backups
-        .values()
-        .flatten()
+    let named: BTreeSet<&str> = inventory
+        .all()
         .flat_map(|b| b.manifest.objects.iter().map(|o| o.key.as_str()).chain([b.manifest_key.as_str()]))
         .collect();
     let orphans: Vec<String> = all
         .iter()
         .filter(|o| !keys::is_manifest(&o.key) && !named.contains(o.key.as_str()))
-        .filter(|o| !protected_stems.iter().any(|s| o.key.starts_with(s.as_str())))
+        .filter(|o| !inventory.protected(&o.key))
         .filter(|o| older_than(o, now, GRACE))
         .map(|o| o.key.clone())
         .collect();
 
-    // Media snapshots, paired with the kept database backups.
-    let summaries = list_summaries(store, prefix).await?;
-    let (media_delete, media_kept) = plan_media(&summaries, r, &kept_times, now, report, errors);
+    // Media snapshots, paired with the kept database backups. A summary that cannot be read
+    // may list trash: then no trash is deleted in this run at all.
+    let summaries = list_all_summaries(store, prefix).await?;
+    for (key, e) in &summaries.unreadable {
+        tracing::warn!(key = %key, error = %e.report(), "unreadable media summary: kept, and no trash deleted");
+        report.unreadable.push(format!("{key}: {}", e.report()));
+    }
+    let trash_allowed = summaries.unreadable.is_empty();
+    let (media_delete, media_kept) = plan_media(&summaries.readable, r, &kept_times, now, report, errors);
 
     // Run records past history_days.
     let records: Vec<String> = store
@@ -313,12 +394,6 @@ async fn prune(
         .filter(|o| older_than(o, now, r.history))
         .map(|o| o.key)
         .collect();
-
-    // Trash that no kept snapshot lists (and older than a day).
-    let trash = trash_to_delete(store, prefix, &media_kept, now).await?;
-    report.trash_deleted = trash.len();
-    report.trash_bytes_freed = trash.iter().map(|o| o.size).sum();
-    report.bytes_freed += report.trash_bytes_freed;
     report.orphans_deleted = orphans.clone();
     report.run_records_deleted = records.len();
 
@@ -331,22 +406,29 @@ async fn prune(
         .collect();
     report.uploads_aborted = uploads.iter().map(|u| u.key.clone()).collect();
     if r.dry_run {
+        let trash =
+            if trash_allowed { trash_to_delete(store, prefix, &media_kept, now).await? } else { vec![] };
+        count_trash(report, &trash);
         return Ok(());
     }
 
     // Manifests (and summaries) first: an interruption leaves unnamed parts, never a backup
-    // whose parts are gone.
+    // whose parts are gone. What the store refused to delete still lists, so what it names
+    // stays.
     let mut markers: Vec<String> = to_delete.iter().map(|b| b.manifest_key.clone()).collect();
     markers.extend(media_delete.iter().map(|s| keys::media_summary(&s.snapshot_key)));
-    // A snapshot's entries go with its summary: nothing would find them once it is gone (trash
-    // they alone listed is found by the next run, as listed by no kept snapshot).
-    markers.extend(media_delete.iter().map(|s| s.snapshot_key.clone()));
-    delete(store, &markers, report, errors).await?;
-    let mut parts: Vec<String> = to_delete
-        .iter()
-        .flat_map(|b| b.manifest.objects.iter().map(|o| o.key.clone()))
-        .filter(|k| sizes.contains_key(k.as_str()))
-        .collect();
+    let refused = delete(store, &markers, report, errors).await?;
+    unclaim_refused(report, &to_delete, &media_delete, &refused);
+    let mut parts = parts_of_deleted(&to_delete, &refused, &sizes);
+    // A snapshot's entries go with its summary: nothing would find them once it is gone.
+    let (media_gone, media_refused): (Vec<&Summary>, Vec<&Summary>) =
+        media_delete.iter().partition(|s| !refused.contains(&keys::media_summary(&s.snapshot_key)));
+    parts.extend(media_gone.iter().map(|s| s.snapshot_key.clone()));
+    // Trash that no kept snapshot lists (a snapshot whose summary survived counts as kept).
+    let still_listed: Vec<&Summary> = media_kept.iter().copied().chain(media_refused).collect();
+    let trash =
+        if trash_allowed { trash_to_delete(store, prefix, &still_listed, now).await? } else { vec![] };
+    count_trash(report, &trash);
     parts.extend(trash.into_iter().map(|o| o.key));
     parts.extend(orphans);
     parts.extend(records);
@@ -366,6 +448,40 @@ async fn prune(
         }
     }
     Ok(())
+}
+
+fn count_trash(report: &mut PruneReport, trash: &[ObjectInfo]) {
+    report.trash_deleted = trash.len();
+    report.trash_bytes_freed = trash.iter().map(|o| o.size).sum();
+    report.bytes_freed += report.trash_bytes_freed;
+}
+
+/// Takes what the store refused to delete back out of the report's deleted counts.
+fn unclaim_refused(
+    report: &mut PruneReport,
+    planned: &[&Listed],
+    media: &[&Summary],
+    refused: &BTreeSet<String>,
+) {
+    for b in planned.iter().filter(|b| refused.contains(&b.manifest_key)) {
+        let key = GroupKey::of(&b.manifest);
+        if let Some(g) = report
+            .databases
+            .iter_mut()
+            .find(|g| g.name == key.database && g.env == key.env && g.partial == key.partial)
+        {
+            g.deleted -= 1;
+            g.kept += 1;
+            g.bytes_freed -= b.manifest.bytes;
+            report.bytes_freed -= b.manifest.bytes;
+        }
+    }
+    let media_refused =
+        media.iter().filter(|s| refused.contains(&keys::media_summary(&s.snapshot_key))).count();
+    if let Some(m) = report.media.as_mut() {
+        m.deleted -= media_refused;
+        m.kept += media_refused;
+    }
 }
 
 fn older_than(o: &ObjectInfo, now: Timestamp, age: SignedDuration) -> bool {
@@ -480,26 +596,28 @@ async fn delete_until(
     Ok(0)
 }
 
-/// Deletes in batches; objects the store refuses to delete (Object Lock) are reported, not
-/// errors; other failures are.
+/// Deletes in batches and returns the keys that are still there. An Object Lock refusal is the
+/// store doing its job: reported, not an error. Any other refusal (a role without
+/// `s3:DeleteObject`, an internal error) is a failure of the run.
 async fn delete(
     store: &dyn ObjectStore,
     keys: &[String],
     report: &mut PruneReport,
     errors: &mut Vec<Error>,
-) -> Result<()> {
+) -> Result<BTreeSet<String>> {
+    let mut refused = BTreeSet::new();
     if keys.is_empty() {
-        return Ok(());
+        return Ok(refused);
     }
     for (key, e) in store.delete_many(keys).await? {
-        let text = e.report();
-        if text.contains("AccessDenied") || text.contains("ObjectLock") || text.contains("InvalidRequest") {
-            report.skipped_locked.push(format!("{key}: {text}"));
+        if e.store_kind() == Some(StoreKind::Locked) {
+            report.skipped_locked.push(format!("{key}: {}", e.report()));
         } else {
             errors.push(e);
         }
+        refused.insert(key);
     }
-    Ok(())
+    Ok(refused)
 }
 
 #[cfg(test)]

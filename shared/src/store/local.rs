@@ -10,29 +10,138 @@ use bytes::Bytes;
 use super::{
     CompletedPart, CopySource, Download, ListPage, ObjectInfo, ObjectMeta, ObjectStore, PendingUpload,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 
 /// Uploads in progress live here, below the root, out of `list`'s way.
-const UPLOADS_DIR: &str = ".uploads";
+/// Where multipart uploads are assembled. A `~` name no key can map to (see [`encode_segment`]).
+const UPLOADS_DIR: &str = "~uploads";
+/// Temporary files start with this (short, so a 250-byte name can still be written beside it).
+const TMP_PREFIX: &str = "~tmp-";
+
+/// How keys become file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// The backup store: every key maps to its own path, reversibly (`a//b`, `/x`, `x`, `..`
+    /// included), and Backstop's own working files can never be mistaken for objects.
+    Escaped,
+    /// A media source or restore target: file names are the keys, as people see them; a key
+    /// a file system cannot hold (an empty, `.` or `..` segment) is refused, naming it.
+    Verbatim,
+}
 
 /// A directory standing in for a bucket.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    names: Names,
+    /// A restore target: nothing is written through a symbolic link below the root (a
+    /// symlinked subdirectory would send restored files outside the target).
+    confined: bool,
+}
+
+/// A key segment as a file name: an empty, `.` or `..` segment, or one starting with `~`,
+/// gets a `~` in front; anything else is itself. Reversible, and no key maps to a name that
+/// starts with `~` followed by anything else (`~uploads`, `~tmp-…` are Backstop's own).
+fn encode_segment(seg: &str) -> std::borrow::Cow<'_, str> {
+    if seg.is_empty() || seg == "." || seg == ".." || seg.starts_with('~') {
+        format!("~{seg}").into()
+    } else {
+        seg.into()
+    }
+}
+
+/// The key segment a file name stands for; `None` for Backstop's own working files.
+fn decode_name(name: &str) -> Option<&str> {
+    match name.strip_prefix('~') {
+        None => Some(name),
+        Some(rest) if rest.is_empty() || rest == "." || rest == ".." || rest.starts_with('~') => Some(rest),
+        Some(_) => None,
+    }
 }
 
 impl LocalStore {
+    /// The backup store in a directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStore { root: root.into() }
+        LocalStore { root: root.into(), names: Names::Escaped, confined: false }
+    }
+
+    /// A directory whose file names are the keys themselves: a media source (listed whole,
+    /// symbolic links followed) or a media restore target.
+    pub fn verbatim(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into(), names: Names::Verbatim, confined: false }
+    }
+
+    /// A media restore target: file names are the keys, and no write follows a symbolic link
+    /// below the root (parents are created one by one, each checked to be a real directory).
+    pub fn restore_target(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into(), names: Names::Verbatim, confined: true }
+    }
+
+    /// Creates the directories above `path`; in a confined store, one at a time below the
+    /// root, refusing any that is a symbolic link (or not a directory).
+    async fn parents(&self, path: &Path) -> Result<()> {
+        let Some(parent) = path.parent() else { return Ok(()) };
+        if !self.confined {
+            return tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent));
+        }
+        tokio::fs::create_dir_all(&self.root).await.map_err(io_err("create directory", &self.root))?;
+        let below = parent
+            .strip_prefix(&self.root)
+            .map_err(|_| store_err("resolve", path, "outside the target directory".into(), None))?;
+        let mut at = self.root.clone();
+        for part in below.components() {
+            at.push(part);
+            match tokio::fs::symlink_metadata(&at).await {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) => {
+                    let what = if m.file_type().is_symlink() { "a symbolic link" } else { "not a directory" };
+                    return Err(store_err(
+                        "write",
+                        &at,
+                        format!("is {what}: a restore never writes through it"),
+                        None,
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match tokio::fs::create_dir(&at).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(io_err("create directory", &at)(e)),
+                    }
+                }
+                Err(e) => return Err(io_err("stat", &at)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `body` to `path` through a temporary file beside it, renamed into place (a
+    /// rename replaces a symbolic link itself, never what it points to).
+    async fn write_atomically(&self, path: &Path, body: &[u8]) -> Result<()> {
+        self.parents(path).await?;
+        let tmp = temporary(path);
+        tokio::fs::write(&tmp, body).await.map_err(io_err("write", &tmp))?;
+        tokio::fs::rename(&tmp, path).await.map_err(io_err("rename", path))
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
-        // Keys come from our own naming, but a database name is user input: refuse anything
-        // that could leave the root.
-        if key.split('/').any(|seg| seg == ".." || seg == ".") || key.starts_with('/') {
-            return Err(store_err("resolve", &self.root.join(key), format!("unsafe key {key:?}"), None));
+        match self.names {
+            Names::Escaped => {
+                let encoded: Vec<_> = key.split('/').map(encode_segment).collect();
+                Ok(self.root.join(encoded.join("/")))
+            }
+            Names::Verbatim => {
+                if key.split('/').any(|seg| seg.is_empty() || seg == ".." || seg == ".") {
+                    return Err(store_err(
+                        "resolve",
+                        &self.root,
+                        format!("the key {key:?} cannot be a file name here (an empty, `.` or `..` segment)"),
+                        None,
+                    ));
+                }
+                Ok(self.root.join(key))
+            }
         }
-        Ok(self.root.join(key))
     }
 
     fn upload_dir(&self, upload_id: &str) -> PathBuf {
@@ -40,13 +149,27 @@ impl LocalStore {
     }
 }
 
+/// A temporary file beside `path`: a name of its own, short whatever `path`'s length.
+fn temporary(path: &Path) -> PathBuf {
+    let name = format!("{TMP_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    path.parent().map_or_else(|| PathBuf::from(&name), |p| p.join(&name))
+}
+
 fn store_err(op: &'static str, path: &Path, detail: String, source: Option<std::io::Error>) -> Error {
+    let kind = match source.as_ref().map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::NotFound) => StoreKind::NotFound,
+        Some(std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
+            StoreKind::Denied
+        }
+        _ => StoreKind::Other,
+    };
     Error::Store {
         op,
         location: path.display().to_string(),
         detail,
         source: source.map(|e| Box::new(e) as _),
         retryable: false,
+        kind,
     }
 }
 
@@ -54,19 +177,10 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |e| store_err(op, path, e.to_string(), Some(e))
 }
 
-async fn write_atomically(path: &Path, body: &[u8]) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent))?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
-    tokio::fs::write(&tmp, body).await.map_err(io_err("write", &tmp))?;
-    tokio::fs::rename(&tmp, path).await.map_err(io_err("rename", path))
-}
-
 #[async_trait]
 impl ObjectStore for LocalStore {
     fn locate(&self, key: &str) -> String {
-        self.root.join(key).display().to_string()
+        self.path(key).unwrap_or_else(|_| self.root.join(key)).display().to_string()
     }
 
     async fn check(&self) -> Result<()> {
@@ -79,7 +193,7 @@ impl ObjectStore for LocalStore {
 
     /// A directory keeps bytes only: the content type and user metadata are not stored.
     async fn put_object(&self, key: &str, body: Bytes, _meta: &ObjectMeta) -> Result<Option<String>> {
-        write_atomically(&self.path(key)?, &body).await?;
+        self.write_atomically(&self.path(key)?, &body).await?;
         Ok(None)
     }
 
@@ -125,10 +239,14 @@ impl ObjectStore for LocalStore {
 
     async fn list_page(&self, prefix: &str, start_after: Option<&str>) -> Result<ListPage> {
         let (root, prefix, after) = (self.root.clone(), prefix.to_owned(), start_after.map(str::to_owned));
+        let names = self.names;
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            walk(&root, "", &prefix, after.as_deref(), &mut out)
-                .map_err(|(path, e)| io_err("list", &path)(e))?;
+            use std::os::unix::fs::MetadataExt;
+            let walk = Walk { names, prefix: &prefix, after: after.as_deref() };
+            let mut ancestors: Vec<(u64, u64)> =
+                std::fs::metadata(&root).map(|m| vec![(m.dev(), m.ino())]).unwrap_or_default();
+            walk.dir(&root, "", &mut ancestors, &mut out).map_err(|(path, e)| io_err("list", &path)(e))?;
             let truncated = out.len() > PAGE;
             out.truncate(PAGE);
             Ok(ListPage { objects: out, truncated })
@@ -155,10 +273,8 @@ impl ObjectStore for LocalStore {
             ));
         }
         let (from, to) = (self.path(source.key)?, self.path(key)?);
-        if let Some(parent) = to.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent))?;
-        }
-        let tmp = to.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+        self.parents(&to).await?;
+        let tmp = temporary(&to);
         tokio::fs::copy(&from, &tmp).await.map_err(io_err("copy", &from))?;
         tokio::fs::rename(&tmp, &to).await.map_err(io_err("rename", &to))?;
         Ok(None)
@@ -194,10 +310,8 @@ impl ObjectStore for LocalStore {
     ) -> Result<Option<String>> {
         let target = self.path(key)?;
         let dir = self.upload_dir(upload_id);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(io_err("create directory", parent))?;
-        }
-        let tmp = target.with_extension(format!("tmp-{upload_id}"));
+        self.parents(&target).await?;
+        let tmp = temporary(&target);
         let mut out = tokio::fs::File::create(&tmp).await.map_err(io_err("complete upload", &tmp))?;
         for part in &parts {
             let path = dir.join(format!("{:05}.part", part.number));
@@ -208,6 +322,8 @@ impl ObjectStore for LocalStore {
         drop(out);
         tokio::fs::rename(&tmp, &target).await.map_err(io_err("complete upload", &target))?;
         tokio::fs::remove_dir_all(&dir).await.map_err(io_err("complete upload", &dir))?;
+        // The last upload leaves no empty working directory behind (a restore target stays clean).
+        let _ = tokio::fs::remove_dir(self.root.join(UPLOADS_DIR)).await;
         Ok(None)
     }
 
@@ -249,52 +365,98 @@ fn modified(meta: &std::fs::Metadata) -> Option<jiff::Timestamp> {
     meta.modified().ok().and_then(|t| jiff::Timestamp::try_from(t).ok())
 }
 
-/// Collects, in key order, up to `PAGE + 1` files below `root/dir` (`dir` is `""` or ends in
-/// `/`) whose keys start with `prefix` and sort after `after`. Entries are visited sorted by
-/// name with a `/` after directories' names, which is exactly the order of the keys they hold
-/// (`a-b` < `a/…` < `a0`); a directory whose keys all sort before `after`, or outside
-/// `prefix`, is not opened, so each page costs about one walk down to where it starts.
-fn walk(
-    root: &Path,
-    dir: &str,
-    prefix: &str,
-    after: Option<&str>,
-    out: &mut Vec<ObjectInfo>,
-) -> std::result::Result<(), (PathBuf, std::io::Error)> {
-    let path = root.join(dir);
-    let entries = match std::fs::read_dir(&path) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err((path, e)),
-    };
-    let mut named = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| (path.clone(), e))?;
-        let meta = entry.metadata().map_err(|e| (entry.path(), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if (dir.is_empty() && name == UPLOADS_DIR) || name.contains(".tmp-") {
-            continue;
+/// One listing walk: collects, in key order, up to `PAGE + 1` files whose keys start with
+/// `prefix` and sort after `after`. Entries are visited sorted by key with a `/` after
+/// directories' keys, which is exactly the order of the keys they hold (`a-b` < `a/…` < `a0`);
+/// a directory whose keys all sort before `after`, or outside `prefix`, is not opened, so each
+/// page costs about one walk down to where it starts.
+///
+/// Symbolic links are followed (a symlinked `avatars/` on another disk is media too); a link
+/// back to a directory being walked is a loop and is not entered again, and a dangling link is
+/// said in the log. A file that vanishes between the directory read and its stat (an app's
+/// temporary upload) is simply not in this listing.
+struct Walk<'a> {
+    names: Names,
+    prefix: &'a str,
+    after: Option<&'a str>,
+}
+
+type WalkError = (PathBuf, std::io::Error);
+
+impl Walk<'_> {
+    /// Walks `path`, the directory holding keys `dir…` (`dir` is `""` or ends in `/`);
+    /// `ancestors` are the (device, inode) of the directories above, for loop detection.
+    fn dir(
+        &self,
+        path: &Path,
+        dir: &str,
+        ancestors: &mut Vec<(u64, u64)>,
+        out: &mut Vec<ObjectInfo>,
+    ) -> std::result::Result<(), WalkError> {
+        use std::os::unix::fs::MetadataExt;
+        let entries = match std::fs::read_dir(path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err((path.to_owned(), e)),
+        };
+        let mut named = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| (path.to_owned(), e))?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                tracing::warn!(path = %entry.path().display(), "a file name that is not UTF-8 cannot be a key: left out");
+                continue;
+            };
+            let name = match self.names {
+                Names::Escaped => match decode_name(name) {
+                    Some(n) => n.to_owned(),
+                    None => continue,
+                },
+                Names::Verbatim => name.to_owned(),
+            };
+            let meta = match std::fs::metadata(entry.path()) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.file_type().is_symlink()) {
+                        tracing::warn!(path = %entry.path().display(), "a dangling symbolic link: left out");
+                    }
+                    continue;
+                }
+                Err(e) => return Err((entry.path(), e)),
+            };
+            let key = if meta.is_dir() { format!("{dir}{name}/") } else { format!("{dir}{name}") };
+            named.push((key, entry.path(), meta));
         }
-        let key = if meta.is_dir() { format!("{dir}{name}/") } else { format!("{dir}{name}") };
-        named.push((key, meta));
-    }
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, meta) in named {
-        if out.len() > PAGE {
-            break;
-        }
-        if meta.is_dir() {
-            let overlaps_prefix = key.starts_with(prefix) || prefix.starts_with(&key);
-            let all_before = after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key));
-            if overlaps_prefix && !all_before {
-                walk(root, &key, prefix, after, out)?;
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, path, meta) in named {
+            if out.len() > PAGE {
+                break;
             }
-        } else if meta.is_file() && key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
-            let last_modified = modified(&meta);
-            out.push(ObjectInfo { key, size: meta.len(), etag: None, last_modified });
+            if meta.is_dir() {
+                let overlaps_prefix = key.starts_with(self.prefix) || self.prefix.starts_with(&key);
+                let all_before = self.after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key));
+                if !overlaps_prefix || all_before {
+                    continue;
+                }
+                let id = (meta.dev(), meta.ino());
+                if ancestors.contains(&id) {
+                    tracing::warn!(path = %path.display(), "a symbolic link back to a directory above it: not walked twice");
+                    continue;
+                }
+                ancestors.push(id);
+                let walked = self.dir(&path, &key, ancestors, out);
+                ancestors.pop();
+                walked?;
+            } else if meta.is_file()
+                && key.starts_with(self.prefix)
+                && self.after.is_none_or(|a| key.as_str() > a)
+            {
+                let last_modified = modified(&meta);
+                out.push(ObjectInfo { key, size: meta.len(), etag: None, last_modified });
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -318,7 +480,8 @@ mod tests {
         let keys: Vec<_> = store.list("").await.unwrap().into_iter().map(|o| o.key).collect();
         assert_eq!(keys, ["a/b.bin"]);
         assert!(store.list_multipart("").await.unwrap().is_empty());
-        assert!(store.path("../etc/passwd").is_err());
+        assert!(store.path("../etc/passwd").unwrap().starts_with(&dir), "no key leaves the root");
+        assert!(LocalStore::verbatim(&dir).path("../etc/passwd").is_err());
         tokio::fs::remove_dir_all(dir).await.unwrap();
     }
 }
@@ -347,5 +510,136 @@ mod listing_tests {
         assert!(!tail.truncated);
         assert_eq!(store.list("b/").await.unwrap()[0].key, "b/c/d e");
         tokio::fs::remove_dir_all(dir).await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::*;
+
+    fn temp(label: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("backstop-{label}-{}", uuid::Uuid::new_v4()))
+    }
+
+    #[tokio::test]
+    async fn keys_a_file_system_would_merge_stay_apart_and_list_as_written() {
+        let dir = temp("collide");
+        let store = LocalStore::new(&dir);
+        let keys = [
+            "m/current/x",
+            "m/current//x",
+            "m/a/b",
+            "m/a//b",
+            "m/~home",
+            "m/..",
+            "m/.",
+            "m/~uploads",
+            "m/~tmp-1234",
+            "m/.uploads",
+            "m/report.tmp-1",
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            store.put(k, Bytes::from(format!("{i}")), "x").await.unwrap();
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(store.get(k).await.unwrap().unwrap(), Bytes::from(format!("{i}")), "{k}");
+        }
+        let mut want: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        want.sort();
+        let listed: Vec<String> = store.list("m/").await.unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(listed, want);
+        // Deleting one never touches the other.
+        store.delete("m/current//x").await.unwrap();
+        assert!(store.get("m/current/x").await.unwrap().is_some());
+        assert!(store.get("m/current//x").await.unwrap().is_none());
+        tokio::fs::remove_dir_all(dir).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_name_of_250_bytes_is_written_whole() {
+        let dir = temp("long");
+        let name = "é".repeat(125);
+        assert_eq!(name.len(), 250);
+        for store in [LocalStore::new(&dir), LocalStore::verbatim(&dir)] {
+            let key = format!("d/{name}");
+            store.put(&key, Bytes::from_static(b"long"), "x").await.unwrap();
+            let id = store.create_multipart(&key, &ObjectMeta::default()).await.unwrap();
+            let p = store.upload_part(&key, &id, 1, Bytes::from_static(b"parts"), [0; 32]).await.unwrap();
+            store.complete_multipart(&key, &id, vec![p]).await.unwrap();
+            assert_eq!(store.get(&key).await.unwrap().unwrap(), Bytes::from_static(b"parts"));
+        }
+        tokio::fs::remove_dir_all(dir).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_source_directory_follows_symbolic_links_and_stops_at_loops() {
+        let dir = temp("links");
+        let elsewhere = temp("links-target");
+        std::fs::create_dir_all(dir.join("media")).unwrap();
+        std::fs::create_dir_all(elsewhere.join("2026")).unwrap();
+        std::fs::write(elsewhere.join("2026/a.png"), b"a").unwrap();
+        std::fs::write(dir.join("media/real.txt"), b"r").unwrap();
+        std::fs::write(dir.join(".uploads"), b"u").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("media/avatars")).unwrap();
+        std::os::unix::fs::symlink(dir.join("media/real.txt"), dir.join("media/link.txt")).unwrap();
+        std::os::unix::fs::symlink(&dir, dir.join("media/loop")).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("media/dangling")).unwrap();
+        let source = LocalStore::verbatim(&dir);
+        let keys: Vec<String> = source.list("").await.unwrap().into_iter().map(|o| o.key).collect();
+        assert_eq!(keys, [".uploads", "media/avatars/2026/a.png", "media/link.txt", "media/real.txt"]);
+        tokio::fs::remove_dir_all(dir).await.unwrap();
+        tokio::fs::remove_dir_all(elsewhere).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn files_vanishing_while_a_directory_is_listed_do_not_fail_the_listing() {
+        let dir = temp("vanish");
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        std::fs::write(dir.join("keep.txt"), b"k").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let p = dir.join(format!("tmp/upload-{}", i % 50));
+                    let _ = std::fs::write(&p, b"x");
+                    let _ = std::fs::remove_file(&p);
+                    i += 1;
+                }
+            })
+        };
+        let source = LocalStore::verbatim(&dir);
+        for _ in 0..200 {
+            let keys = source.list("").await.unwrap();
+            assert!(keys.iter().any(|o| o.key == "keep.txt"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        tokio::fs::remove_dir_all(dir).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restore_target_never_writes_through_a_symbolic_link() {
+        let dir = temp("confined");
+        let outside = temp("confined-outside");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("a.png"), b"precious").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("avatars")).unwrap();
+        let target = LocalStore::restore_target(&dir);
+        let err = target.put("avatars/a.png", Bytes::from_static(b"restored"), "x").await.unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(outside.join("a.png")).unwrap(), b"precious");
+        // A file that is a link is replaced by the restored file, not written through.
+        std::fs::write(outside.join("b.png"), b"precious").unwrap();
+        std::os::unix::fs::symlink(outside.join("b.png"), dir.join("b.png")).unwrap();
+        target.put("b.png", Bytes::from_static(b"restored"), "x").await.unwrap();
+        assert_eq!(std::fs::read(outside.join("b.png")).unwrap(), b"precious");
+        assert!(!std::fs::symlink_metadata(dir.join("b.png")).unwrap().file_type().is_symlink());
+        target.put("new/deep/c.png", Bytes::from_static(b"c"), "x").await.unwrap();
+        assert_eq!(std::fs::read(dir.join("new/deep/c.png")).unwrap(), b"c");
+        tokio::fs::remove_dir_all(dir).await.unwrap();
+        tokio::fs::remove_dir_all(outside).await.unwrap();
     }
 }

@@ -2,6 +2,7 @@
 //! plus the streaming multipart writer every large upload goes through. Listings are paged
 //! (key order, resumable from a key) so that jobs over millions of objects stay in bounded memory.
 
+pub mod faulty;
 mod local;
 mod s3;
 mod upload;
@@ -17,7 +18,7 @@ pub use local::LocalStore;
 pub use s3::{S3Access, S3Store};
 pub use upload::{PartSizer, StreamUpload, UploadStats};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 
 /// One object as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,11 @@ pub struct CopySource<'a> {
     pub key: &'a str,
     /// The source's size: above 5 GB S3 copies in parts (`UploadPartCopy`).
     pub size: u64,
+    /// Copy only while the source still has this ETag (`x-amz-copy-source-if-match`, on every
+    /// part): an object replaced between listing and copy fails with
+    /// [`StoreKind::PreconditionFailed`](crate::StoreKind) instead of a snapshot claiming a
+    /// version the mirror does not hold, or a large copy stitched from two versions.
+    pub if_match: Option<&'a str>,
 }
 
 /// A multipart upload that was started and neither completed nor aborted.
@@ -138,6 +144,7 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
                 detail: "no such object".into(),
                 source: None,
                 retryable: false,
+                kind: StoreKind::NotFound,
             }),
         }
     }

@@ -13,7 +13,7 @@ use super::{
     unquote_etag,
 };
 use crate::config::{RequestChecksum, S3Settings};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 
 /// Where and as whom to reach a bucket, when not with the SDK's defaults.
 #[derive(Debug, Clone, Default)]
@@ -80,13 +80,18 @@ impl S3Store {
         E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
     {
         // Throttling, timeouts and 5xx pass on retry; access denied or a missing bucket won't.
-        let retryable = match &e {
+        let (retryable, kind) = match &e {
             SdkError::ServiceError(se) => {
                 let status = se.raw().status().as_u16();
-                status >= 500 || status == 429 || e.code() == Some("SlowDown")
+                let kind = StoreKind::classify(e.code(), e.message(), Some(status));
+                (status >= 500 || status == 429 || kind == StoreKind::Throttled, kind)
             }
-            SdkError::ConstructionFailure(_) => false,
-            _ => true,
+            SdkError::ResponseError(r) => {
+                let status = r.raw().status().as_u16();
+                (true, StoreKind::classify(None, None, Some(status)))
+            }
+            SdkError::ConstructionFailure(_) => (false, StoreKind::Other),
+            _ => (true, StoreKind::Other),
         };
         Error::Store {
             op,
@@ -94,6 +99,7 @@ impl S3Store {
             detail: DisplayErrorContext(&e).to_string(),
             source: Some(Box::new(e)),
             retryable,
+            kind,
         }
     }
 }
@@ -150,6 +156,7 @@ impl ObjectStore for S3Store {
             detail: e.to_string(),
             source: Some(Box::new(e)),
             retryable: true,
+            kind: StoreKind::Other,
         })?;
         Ok(Some(body.into_bytes()))
     }
@@ -241,11 +248,13 @@ impl ObjectStore for S3Store {
                             e.code().unwrap_or("error"),
                             e.message().unwrap_or("the store gave no reason")
                         );
-                        let retryable = !matches!(e.code(), Some("AccessDenied" | "InvalidObjectState"));
+                        let kind = StoreKind::classify(e.code(), e.message(), None);
+                        let retryable = matches!(kind, StoreKind::Throttled | StoreKind::Other)
+                            && !matches!(e.code(), Some("InvalidObjectState"));
                         let location = self.locate(&key);
                         failed.push((
                             key,
-                            Error::Store { op: "delete", location, detail, source: None, retryable },
+                            Error::Store { op: "delete", location, detail, source: None, retryable, kind },
                         ));
                     }
                 }
@@ -269,6 +278,7 @@ impl ObjectStore for S3Store {
     async fn copy(&self, source: CopySource<'_>, key: &str) -> Result<Option<String>> {
         let bucket = source.bucket.unwrap_or(&self.bucket);
         let copy_source = format!("{bucket}/{}", encode_copy_key(source.key));
+        let if_match = source.if_match.map(|e| format!("\"{e}\""));
         if source.size <= MAX_COPY_OBJECT {
             let out = self
                 .client
@@ -276,6 +286,7 @@ impl ObjectStore for S3Store {
                 .bucket(&self.bucket)
                 .key(key)
                 .copy_source(&copy_source)
+                .set_copy_source_if_match(if_match.clone())
                 .send()
                 .await
                 .map_err(|e| self.err("copy", key, e))?;
@@ -291,6 +302,21 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map_err(|e| self.err("head", source.key, e))?;
+        if let Some(want) = source.if_match
+            && head.e_tag.as_deref().map(unquote_etag).as_deref() != Some(want)
+        {
+            return Err(Error::Store {
+                op: "copy",
+                location: self.locate(source.key),
+                detail: format!(
+                    "the source changed since it was listed (ETag {:?}, listed {want})",
+                    head.e_tag
+                ),
+                source: None,
+                retryable: true,
+                kind: StoreKind::PreconditionFailed,
+            });
+        }
         let meta = ObjectMeta {
             content_type: head.content_type,
             user: head.metadata.unwrap_or_default().into_iter().collect(),
@@ -312,6 +338,7 @@ impl ObjectStore for S3Store {
                     .part_number(number)
                     .copy_source(&copy_source)
                     .copy_source_range(format!("bytes={start}-{end}"))
+                    .set_copy_source_if_match(if_match.clone())
                     .send()
                     .await
                     .map_err(|e| self.err("copy part", key, e))?;
@@ -350,6 +377,7 @@ impl ObjectStore for S3Store {
             detail: "the store returned no upload id".into(),
             source: None,
             retryable: false,
+            kind: StoreKind::Other,
         })
     }
 

@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 
 use super::{CompletedPart, ObjectMeta, ObjectStore};
 use crate::config::{MIN_PART_SIZE, S3Settings};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreKind};
 
 /// S3's limits: parts per upload and bytes per part.
 pub const MAX_PARTS: u64 = 10_000;
@@ -173,6 +173,7 @@ impl StreamUpload {
                 detail: format!("upload task failed: {e}"),
                 source: None,
                 retryable: true,
+                kind: StoreKind::Other,
             })??;
             self.done.push(part);
         }
