@@ -7,6 +7,7 @@
 //! {prefix}runs/{job}/{YYYY}/{MM}/{DD}/{run_id}.json                    run records
 //! {prefix}media/current/{key}                                          the media mirror
 //! {prefix}media/trash/{run_id}/{key}                                   replaced or deleted media
+//! {prefix}media/lease.json                                            the running media-sync's lease
 //! {prefix}media/snapshots/{YYYY}/{MM}/{DD}/{run_id}.jsonl.zst          a media snapshot
 //!     ….json                                                           its summary (commit marker)
 //! ```
@@ -146,6 +147,11 @@ pub fn media_summary(snapshot_key: &str) -> String {
 /// Whether `key` is a media snapshot's summary.
 pub fn is_media_summary(key: &str) -> bool {
     key.ends_with(SUMMARY_SUFFIX) && !key.ends_with(SNAPSHOT_SUFFIX)
+}
+
+/// The lease one media-sync run at a time holds: `{prefix}media/lease.json`.
+pub fn media_lease(prefix: &str) -> String {
+    format!("{prefix}media/lease.json")
 }
 
 /// The nightly archive of `mode: "archive"`: `{prefix}media/archives/…/media_{env}_{run_id}.tar.zst`.

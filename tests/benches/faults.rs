@@ -1,15 +1,22 @@
 //! The fault suite's figures: every kind of injected fault, repeated, with what the runs left —
 //! the README's table. Needs the local stack (scripts/stack.sh up).
 //!
-//!   cargo bench -p backstop-tests --bench faults          # FAULT_RUNS=5 per kind
+//!   cargo bench -p backstop-tests --bench faults          # FAULT_RUNS=5 per kind, FAULT_KINDS=11,12 for some
 
 use backstop_tests::fault_suite::{self, Trial};
 
 #[tokio::main]
 async fn main() {
     let runs: usize = std::env::var("FAULT_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    // FAULT_KINDS=11,12 runs only those kinds.
+    let only: Option<Vec<usize>> = std::env::var("FAULT_KINDS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|k| k.trim().parse().ok()).collect());
     let mut rows: Vec<Vec<Trial>> = Vec::new();
-    for kind in 0..11 {
+    for kind in 0..13 {
+        if only.as_ref().is_some_and(|o| !o.contains(&kind)) {
+            continue;
+        }
         let mut trials = Vec::new();
         for i in 0..runs {
             let label = format!("fb{kind}_{i}");
@@ -23,6 +30,8 @@ async fn main() {
                 6 => fault_suite::media_copies_cut_and_slowed(&label).await,
                 7 => fault_suite::retention_deletes_slowed_and_reads_cut(&label).await,
                 8 => fault_suite::cleanup_backend_terminated(&label).await,
+                11 => fault_suite::retention_deletes_refused_and_summaries_unreadable(&label).await,
+                12 => fault_suite::media_sources_changed_during_copy(&label).await,
                 kind => {
                     let engine = if kind == 9 { "native" } else { "pg_dump" };
                     match fault_suite::pg_restarted_mid_dump(&label, engine).await {

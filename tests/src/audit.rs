@@ -107,6 +107,11 @@ impl ObjectStore for AuditStore {
         self.inner.put_object(key, body, meta).await
     }
 
+    async fn put_new(&self, key: &str, body: Bytes, content_type: &str) -> Result<bool> {
+        self.own(StoreCall::Write, key);
+        self.inner.put_new(key, body, content_type).await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         self.own(StoreCall::Read, key);
         self.inner.get(key).await

@@ -300,15 +300,17 @@ pub async fn pg_restarted_mid_dump(label: &str, engine: &'static str) -> Result<
     Ok(t)
 }
 
-/// retention-prune (keep 5 dailies) over a real backup of today and 12 back-dated ones a day
-/// apart while the first read of every third manifest is cut short and the first attempt of
-/// each delete request (DeleteObject, DeleteObjects) is answered SlowDown or applied and then
-/// answered 500, alternately.
-/// Nothing the rule keeps may go (the newest must still restore); a backup goes whole or not
-/// at all; a clean run after it deletes the rest.
-pub async fn retention_deletes_slowed_and_reads_cut(label: &str) -> Trial {
-    let (stack, db) = seeded(label).await;
-    let real = stack.backup(&db, json!({})).await;
+/// A real backup of `db` and twelve back-dated copies of it, one a day before it.
+struct History {
+    real: RunRecord,
+    template: serde_json::Value,
+    now: jiff::Timestamp,
+    /// (days back, manifest key)
+    dated: Vec<(i64, String)>,
+}
+
+async fn history_of_backups(stack: &Stack, db: &TestDb) -> History {
+    let real = stack.backup(db, json!({})).await;
     assert_eq!(real.status, Status::Succeeded, "{:?}", real.error);
     let (_, manifest) = stack.manifest_of(&real).await.expect("manifest");
     let template = serde_json::to_value(&manifest).expect("json");
@@ -318,6 +320,18 @@ pub async fn retention_deletes_slowed_and_reads_cut(label: &str) -> Trial {
         let at = now - jiff::SignedDuration::from_hours(24 * day);
         dated.push((day, stack.back_dated(&template, at, None).await));
     }
+    History { real, template, now, dated }
+}
+
+/// retention-prune (keep 5 dailies) over a real backup of today and 12 back-dated ones a day
+/// apart while the first read of every third manifest is cut short and the first attempt of
+/// each delete request (DeleteObject, DeleteObjects) is answered SlowDown or applied and then
+/// answered 500, alternately.
+/// Nothing the rule keeps may go (the newest must still restore); a backup goes whole or not
+/// at all; a clean run after it deletes the rest.
+pub async fn retention_deletes_slowed_and_reads_cut(label: &str) -> Trial {
+    let (stack, db) = seeded(label).await;
+    let History { real, template, now, dated } = history_of_backups(&stack, &db).await;
     let deletes = first_attempts(Request::is_delete, |i| {
         if i.is_multiple_of(2) { Fault::SlowDown } else { Fault::ApplyThenFail }
     });
@@ -569,5 +583,192 @@ pub async fn media_copies_cut_and_slowed(label: &str) -> Trial {
             .unwrap_or_default();
         t.good_but_unrestorable |= again.status != Status::Succeeded || copied != files;
     }
+    t
+}
+
+/// Three media-sync runs over one file overwritten twice, from a bucket of `stack`'s server;
+/// returns the app (media configured) and the run records.
+async fn media_history(stack: &Stack) -> (App, Vec<RunRecord>) {
+    let src = format!("bk-fault-src-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    stack.s3.create_bucket().bucket(&src).send().await.expect("bucket");
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source =
+        Some(backstop_core::config::MediaSource::S3 { bucket: src.clone(), prefix: String::new() });
+    config.media.s3.force_path_style = true;
+    let app = stack.app(config);
+    let mut runs = Vec::new();
+    for version in 1..=3 {
+        let body = format!("version {version}").into_bytes();
+        stack.s3.put_object().bucket(&src).key("logo.png").body(body.into()).send().await.expect("put");
+        let r = run::execute::<backstop_core::media::MediaSync>(&app, &json!({}), None).await;
+        assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+        runs.push(r);
+    }
+    (app, runs)
+}
+
+/// retention-prune (keep 5 dailies, media keep 1) over a real backup, 12 back-dated ones and a
+/// three-run media history, through a store that refuses some deletes — AccessDenied on every
+/// third backup the rule would delete, Object Lock on another — and cannot read the oldest media
+/// summary. What the store refused must keep everything it names; no trash may go while a
+/// summary is unreadable; the denied deletes fail the run; a clean run deletes the rest.
+pub async fn retention_deletes_refused_and_summaries_unreadable(label: &str) -> Trial {
+    use backstop_core::StoreKind;
+    use backstop_core::store::faulty::{Fault as StoreFault, FaultyStore, Op};
+    let stack = Stack::new(label).await.expect("stack");
+    let db = TestDb::create(label).await.expect("database");
+    crate::psql(&db.url, seed_sql(2_000).as_bytes()).await.expect("seed");
+    let History { real, template, now, dated } = history_of_backups(&stack, &db).await;
+    let (mut app, media) = media_history(&stack).await;
+    app.config.media.source = None;
+    let faulty = std::sync::Arc::new(FaultyStore::new(app.store.clone()));
+    let kept_by_rule = |day: i64| day <= 4;
+    let mut refused = Vec::new();
+    for (i, (_, key)) in dated.iter().filter(|(day, _)| !kept_by_rule(*day)).enumerate() {
+        let kind = match i % 3 {
+            0 => StoreKind::Denied,
+            1 if i == 1 => StoreKind::Locked,
+            _ => continue,
+        };
+        faulty.fail(StoreFault::new(Op::Delete, key, kind));
+        refused.push(key.clone());
+    }
+    let summary = |r: &RunRecord| r.outputs["summary_key"].as_str().unwrap_or_default().to_owned();
+    let trash = |r: &RunRecord| format!("backstop/media/trash/{}/logo.png", r.run_id);
+    faulty.fail(StoreFault::new(Op::Get, &summary(&media[0]), StoreKind::Denied));
+    app.store = faulty.clone();
+    // Three days on: the trash is past its day of grace.
+    let later = now + jiff::SignedDuration::from_hours(72);
+    let payload = json!({"policy": {"keep_daily": 5}, "media": {"keep_last": 1}, "stale_after": "30d"});
+    let record =
+        run::execute_at::<backstop_core::retention::RetentionPrune>(&app, &payload, None, later).await;
+    let mut t = trial_of(
+        "retention-prune: deletes refused (AccessDenied, Object Lock); a media summary unreadable",
+        &stack,
+        faulty.injected(),
+        &record,
+    )
+    .await;
+    let keys = stack.keys().await.unwrap_or_default();
+    let objects = template["objects"].as_array().map_or(0, Vec::len);
+    let left = |manifest_key: &str| {
+        let stem = manifest_key.trim_end_matches(backstop_core::keys::MANIFEST_SUFFIX);
+        keys.iter().filter(|k| k.starts_with(stem)).count()
+    };
+    for (day, key) in &dated {
+        let n = left(key);
+        let must_stay = kept_by_rule(*day) || refused.contains(key);
+        if must_stay && n != 1 + objects {
+            t.deleted_outside_rule += 1;
+        }
+        if n != 0 && n != 1 + objects {
+            t.good_but_unrestorable = true;
+        }
+    }
+    // The unreadable snapshot's own trash is kept: it may list it.
+    if !keys.contains(&trash(&media[0])) || !keys.contains(&summary(&media[0])) {
+        t.deleted_outside_rule += 1;
+    }
+    t.good_but_unrestorable |= verify_clean(&stack, &db.url, &real).await.status != Status::Succeeded;
+    // The next run, with the store at peace, deletes exactly the rest.
+    faulty.heal();
+    let again =
+        run::execute_at::<backstop_core::retention::RetentionPrune>(&app, &payload, None, later).await;
+    let keys = stack.keys().await.unwrap_or_default();
+    t.stuck = again.status != Status::Succeeded
+        || dated.iter().any(|(day, k)| keys.contains(k) != kept_by_rule(*day))
+        || keys.contains(&trash(&media[0]))
+        || !keys.contains(&summary(&media[2]));
+    t
+}
+
+/// media-sync (server-side copies) of 20 objects all overwritten since the last run, while the
+/// application writes every fourth once more just as its copy starts. A raced object must be a
+/// failed key (the last snapshot's version still restores), never an entry naming bytes the
+/// mirror does not hold; the next run copies the newest.
+pub async fn media_sources_changed_during_copy(label: &str) -> Trial {
+    use backstop_core::StoreKind;
+    use backstop_core::media::{MediaRestoreRequest, MediaTarget, SnapshotChoice, media_restore};
+    use backstop_core::store::faulty::{Fault as StoreFault, FaultyStore, Op};
+    let stack = Stack::new(label).await.expect("stack");
+    let src = format!("bk-fault-race-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    stack.s3.create_bucket().bucket(&src).send().await.expect("bucket");
+    fn body(i: u32, v: u32) -> Vec<u8> {
+        format!("object {i} version {v} ").repeat(50 + i as usize).into_bytes()
+    }
+    async fn put(s3: aws_sdk_s3::Client, bucket: String, i: u32, v: u32) {
+        let req = s3.put_object().bucket(bucket).key(format!("up/{i:02}.bin")).body(body(i, v).into());
+        req.send().await.expect("put");
+    }
+    for i in 0..20 {
+        put(stack.s3.clone(), src.clone(), i, 1).await;
+    }
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source =
+        Some(backstop_core::config::MediaSource::S3 { bucket: src.clone(), prefix: "up/".into() });
+    config.media.s3.force_path_style = true;
+    let mut app = stack.app(config);
+    let first = run::execute::<backstop_core::media::MediaSync>(&app, &json!({}), None).await;
+    assert_eq!(first.status, Status::Succeeded, "{:?}", first.error);
+    for i in 0..20 {
+        put(stack.s3.clone(), src.clone(), i, 2).await;
+    }
+    let faulty = std::sync::Arc::new(FaultyStore::new(app.store.clone()));
+    let raced: Vec<u32> = (0..20).step_by(4).collect();
+    for &i in &raced {
+        let (sdk, bucket) = (stack.sdk.clone(), src.clone());
+        let hook = move |_: &str| {
+            let (sdk, bucket) = (sdk.clone(), bucket.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    let s3 = aws_sdk_s3::Client::from_conf(
+                        aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+                    );
+                    put(s3, bucket, i, 3).await;
+                })
+            })
+            .join()
+            .expect("the writer");
+        };
+        faulty.fail(
+            StoreFault::new(Op::Copy, &format!("up/{i:02}.bin"), StoreKind::Other).times(0).before(hook),
+        );
+    }
+    app.store = faulty.clone();
+    // Every object changed since the last run: let the trash guard through.
+    let all_changed = json!({"max_delete_fraction": 1.0});
+    let record = run::execute::<backstop_core::media::MediaSync>(&app, &all_changed, None).await;
+    let mut t =
+        trial_of("S3: media objects replaced during their server-side copy", &stack, raced.len(), &record)
+            .await;
+    // What the run's snapshot restores must be what it names: version 2, or version 1 where raced.
+    let restore = |app: App| async move {
+        let dir = std::env::temp_dir().join(format!("bk-race-{}", uuid::Uuid::new_v4()));
+        let req = MediaRestoreRequest {
+            snapshot: SnapshotChoice::Latest,
+            to: MediaTarget::Dir(dir.clone()),
+            include: vec![],
+            dry_run: false,
+            force: false,
+            concurrency: 4,
+        };
+        let ok = media_restore(&app, &req).await.is_ok();
+        let files = crate::dir_contents(&dir).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        (ok, files)
+    };
+    let plain = || stack.app(stack.config(DbConfig::Unset));
+    let (ok, files) = restore(plain()).await;
+    let want = |v_raced: u32, v_rest: u32| {
+        (0..20u32)
+            .map(|i| (format!("{i:02}.bin"), body(i, if raced.contains(&i) { v_raced } else { v_rest })))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    t.good_but_unrestorable = !ok || files != want(1, 2);
+    faulty.heal();
+    let again = run::execute::<backstop_core::media::MediaSync>(&app, &all_changed, None).await;
+    let (ok, files) = restore(plain()).await;
+    t.stuck = again.status != Status::Succeeded || !ok || files != want(3, 2);
     t
 }

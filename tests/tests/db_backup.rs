@@ -397,3 +397,29 @@ async fn an_outcome_sns_refuses_is_kept_in_the_run_record_and_the_status_stands(
     assert!(error.contains("-gone"), "the stored record names the topic it could not publish to: {stored}");
     assert!(stack.manifest_of(&record).await.is_ok(), "the backup itself is whole");
 }
+
+#[tokio::test]
+async fn a_manifest_put_that_landed_but_answered_an_error_leaves_no_backup_behind() {
+    use backstop_core::StoreKind;
+    use backstop_core::store::faulty::{Fault, FaultyStore, Op};
+    // GIVEN a store whose manifest PUT lands and then answers an error (the response lost)
+    let stack = Stack::new("manifest-lost").await.unwrap();
+    let db = TestDb::create("manifest_lost").await.unwrap();
+    db.psql(b"create table t (id int primary key); insert into t select generate_series(1, 100);")
+        .await
+        .unwrap();
+    let mut app = stack.app(stack.config(DbConfig::Url(db.url.clone())));
+    let faulty = std::sync::Arc::new(FaultyStore::new(app.store.clone()));
+    faulty.fail(Fault::new(Op::Put, ".manifest.json", StoreKind::Other).after_write());
+    app.store = faulty;
+
+    // WHEN db-backup runs
+    let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
+
+    // THEN the run failed, and neither the manifest nor any part is left: no "newest backup"
+    // without parts for retention to protect
+    assert_eq!(record.status, Status::Failed, "{}", serde_json::to_string_pretty(&record).unwrap());
+    let left: Vec<String> = stack.keys().await.unwrap().into_iter().filter(|k| k.contains("/db/")).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(stack.open_uploads().await.unwrap(), 0);
+}

@@ -102,3 +102,22 @@ async fn cleanup_whose_backend_is_terminated_deletes_nothing_outside_its_rule() 
     // run deleted the rest
     assert_kept(&t);
 }
+
+#[tokio::test]
+async fn retention_with_refused_deletes_and_an_unreadable_summary_keeps_what_they_name() {
+    // GIVEN a real backup, 12 back-dated ones and three media snapshots; WHEN retention-prune
+    // runs while the store denies some deletes, locks one and cannot read a summary
+    let t = fault_suite::retention_deletes_refused_and_summaries_unreadable("fault_refused").await;
+    // THEN nothing refused lost a part, no trash went, and the denied deletes failed the run
+    assert_kept(&t);
+    assert!(!t.succeeded, "a denied delete is a failure: {}", t.summary);
+    assert!(t.summary.contains("injected fault: Denied"), "{}", t.summary);
+}
+
+#[tokio::test]
+async fn media_objects_replaced_during_their_copy_fail_and_the_snapshot_stays_true() {
+    let t = fault_suite::media_sources_changed_during_copy("fault_race").await;
+    assert_kept(&t);
+    assert!(!t.succeeded, "a raced object is a failed key: {}", t.summary);
+    assert!(t.summary.contains("changed during the run"), "{}", t.summary);
+}

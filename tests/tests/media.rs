@@ -22,6 +22,11 @@ async fn media_bucket(s3: &aws_sdk_s3::Client, label: &str) -> String {
     bucket
 }
 
+/// Writes `key` exactly (no `uploads/` in front).
+async fn put_key(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+    s3.put_object().bucket(bucket).key(key).body(body.to_vec().into()).send().await.unwrap();
+}
+
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
     s3.put_object()
         .bucket(bucket)
@@ -237,7 +242,11 @@ async fn a_run_with_no_changes_makes_no_request_per_object() {
         mirror_requests.iter().all(|r| !r.contains("/media/current/") && !r.contains("/media/trash/")),
         "{mirror_requests:#?}"
     );
-    assert!(mirror_requests.len() <= 8, "{mirror_requests:#?}");
+    // One run at a time: the lease taken, read back, checked and given back.
+    let (lease, others): (Vec<&String>, Vec<&String>) =
+        mirror_requests.iter().partition(|r| r.contains("/media/lease.json"));
+    assert_eq!(lease.len(), 4, "{lease:#?}");
+    assert!(others.len() <= 8, "{others:#?}");
 }
 
 #[tokio::test]
@@ -525,4 +534,226 @@ async fn without_a_readable_snapshot_the_mirror_is_listed_instead() {
     assert_eq!(second.outputs["plan"]["unchanged"], 19, "server-side copies keep the source's ETag");
     assert_eq!(second.outputs["plan"]["modified"], 1);
     assert_eq!(second.outputs["copied"], 1);
+}
+
+#[tokio::test]
+async fn an_object_replaced_between_listing_and_copy_is_a_failed_key_never_a_false_entry() {
+    use backstop_core::StoreKind;
+    use backstop_core::store::faulty::{Fault, FaultyStore, Op};
+    // GIVEN a synced source, then an object replaced (same size, new bytes)
+    let stack = Stack::new("media-race").await.unwrap();
+    let src = media_bucket(&stack.s3, "race").await;
+    put_key(&stack.s3, &src, "uploads/logo.png", b"version 1").await;
+    let source = MediaSource::S3 { bucket: src.clone(), prefix: "uploads/".into() };
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source = Some(source);
+    config.media.s3.force_path_style = true;
+    let mut app = stack.app(config);
+    assert_ok(&run::execute::<MediaSync>(&app, &json!({}), None).await);
+    put_key(&stack.s3, &src, "uploads/logo.png", b"version 2").await;
+
+    // WHEN the application writes it once more while the server-side copy is on its way
+    let faulty = std::sync::Arc::new(FaultyStore::new(app.store.clone()));
+    let (sdk, bucket) = (stack.sdk.clone(), src.clone());
+    faulty.fail(Fault::new(Op::Copy, "uploads/logo.png", StoreKind::Other).times(0).before(move |_| {
+        let (sdk, bucket) = (sdk.clone(), bucket.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let s3 = aws_sdk_s3::Client::from_conf(
+                    aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build(),
+                );
+                put_key(&s3, &bucket, "uploads/logo.png", b"version 3").await;
+            })
+        })
+        .join()
+        .unwrap();
+    }));
+    app.store = faulty.clone();
+    let raced = run::execute::<MediaSync>(&app, &json!({}), None).await;
+
+    // THEN the key fails as changed during the run, and the snapshot still restores the
+    // version it names (version 1), not the bytes now in `current`
+    assert_eq!(raced.status, Status::Failed, "{}", serde_json::to_string_pretty(&raced).unwrap());
+    assert!(raced.error.as_deref().unwrap().contains("changed during the run"), "{:?}", raced.error);
+    let (files, _) = restore_to_dir(&stack, SnapshotChoice::Latest).await;
+    assert_eq!(files.get("logo.png").map(Vec::as_slice), Some(&b"version 1"[..]));
+
+    // AND the next run, with the source at rest, copies the newest version
+    faulty.heal();
+    assert_ok(&run::execute::<MediaSync>(&app, &json!({}), None).await);
+    let (files, _) = restore_to_dir(&stack, SnapshotChoice::Latest).await;
+    assert_eq!(files.get("logo.png").map(Vec::as_slice), Some(&b"version 3"[..]));
+}
+
+#[tokio::test]
+async fn two_media_syncs_at_once_one_runs_and_every_snapshot_restores_what_it_names() {
+    // GIVEN a directory source of 600 files, synced once, then every file rewritten
+    let stack = Stack::new("media-twice").await.unwrap();
+    let dir = std::env::temp_dir().join(format!("bk-media-twice-{}", uuid::Uuid::new_v4()));
+    let write = |version: u32| {
+        let mut files = Files::new();
+        for i in 0..600 {
+            let k = format!("up/{:02}/{i:04}.jpg", i % 20);
+            let b = content(&k, version, 200 + i as usize);
+            let p = dir.join(&k);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, &b).unwrap();
+            files.insert(k, b);
+        }
+        files
+    };
+    let v1 = write(1);
+    let source = MediaSource::Local { root: dir.clone() };
+    assert_ok(&sync(&stack, source.clone(), |_| {}, json!({})).await);
+    let v2 = write(2);
+
+    // WHEN the schedule fires twice (EventBridge delivers at least once)
+    let all_changed = json!({"max_delete_fraction": 1.0});
+    let (a, b) = tokio::join!(
+        sync(&stack, source.clone(), |_| {}, all_changed.clone()),
+        sync(&stack, source.clone(), |_| {}, all_changed.clone())
+    );
+
+    // THEN at most one ran; the other did nothing and says why
+    let succeeded = [&a, &b].iter().filter(|r| r.status == Status::Succeeded).count();
+    assert!(succeeded >= 1, "{:?} {:?}", a.error, b.error);
+    for r in [&a, &b].into_iter().filter(|r| r.status != Status::Succeeded) {
+        let error = r.error.as_deref().unwrap();
+        assert!(error.contains("another media-sync") && error.contains("lease"), "{error}");
+        assert_eq!(r.retryable, Some(true));
+    }
+    // AND every snapshot restores exactly the files it names
+    let summaries = backstop_core::media::list_summaries(
+        stack.app(stack.config(DbConfig::Unset)).store.as_ref(),
+        "backstop/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(summaries.len(), 1 + succeeded);
+    for (i, s) in summaries.iter().enumerate() {
+        let (files, report) = restore_to_dir(&stack, SnapshotChoice::Key(s.snapshot_key.clone())).await;
+        assert_eq!(files, if i == 0 { v1.clone() } else { v2.clone() }, "snapshot {i}: {report}");
+    }
+    // AND the lease is given back: the next run goes
+    assert_ok(&sync(&stack, source, |_| {}, json!({})).await);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_source_that_empties_between_the_count_and_the_copy_does_not_empty_the_mirror() {
+    use backstop_core::StoreKind;
+    use backstop_core::app::StoreLayer;
+    use backstop_core::store::faulty::{Fault, FaultyStore, Op};
+    // GIVEN a directory source of 100 files, synced, then one file changed
+    let stack = Stack::new("media-vanish").await.unwrap();
+    let dir = std::env::temp_dir().join(format!("bk-media-vanish-{}", uuid::Uuid::new_v4()));
+    let mut files = Files::new();
+    for i in 0..100 {
+        let k = format!("f/{i:03}.png");
+        let b = content(&k, 1, 300);
+        std::fs::create_dir_all(dir.join("f")).unwrap();
+        std::fs::write(dir.join(&k), &b).unwrap();
+        files.insert(k, b);
+    }
+    let source = MediaSource::Local { root: dir.clone() };
+    let first = sync(&stack, source.clone(), |_| {}, json!({})).await;
+    assert_ok(&first);
+    std::fs::write(dir.join("f/000.png"), content("f/000.png", 2, 310)).unwrap();
+
+    // WHEN the source's mount goes away after the run counted one change, before it copies
+    let mut config = stack.config(DbConfig::Unset);
+    config.media.source = Some(source);
+    let mut app = stack.app(config);
+    let listings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gone = dir.clone();
+    app.source_layer = Some(StoreLayer(std::sync::Arc::new(move |inner| {
+        let faulty = FaultyStore::new(inner);
+        let (listings, gone) = (listings.clone(), gone.clone());
+        faulty.fail(Fault::new(Op::List, "", StoreKind::Other).times(0).before(move |_| {
+            // The second listing is pass 2's.
+            if listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                let _ = std::fs::remove_dir_all(gone.join("f"));
+            }
+        }));
+        std::sync::Arc::new(faulty)
+    })));
+    let record = run::execute::<MediaSync>(&app, &json!({}), None).await;
+
+    // THEN the run stops on the guard, and the last snapshot still restores every file
+    assert_eq!(record.status, Status::Failed, "{}", serde_json::to_string_pretty(&record).unwrap());
+    let error = record.error.as_deref().unwrap();
+    assert!(error.contains("source changed while the run went on"), "{error}");
+    let mirror = bucket_contents(&stack.s3, &stack.bucket, "backstop/media/current/").await.unwrap();
+    assert!(mirror.len() >= 100 - 11, "the mirror kept {} of 100", mirror.len());
+    let (restored, report) =
+        restore_to_dir(&stack, SnapshotChoice::Key(first.outputs["snapshot_key"].as_str().unwrap().into()))
+            .await;
+    assert_eq!(restored, files, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_same_size_corruption_of_a_directory_sources_mirror_copy_fails_its_restore() {
+    // GIVEN a directory source synced once (its snapshot records each file's MD5)
+    let stack = Stack::new("media-md5").await.unwrap();
+    let dir = std::env::temp_dir().join(format!("bk-media-md5-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.jpg"), content("a.jpg", 1, 2000)).unwrap();
+    std::fs::write(dir.join("b.jpg"), content("b.jpg", 1, 2000)).unwrap();
+    let first = sync(&stack, MediaSource::Local { root: dir.clone() }, |_| {}, json!({})).await;
+    assert_ok(&first);
+    // WHEN the mirror copy of a.jpg rots into other bytes of the same size
+    put_key(&stack.s3, &stack.bucket, "backstop/media/current/a.jpg", &content("a.jpg", 9, 2000)).await;
+    // THEN media-restore refuses it, naming the key and the MD5
+    let app = stack.app(stack.config(DbConfig::Unset));
+    let target = std::env::temp_dir().join(format!("bk-media-md5-back-{}", uuid::Uuid::new_v4()));
+    let request = MediaRestoreRequest {
+        snapshot: SnapshotChoice::Latest,
+        to: MediaTarget::Dir(target.clone()),
+        include: vec![],
+        dry_run: false,
+        force: false,
+        concurrency: 2,
+    };
+    let err = media_restore(&app, &request).await.unwrap_err().to_string();
+    assert!(err.contains("a.jpg") && err.contains("MD5"), "{err}");
+    let _ = (std::fs::remove_dir_all(&dir), std::fs::remove_dir_all(&target));
+}
+
+#[tokio::test]
+async fn a_check_finds_a_mirror_copy_lost_in_the_backup_store() {
+    // GIVEN two synced runs (so one version lives in the trash)
+    let stack = Stack::new("media-check").await.unwrap();
+    let src = media_bucket(&stack.s3, "check").await;
+    for (k, v) in [("a.png", 1), ("b.png", 1), ("c.png", 1)] {
+        put_key(&stack.s3, &src, &format!("up/{k}"), &content(k, v, 500)).await;
+    }
+    let source = MediaSource::S3 { bucket: src.clone(), prefix: "up/".into() };
+    assert_ok(&sync(&stack, source.clone(), |_| {}, json!({})).await);
+    put_key(&stack.s3, &src, "up/a.png", &content("a.png", 2, 600)).await;
+    assert_ok(&sync(&stack, source.clone(), |_| {}, json!({})).await);
+    // WHEN nothing is lost, a check passes, hashing every object
+    let check = sync(&stack, source.clone(), |_| {}, json!({"mode": "check", "rehash_every": 1})).await;
+    assert_ok(&check);
+    assert_eq!((check.outputs["checked"].as_u64(), check.outputs["rehashed"].as_u64()), (Some(3), Some(3)));
+    // WHEN a lifecycle rule or an operator removes one mirror copy and another rots
+    stack.s3.delete_object().bucket(&stack.bucket).key("backstop/media/current/b.png").send().await.unwrap();
+    let rotted = content("c.png", 9, 500);
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key("backstop/media/current/c.png")
+        .body(rotted.into())
+        .send()
+        .await
+        .unwrap();
+    // THEN the check fails, naming both, and it is published as any failure
+    let check = sync(&stack, source, |_| {}, json!({"mode": "check", "rehash_every": 1})).await;
+    assert_eq!(check.status, Status::Failed, "{}", serde_json::to_string_pretty(&check).unwrap());
+    assert_eq!(check.outputs["missing"], json!(["b.png"]));
+    assert_eq!(check.outputs["differing"], json!(["c.png"]));
+    assert!(check.error.as_deref().unwrap().contains("missing from the mirror"));
+    assert!(check.published.is_some());
 }

@@ -177,7 +177,7 @@ mod from_backups {
         )
         .await
         .unwrap_err();
-        assert!(err.to_string().contains("no backup"), "{err}");
+        assert!(err.to_string().contains("no full backup") && err.to_string().contains("staging"), "{err}");
 
         let target = format!("{}_restored", db.name);
         let _cleanup = TestDb::adopt(&target);

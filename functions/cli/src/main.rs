@@ -159,7 +159,7 @@ struct RestoreArgs {
 #[derive(Debug, Args)]
 struct MediaSyncArgs {
     /// The options as the function's JSON payload (instead of the flags below).
-    #[arg(long, conflicts_with_all = ["dry_run", "include", "exclude", "concurrency", "force", "max_delete_fraction", "archive"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "include", "exclude", "concurrency", "force", "max_delete_fraction", "archive", "check"])]
     payload: Option<String>,
     /// Count what would be copied and trashed; change nothing.
     #[arg(long)]
@@ -180,8 +180,15 @@ struct MediaSyncArgs {
     #[arg(long)]
     max_delete_fraction: Option<f64>,
     /// Write one media_{env}_{run_id}.tar.zst of the whole source instead of the mirror.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     archive: bool,
+    /// Copy nothing: check the mirror against the newest snapshot (every version present,
+    /// sizes, ETags, every --rehash-every-th object read back and hashed).
+    #[arg(long)]
+    check: bool,
+    /// With --check: hash every N-th object (default 100; 1: all).
+    #[arg(long, requires = "check", value_name = "N")]
+    rehash_every: Option<u64>,
 }
 
 impl MediaSyncArgs {
@@ -210,6 +217,12 @@ impl MediaSyncArgs {
         }
         if self.archive {
             m.insert("mode".into(), json!("archive"));
+        }
+        if self.check {
+            m.insert("mode".into(), json!("check"));
+        }
+        if let Some(n) = self.rehash_every {
+            m.insert("rehash_every".into(), json!(n));
         }
         Ok(Value::Object(m))
     }

@@ -36,6 +36,8 @@ pub struct Copied {
     pub source: ObjectInfo,
     pub stored_etag: Option<String>,
     pub verified: Verified,
+    /// The MD5 of the bytes copied (hex).
+    pub md5: String,
 }
 
 /// Streams `from_key` of `from` into `to_key` of `to`, keeping content type and metadata, and
@@ -93,6 +95,7 @@ pub async fn stream_copy(
         source: info,
         stored_etag: stats.etag,
         verified: if source_md5.is_some() { Verified::Md5 } else { Verified::Size },
+        md5,
     })
 }
 
@@ -186,6 +189,26 @@ impl Copier {
                 if_match: listed.etag.as_deref(),
             };
             let etag = self.mirror.copy(source, &to).await?;
+            // Where the store ignores `if-match` (some S3-compatible servers), the copy's ETag
+            // still tells: a single-part copy has the source's MD5. A different one means the
+            // source was replaced under the copy; the entry would name a version the mirror
+            // does not hold. (`current` may hold the newer bytes now: the last snapshot's entry
+            // still finds its own version in the trash, which is written before a replace.)
+            if let (Some(listed_md5), Some(copied)) = (listed.md5_etag(), etag.as_deref())
+                && copied.len() == 32
+                && !copied.eq_ignore_ascii_case(listed_md5)
+            {
+                return Err(Error::Store {
+                    op: "copy",
+                    location: self.source.locate(&from),
+                    detail: format!(
+                        "changed during the run (listed with ETag {listed_md5}, copied {copied}); the next run copies it"
+                    ),
+                    source: None,
+                    retryable: true,
+                    kind: StoreKind::PreconditionFailed,
+                });
+            }
             let entry = Entry {
                 key: listed.key.clone(),
                 size: listed.size,
@@ -201,7 +224,9 @@ impl Copier {
         let entry = Entry {
             key: listed.key.clone(),
             size: copied.source.size,
-            etag: copied.source.etag,
+            // A directory has no ETag: the MD5 of what was copied stands in, so that a restore
+            // checks the mirror copy's bytes, not only its size.
+            etag: copied.source.etag.or(Some(copied.md5)),
             modified: copied.source.last_modified.or(listed.last_modified),
             version: self.run_id.clone(),
             stored_etag: copied.stored_etag,

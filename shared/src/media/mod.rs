@@ -9,7 +9,9 @@
 //! writes the new snapshot in key order as results come back.
 
 mod archive;
+mod check;
 mod copy;
+pub mod lease;
 mod plan;
 mod restore;
 mod snapshot;
@@ -25,6 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use archive::Archived;
+pub use check::{MirrorCheck, check_mirror};
 pub use copy::{Copier, Verified, guess_content_type, stream_copy};
 pub use plan::{Filter, Item, Merge, Previous, SourceListing, Step, classify};
 pub use restore::{
@@ -67,8 +70,11 @@ pub struct MediaSyncOptions {
     /// The share of the last snapshot's objects a run may trash (default 0.2).
     pub max_delete_fraction: Option<f64>,
     /// `mirror` (default): the incremental mirror with snapshots; `archive`: one
-    /// `media_{env}_{run_id}.tar.zst` of the whole source, as the nightly tarball.
+    /// `media_{env}_{run_id}.tar.zst` of the whole source, as the nightly tarball; `check`: the
+    /// mirror against the newest snapshot.
     pub mode: Mode,
+    /// With `mode: "check"`: read back and hash every N-th object (default 100; 1: all; 0: none).
+    pub rehash_every: Option<u64>,
 }
 
 /// What a run makes.
@@ -78,6 +84,9 @@ pub enum Mode {
     #[default]
     Mirror,
     Archive,
+    /// No copy: the mirror checked against the newest snapshot (every version present, sizes
+    /// and ETags, a sample re-hashed), failing the run when anything is missing.
+    Check,
 }
 
 impl MediaSyncOptions {
@@ -286,6 +295,25 @@ impl Job for MediaSync {
         if let Err(e) = options.validate() {
             return JobReport::failed("invalid payload", e);
         }
+        if options.mode == Mode::Check {
+            return match check::check_mirror(app, options.rehash_every.unwrap_or(100)).await {
+                Ok(c) => JobReport {
+                    error: c.verdict(&app.store.locate(&keys::media_current_scope(&app.config.prefix))),
+                    what: "media mirror".into(),
+                    detail: Some(format!(
+                        "{} objects ({}) checked against {}, {} re-hashed: {} missing, {} differing",
+                        c.checked,
+                        human_bytes(c.bytes),
+                        c.snapshot_key,
+                        c.rehashed,
+                        c.missing_count,
+                        c.differing_count
+                    )),
+                    outputs: serde_json::to_value(&c).expect("checks serialize"),
+                },
+                Err(e) => JobReport::failed("media mirror", e),
+            };
+        }
         if let Some(source) = &app.config.media.source
             && let Err(e) = refuse_nested(source, &app.config.destination, &app.config.prefix)
         {
@@ -303,7 +331,28 @@ impl Job for MediaSync {
         if options.mode == Mode::Archive {
             return archive_run(app, &source, options, ctx, outcome).await;
         }
+        // One run at a time writes the mirror (dry runs write nothing and need no lease).
+        let lease = if options.dry_run {
+            None
+        } else {
+            let now = jiff::Timestamp::now();
+            let expires = match ctx.deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    now + jiff::SignedDuration::try_from(left).unwrap_or(lease::WITHOUT_DEADLINE)
+                        + jiff::SignedDuration::from_mins(1)
+                }
+                None => now + lease::WITHOUT_DEADLINE,
+            };
+            match lease::acquire(app.store.as_ref(), &app.config.prefix, &ctx.run_id, now, expires).await {
+                Ok(held) => Some(held),
+                Err(e) => return JobReport::failed("media lease", e),
+            }
+        };
         let error = sync(app, &source, options, ctx, &mut outcome).await.err();
+        if let Some(held) = lease {
+            held.release(app.store.as_ref()).await;
+        }
         let p = &outcome.plan;
         let detail = if options.dry_run {
             format!(
@@ -395,6 +444,10 @@ async fn archive_run(
             ))
         }
         .await
+    } else if !options.force
+        && let Err(e) = archive_guard(source).await
+    {
+        Err(e)
     } else {
         let key = keys::media_archive(&app.config.prefix, &app.config.env, &ctx.started, &ctx.run_id);
         archive::archive(source, app.store.clone(), &key, &app.config.s3, &filter, ctx).await.map(|a| {
@@ -419,6 +472,22 @@ async fn archive_run(
         detail,
         error,
     }
+}
+
+/// An archive of an empty source is a misconfigured source (a mount that is not there, a
+/// wrong prefix), not a backup: refused unless forced, as mirror mode refuses emptying.
+async fn archive_guard(source: &SourceHandle) -> Result<()> {
+    let page = source.store.list_page(&source.prefix, None).await?;
+    if page.objects.is_empty() {
+        return Err(Error::Guard {
+            what: "media-sync".into(),
+            reason: format!(
+                "{} lists nothing: no archive was written (a misconfigured source?). If this is intended, run once with \"force\": true",
+                source.describe
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Opens the previous state: the newest complete snapshot, else (none, or unreadable) a
@@ -533,7 +602,10 @@ async fn sync(
     let mut writer =
         SnapshotWriter::begin(app.store.clone(), &snapshot_key, &s3, &ctx.run_id, taken, &source.describe)
             .await?;
-    let executed = execute(&mut merge, &copier, &mut writer, options.concurrency(), ctx, out).await;
+    // The guards were judged on pass 1's listing; pass 2 lists again, so it may trash no more
+    // than pass 1 planned (a source that emptied in between must not empty the mirror).
+    let budget = (!options.force).then(|| out.plan.modified + out.plan.deleted + GUARD_FLOOR);
+    let executed = execute(&mut merge, &copier, &mut writer, options.concurrency(), budget, ctx, out).await;
     let changes = Changes {
         new: out.plan.new,
         modified: out.plan.modified,
@@ -689,10 +761,12 @@ async fn execute(
     copier: &Arc<Copier>,
     writer: &mut SnapshotWriter,
     concurrency: usize,
+    trash_budget: Option<u64>,
     ctx: &RunContext,
     out: &mut SyncOutcome,
 ) -> Result<()> {
     let permits = Arc::new(Semaphore::new(concurrency));
+    let mut trashes = 0u64;
     let cancel = CancellationToken::new();
     // Cancels copies still running close to the deadline, leaving time to write the
     // snapshot, the run record and the outcome.
@@ -719,6 +793,21 @@ async fn execute(
             }
             match merge.next().await {
                 Ok(Some(item)) => {
+                    if matches!(item, Item::Modified(..) | Item::Deleted(_)) {
+                        trashes += 1;
+                        if let Some(budget) = trash_budget.filter(|b| trashes > *b) {
+                            listing_error = Some(Error::Guard {
+                                what: "media-sync".into(),
+                                reason: format!(
+                                    "the source changed while the run went on: it would now trash more than the {budget} \
+                                     objects planned; stopped (the last snapshot still holds). If this is intended, run \
+                                     once with \"force\": true"
+                                ),
+                            });
+                            stopped = true;
+                            break;
+                        }
+                    }
                     let needs_copy = matches!(item, Item::New(_) | Item::Modified(..) | Item::Deleted(_));
                     if needs_copy {
                         attempted += 1;

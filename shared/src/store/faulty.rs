@@ -24,6 +24,8 @@ pub enum Op {
     Put,
     /// `copy`: with [`Fault::before`], a closure runs first (the source changes under the copy).
     Copy,
+    /// `list_page` (matched on the prefix): with [`Fault::before`], the listed place changes.
+    List,
 }
 
 /// What runs before a faulted operation, given its key.
@@ -82,17 +84,23 @@ impl Fault {
 pub struct FaultyStore {
     pub inner: Arc<dyn ObjectStore>,
     faults: Mutex<Vec<Fault>>,
+    injected: std::sync::atomic::AtomicUsize,
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        FaultyStore { inner, faults: Mutex::new(Vec::new()) }
+        FaultyStore { inner, faults: Mutex::new(Vec::new()), injected: Default::default() }
     }
 
     /// Adds a fault.
     pub fn fail(&self, fault: Fault) -> &Self {
         self.faults.lock().expect("faults lock").push(fault);
         self
+    }
+
+    /// How many operations failed by a fault so far.
+    pub fn injected(&self) -> usize {
+        self.injected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Removes every fault.
@@ -112,6 +120,7 @@ impl FaultyStore {
                 Some(n) => *n -= 1,
                 None => {}
             }
+            self.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Some((f.kind, f.after_write));
         }
         None
@@ -154,6 +163,17 @@ impl ObjectStore for FaultyStore {
         }
     }
 
+    async fn put_new(&self, key: &str, body: Bytes, content_type: &str) -> Result<bool> {
+        match self.check(Op::Put, key) {
+            Some((kind, true)) => {
+                self.inner.put_new(key, body, content_type).await?;
+                Err(self.error("put", key, kind))
+            }
+            Some((kind, false)) => Err(self.error("put", key, kind)),
+            None => self.inner.put_new(key, body, content_type).await,
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         match self.check(Op::Get, key) {
             Some((kind, _)) => Err(self.error("get", key, kind)),
@@ -176,7 +196,10 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn list_page(&self, prefix: &str, start_after: Option<&str>) -> Result<ListPage> {
-        self.inner.list_page(prefix, start_after).await
+        match self.check(Op::List, prefix) {
+            Some((kind, _)) => Err(self.error("list", prefix, kind)),
+            None => self.inner.list_page(prefix, start_after).await,
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -197,6 +197,20 @@ impl ObjectStore for LocalStore {
         Ok(None)
     }
 
+    async fn put_new(&self, key: &str, body: Bytes, _content_type: &str) -> Result<bool> {
+        use tokio::io::AsyncWriteExt;
+        let path = self.path(key)?;
+        self.parents(&path).await?;
+        let mut file = match tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io_err("create", &path)(e)),
+        };
+        file.write_all(&body).await.map_err(io_err("write", &path))?;
+        file.sync_all().await.map_err(io_err("write", &path))?;
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let path = self.path(key)?;
         match tokio::fs::read(&path).await {

@@ -125,6 +125,10 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         self.put_object(key, body, &ObjectMeta::typed(content_type)).await.map(drop)
     }
 
+    /// Writes a small object only if no object has the key (S3's `If-None-Match: *`, a local
+    /// file created exclusively). Returns whether it was written; `false`: one exists.
+    async fn put_new(&self, key: &str, body: Bytes, content_type: &str) -> Result<bool>;
+
     /// Reads a small object whole; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 

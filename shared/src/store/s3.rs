@@ -142,6 +142,27 @@ impl ObjectStore for S3Store {
         Ok(out.e_tag.as_deref().map(unquote_etag))
     }
 
+    async fn put_new(&self, key: &str, body: Bytes, content_type: &str) -> Result<bool> {
+        let checksum = self.part_checksum.then(|| aws_smithy_types::base64::encode(Sha256::digest(&body)));
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .if_none_match("*")
+            .set_checksum_sha256(checksum)
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            // 412: the key exists; 409: another conditional write to it is in flight.
+            Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 412 | 409)) => Ok(false),
+            Err(e) => Err(self.err("put", key, e)),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
             Ok(out) => out,
