@@ -149,6 +149,18 @@ pub fn is_media_summary(key: &str) -> bool {
     key.ends_with(SUMMARY_SUFFIX) && !key.ends_with(SNAPSHOT_SUFFIX)
 }
 
+/// Where every media archive lives: `{prefix}media/archives/`.
+pub fn media_archives_scope(prefix: &str) -> String {
+    format!("{prefix}media/archives/")
+}
+
+/// The environment of a media archive's key (`…/media_{env}_{run_id}.tar.zst`).
+pub fn media_archive_env(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    let stem = name.strip_prefix("media_")?.strip_suffix(".tar.zst")?;
+    stem.rsplit_once('_').map(|(env, _)| env)
+}
+
 /// The lease one media-sync run at a time holds: `{prefix}media/lease.json`.
 pub fn media_lease(prefix: &str) -> String {
     format!("{prefix}media/lease.json")
@@ -164,6 +176,15 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+
+    #[test]
+    fn an_archives_key_names_its_environment() {
+        let at: Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let key = media_archive("p/", "prod_eu", &at, "20261203T100000Z-abcd");
+        assert!(key.starts_with(&media_archives_scope("p/")));
+        assert_eq!(media_archive_env(&key), Some("prod_eu"));
+        assert_eq!(media_archive_env("p/media/archives/x.tar"), None);
+    }
 
     #[rstest]
     #[case("shop", "shop")]

@@ -460,3 +460,58 @@ async fn an_unreadable_or_undeletable_media_summary_keeps_its_snapshot_and_trash
     assert!(!exists(&stack, &summary(0)).await && !exists(&stack, &trash(&runs[0])).await);
     assert!(exists(&stack, &summary(2)).await && exists(&stack, "backstop/media/current/logo.png").await);
 }
+
+#[tokio::test]
+async fn media_archives_follow_the_media_rules_per_environment() {
+    // GIVEN four archives of production written one after another and one of staging
+    let stack = Stack::new("prune-archives").await.unwrap();
+    let now = Timestamp::now();
+    let mut production = Vec::new();
+    for i in 0..4 {
+        let key =
+            keys::media_archive("backstop/", "production", &now, &format!("20261203T10000{i}Z-aaaa000{i}"));
+        stack
+            .s3
+            .put_object()
+            .bucket(&stack.bucket)
+            .key(&key)
+            .body(b"tar".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        production.push(key);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let staging = keys::media_archive("backstop/", "staging", &now, "20261203T100000Z-bbbb0000");
+    stack
+        .s3
+        .put_object()
+        .bucket(&stack.bucket)
+        .key(&staging)
+        .body(b"tar".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let payload = json!({"policy": {"keep_last": 1}, "media": {"keep_last": 2}});
+
+    // WHEN, archives still running, the media rules keep the last two; THEN the two oldest of
+    // production go, staging's only one stays
+    let record = prune_at(&stack, payload.clone(), Timestamp::now()).await;
+    assert_eq!(record.status, Status::Succeeded, "{}", serde_json::to_string_pretty(&record).unwrap());
+    let left: Vec<bool> = {
+        let mut v = Vec::new();
+        for k in &production {
+            v.push(exists(&stack, k).await);
+        }
+        v
+    };
+    assert_eq!(left, [false, false, true, true]);
+    assert!(exists(&stack, &staging).await);
+    // AND once archives have stopped, nothing goes and the run says so
+    let later = Timestamp::now() + SignedDuration::from_hours(24 * 5);
+    let record =
+        prune_at(&stack, json!({"policy": {"keep_last": 1}, "media": {"keep_last": 1}}), later).await;
+    assert_eq!(record.status, Status::Failed);
+    assert!(record.error.unwrap().contains("archives have stopped"));
+    assert!(exists(&stack, &production[2]).await && exists(&stack, &production[3]).await);
+}

@@ -638,7 +638,8 @@ fn print_prune_table(outputs: &Value) {
         .as_array()
         .into_iter()
         .flatten()
-        .chain(outputs["media"].as_object().map(|_| &outputs["media"]));
+        .chain(outputs["media"].as_object().map(|_| &outputs["media"]))
+        .chain(outputs["archives"].as_array().into_iter().flatten());
     for g in groups {
         let env = g["env"].as_str().filter(|e| !e.is_empty());
         let partial = if g["partial"].as_bool() == Some(true) { ", partial backups" } else { "" };

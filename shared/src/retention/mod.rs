@@ -157,6 +157,8 @@ pub struct PruneReport {
     pub timezone: String,
     pub databases: Vec<GroupReport>,
     pub media: Option<GroupReport>,
+    /// Media archives (`mode: "archive"`), per environment, by the media rules.
+    pub archives: Vec<GroupReport>,
     pub trash_deleted: usize,
     pub trash_bytes_freed: u64,
     pub orphans_deleted: Vec<String>,
@@ -193,8 +195,9 @@ impl Job for RetentionPrune {
         if let Err(e) = prune(app, &resolved, ctx, &mut report, &mut errors).await {
             errors.push(e);
         }
-        let deleted: usize = report.databases.iter().map(|g| g.deleted).sum::<usize>()
-            + report.media.as_ref().map_or(0, |m| m.deleted);
+        let deleted: usize =
+            report.databases.iter().chain(&report.archives).map(|g| g.deleted).sum::<usize>()
+                + report.media.as_ref().map_or(0, |m| m.deleted);
         let detail = format!(
             "{} {deleted} backups/snapshots, {} freed",
             if resolved.dry_run { "would delete" } else { "deleted" },
@@ -386,6 +389,9 @@ async fn prune(
     let trash_allowed = summaries.unreadable.is_empty();
     let (media_delete, media_kept) = plan_media(&summaries.readable, r, &kept_times, now, report, errors);
 
+    // Media archives: whole objects, by the media rules, per environment.
+    let archives = plan_archives(store, prefix, r, now, report, errors).await?;
+
     // Run records past history_days.
     let records: Vec<String> = store
         .list(&keys::runs_scope(prefix, None))
@@ -431,6 +437,7 @@ async fn prune(
     count_trash(report, &trash);
     parts.extend(trash.into_iter().map(|o| o.key));
     parts.extend(orphans);
+    parts.extend(archives);
     parts.extend(records);
     // A batch at a time, watching the deadline: the run must still write its record. What is
     // left has no manifest or summary any more; the next run removes it as orphans.
@@ -448,6 +455,63 @@ async fn prune(
         }
     }
     Ok(())
+}
+
+/// Plans the media archives: the keep-rules of `media` per environment (the newest always
+/// kept, nothing deleted once archives have stopped). Returns the keys to delete.
+async fn plan_archives(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    r: &Resolved,
+    now: Timestamp,
+    report: &mut PruneReport,
+    errors: &mut Vec<Error>,
+) -> Result<Vec<String>> {
+    let mut by_env: BTreeMap<String, Vec<ObjectInfo>> = BTreeMap::new();
+    for o in store.list(&keys::media_archives_scope(prefix)).await? {
+        if let (Some(env), Some(_)) = (keys::media_archive_env(&o.key), o.last_modified) {
+            by_env.entry(env.to_owned()).or_default().push(o);
+        }
+    }
+    let mut delete = Vec::new();
+    for (env, list) in by_env {
+        let candidates: Vec<Candidate> = list
+            .iter()
+            .map(|o| Candidate { id: o.key.clone(), time: o.last_modified.unwrap_or(now), tags: vec![] })
+            .collect();
+        let decisions = plan(&candidates, &r.media, &r.tz);
+        let mut group = GroupReport {
+            name: "media archives".into(),
+            env: env.clone(),
+            kept_per_reason: kept_per_reason(&decisions),
+            ..Default::default()
+        };
+        let stale = decisions.first().map(|d| d.time).filter(|t| now.duration_since(*t) > r.stale_after);
+        for d in &decisions {
+            if d.keep() || stale.is_some() {
+                group.kept += 1;
+            } else {
+                let size = list.iter().find(|o| o.key == d.id).map_or(0, |o| o.size);
+                group.deleted += 1;
+                group.bytes_freed += size;
+                delete.push(d.id.clone());
+            }
+        }
+        if let Some(t) = stale {
+            let reason = format!(
+                "the newest media archive of {env} is from {t}, older than stale_after: archives have stopped, so none is deleted"
+            );
+            errors.push(Error::Guard {
+                what: format!("retention of media archives of {env}"),
+                reason: reason.clone(),
+            });
+            group.stale = Some(reason);
+        }
+        group.decisions = decisions.into_iter().take(LISTED).collect();
+        report.bytes_freed += group.bytes_freed;
+        report.archives.push(group);
+    }
+    Ok(delete)
 }
 
 fn count_trash(report: &mut PruneReport, trash: &[ObjectInfo]) {
