@@ -40,16 +40,18 @@
 //! - `catalog`   — listing backups (by manifest) and run records (history).
 //! - `restore`   — `backstop restore` (verify, then replay a set or a plain dump in batches of
 //!   statements (`apply`), data parts and post-data as one dependency graph on `--jobs`
-//!   connections (`post`), `--tables`) and the `verify` job
-//!   (restore into a scratch database, compare with the manifest).
+//!   connections (`post`), `--tables` (`select`: which rows, which foreign keys stay)) and the
+//!   `verify` job (restore into a scratch database, compare with the manifest).
 //! - `retention` — the retention-prune job: keep-policy planner (`plan`: restic's rules, pure,
 //!   time zone aware), the inventory grouped by (environment, database, full | partial) with
 //!   unreadable markers as members, and the guarded executor (markers first, their parts only
 //!   once their delete succeeded, staleness per group, trash by snapshot).
 //! - `cleanup`   — the notification-cleanup job: rules, catalog checks, batched deletes.
-//! - `media`     — the media-sync job (`plan`: the two key-ordered streams merged; `copy`:
-//!   server-side or streamed and verified; `snapshot`: the per-run state, streamed) and
-//!   media-restore.
+//! - `media`     — the media-sync job (`options`; `source`: a bucket or a directory, refused
+//!   when it holds its own backup; `sync`: the two passes, count then copy, and the commit;
+//!   `plan`: the two key-ordered streams merged; `copy`: server-side or streamed and verified;
+//!   `snapshot`: the per-run state, streamed; `lease`: one run at a time; `check`: the mirror
+//!   against the newest snapshot), `archive`, and media-restore.
 
 pub mod access;
 pub mod app;

@@ -256,7 +256,7 @@ async fn replay<R: AsyncBufRead + Unpin>(
         for item in items.drain(..) {
             match item {
                 Item::Statement { sql, line } => {
-                    if !super::post::keep(selection, &sql, &mut stats.skipped_constraints) {
+                    if !super::select::keep(selection, &sql, &mut stats.skipped_constraints) {
                         continue;
                     }
                     stats.statements += batch.push(conn, sql, line, sql_err).await?;

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio_postgres::Client;
 
 use super::apply::{ApplyStats, Batch};
-use super::select::{TableSelection, Verdict, parallel_tables, split_foreign_key};
+use super::select::{parallel_tables, split_foreign_key};
 use crate::error::{Error, Result};
 
 /// A statement and the line it starts on.
@@ -108,21 +108,6 @@ fn brief(sql: &str) -> String {
 
 fn is_index_build(sql: &str) -> bool {
     sql.trim_start().get(..6).is_some_and(|w| w.eq_ignore_ascii_case("create"))
-}
-
-/// Whether to run `sql` under `--tables`: a foreign key to rows that were not restored is left
-/// out, and said in `skipped`.
-pub fn keep(selection: Option<&TableSelection>, sql: &str, skipped: &mut Vec<String>) -> bool {
-    match selection.map_or(Verdict::Keep, |s| s.judge(sql)) {
-        Verdict::SkipForeignKey { constraint, table, references } => {
-            tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
-            skipped.push(format!(
-                "{constraint} on {table}: references {references}, whose rows were not restored"
-            ));
-            false
-        }
-        _ => true,
-    }
 }
 
 /// What can start while the data still loads: the session settings at the head of `steps` and

@@ -554,7 +554,7 @@ async fn replay_all(
     if let Some(o) = after.iter().find(|o| o.kind == "post-data")
         && let Some((mut statements, lines)) = post_data_statements(app, planned, o).await?
     {
-        statements.retain(|(sql, _)| super::post::keep(selection, sql, &mut skipped));
+        statements.retain(|(sql, _)| super::select::keep(selection, sql, &mut skipped));
         steps = super::post::schedule(statements);
         post = Some((*o, lines));
     }

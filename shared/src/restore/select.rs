@@ -259,6 +259,21 @@ pub fn parse_qualified(name: &str) -> Option<(String, String)> {
     (end == tokens.len()).then_some((schema, table))
 }
 
+/// Whether to run `sql` under `--tables`: a foreign key to rows that were not restored is left
+/// out, and said in `skipped`.
+pub fn keep(selection: Option<&TableSelection>, sql: &str, skipped: &mut Vec<String>) -> bool {
+    match selection.map_or(Verdict::Keep, |s| s.judge(sql)) {
+        Verdict::SkipForeignKey { constraint, table, references } => {
+            tracing::warn!(%constraint, %table, %references, "foreign key left out: its rows were not restored");
+            skipped.push(format!(
+                "{constraint} on {table}: references {references}, whose rows were not restored"
+            ));
+            false
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
