@@ -713,6 +713,50 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A manifest of `env`/`db` naming `parts`, partial or not.
+    fn listed(key: &str, env: &str, db: &str, partial: bool, parts: &[&str]) -> Listed {
+        let objects: Vec<serde_json::Value> = parts
+            .iter()
+            .map(|k| serde_json::json!({"key": k, "kind": "data", "bytes": 1, "uncompressed_bytes": 1, "sha256": "", "parts": 1}))
+            .collect();
+        let manifest = serde_json::json!({
+            "format": 2, "database": db, "env": env, "run_id": "r", "tag": null,
+            "engine": {"name": "native", "version": "0"}, "compression": {"algorithm": "zstd", "level": 3},
+            "server_version": "15", "layout": "set", "objects": objects, "bytes": 1, "uncompressed_bytes": 1,
+            "started": "2026-12-01T00:00:00Z", "finished": "2026-12-01T00:00:01Z", "duration_ms": 1,
+            "schema_only": partial, "include_tables": [], "exclude_tables": [], "tables": []
+        });
+        Listed { manifest_key: key.into(), manifest: serde_json::from_value(manifest).unwrap() }
+    }
+
+    #[test]
+    fn groups_part_environments_databases_and_partial_dumps() {
+        let key = |env, db, partial| GroupKey::of(&listed("m", env, db, partial, &[]).manifest);
+        assert_ne!(key("production", "shop", false), key("staging", "shop", false));
+        assert_ne!(key("production", "shop", false), key("production", "shop", true));
+        assert_ne!(key("production", "shop", false), key("production", "blog", false));
+        assert_eq!(key("production", "shop", false), key("production", "shop", false));
+    }
+
+    #[test]
+    fn parts_go_only_with_a_manifest_whose_delete_succeeded() {
+        let a = listed("a.manifest.json", "p", "shop", false, &["a/1", "a/2"]);
+        let b = listed("b.manifest.json", "p", "shop", false, &["b/1"]);
+        let c = listed("c.manifest.json", "p", "shop", false, &["c/1", "c/gone"]);
+        let existing: BTreeMap<&str, u64> =
+            [("a/1", 1), ("a/2", 1), ("b/1", 1), ("c/1", 1)].into_iter().collect();
+        let cases: [(&[&str], &[&str]); 4] = [
+            (&[], &["a/1", "a/2", "b/1", "c/1"]),
+            (&["b.manifest.json"], &["a/1", "a/2", "c/1"]),
+            (&["a.manifest.json", "c.manifest.json"], &["b/1"]),
+            (&["a.manifest.json", "b.manifest.json", "c.manifest.json"], &[]),
+        ];
+        for (refused, want) in cases {
+            let refused: BTreeSet<String> = refused.iter().map(|k| k.to_string()).collect();
+            assert_eq!(parts_of_deleted(&[&a, &b, &c], &refused, &existing), want, "refused {refused:?}");
+        }
+    }
+
     #[test]
     fn options_resolve_over_the_environment_and_refuse_what_cannot_work() {
         let env = r#"{"policy": {"keep_daily": 7}, "timezone": "Europe/Paris", "history_days": 30}"#;
