@@ -42,6 +42,14 @@ pub const VARIABLES: &[Variable] = &[
         "Secrets Manager secret with the database credentials (RDS format).",
     ),
     var(
+        "BACKSTOP_DB_HOST",
+        DB_JOBS,
+        false,
+        "The database host when the secret holds none (an RDS-managed master secret).",
+    ),
+    var("BACKSTOP_DB_PORT", DB_JOBS, false, "The port when the secret holds none (default 5432)."),
+    var("BACKSTOP_DB_NAME", DB_JOBS, false, "The database when the secret names none."),
+    var(
         "BACKSTOP_DB_IAM_URL",
         DB_JOBS,
         false,
@@ -235,8 +243,9 @@ impl MediaConfig {
 /// Where the database credentials come from. `Debug` hides a URL's password.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DbConfig {
-    /// A Secrets Manager secret holding the RDS secret JSON.
-    Secret { secret_id: String },
+    /// A Secrets Manager secret holding the RDS secret JSON; `endpoint` fills in what the
+    /// secret lacks (an RDS-managed master secret holds only `username` and `password`).
+    Secret { secret_id: String, endpoint: SecretEndpoint },
     /// A `postgres://` URL (local runs). Kept whole; never logged.
     Url(String),
     /// `postgres://user@host:port/db` without a password: RDS IAM authentication, a token
@@ -246,10 +255,21 @@ pub enum DbConfig {
     Unset,
 }
 
+/// Where the database is when its secret does not say (`BACKSTOP_DB_HOST`, `…_PORT`,
+/// `…_NAME`; the Terraform module fills them in from the instance or cluster).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretEndpoint {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub dbname: Option<String>,
+}
+
 impl std::fmt::Debug for DbConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DbConfig::Secret { secret_id } => f.debug_struct("Secret").field("secret_id", secret_id).finish(),
+            DbConfig::Secret { secret_id, endpoint } => {
+                f.debug_struct("Secret").field("secret_id", secret_id).field("endpoint", endpoint).finish()
+            }
             DbConfig::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
             DbConfig::Iam(url) => f.debug_tuple("Iam").field(&redact_url(url)).finish(),
             DbConfig::Unset => f.write_str("Unset"),
@@ -452,7 +472,20 @@ impl Config {
                     "is set beside BACKSTOP_DB_SECRET_ID: use a secret (password) or IAM authentication, not both",
                 ));
             }
-            (Some(secret_id), None, _) => DbConfig::Secret { secret_id },
+            (Some(secret_id), None, _) => {
+                let port = match get("BACKSTOP_DB_PORT") {
+                    None => None,
+                    Some(p) => Some(p.trim().parse::<u16>().map_err(|_| {
+                        Error::config("BACKSTOP_DB_PORT", format!("{p:?} is not a port number"))
+                    })?),
+                };
+                let endpoint = SecretEndpoint {
+                    host: get("BACKSTOP_DB_HOST").filter(|h| !h.is_empty()),
+                    port,
+                    dbname: get("BACKSTOP_DB_NAME").filter(|d| !d.is_empty()),
+                };
+                DbConfig::Secret { secret_id, endpoint }
+            }
             (None, Some(url), _) => {
                 let creds = crate::secrets::DbCredentials::from_url(&url).map_err(|_| {
                     Error::config("BACKSTOP_DB_IAM_URL", "is not a postgres://user@host:port/db URL")
@@ -658,10 +691,38 @@ mod tests {
             ("BACKSTOP_S3_PART_SIZE_MB", "16"),
         ])
         .unwrap();
-        assert_eq!(c.db, DbConfig::Secret { secret_id: "prod/db".into() });
+        assert_eq!(c.db, DbConfig::Secret { secret_id: "prod/db".into(), endpoint: Default::default() });
         assert!(c.s3.force_path_style);
         assert_eq!(c.s3.request_checksum, RequestChecksum::WhenRequired);
         assert_eq!(c.s3.part_size, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_secrets_endpoint_comes_from_the_variables_and_a_bad_port_is_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let c = Config::from_lookup(
+            env(&[
+                ("BACKSTOP_BUCKET", "backups"),
+                ("BACKSTOP_DB_SECRET_ID", "rds!db-1"),
+                ("BACKSTOP_DB_HOST", "db.x"),
+                ("BACKSTOP_DB_PORT", "5433"),
+                ("BACKSTOP_DB_NAME", "shop"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let want =
+            SecretEndpoint { host: Some("db.x".into()), port: Some(5433), dbname: Some("shop".into()) };
+        assert_eq!(c.db, DbConfig::Secret { secret_id: "rds!db-1".into(), endpoint: want });
+        let err = Config::from_lookup(
+            env(&[("BACKSTOP_BUCKET", "backups"), ("BACKSTOP_DB_SECRET_ID", "s"), ("BACKSTOP_DB_PORT", "x")]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("BACKSTOP_DB_PORT"), "{err}");
     }
 
     #[rstest]

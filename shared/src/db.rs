@@ -41,6 +41,7 @@ enum Origin {
     Url(String),
     Secret {
         secret_id: String,
+        endpoint: crate::config::SecretEndpoint,
         source: Arc<dyn SecretSource>,
     },
     /// RDS IAM authentication: the URL's user and host, a fresh token per connection.
@@ -83,8 +84,8 @@ impl DbSource {
                 };
                 Origin::Iam { base: DbCredentials::from_url(url)?, auth }
             }
-            (DbConfig::Secret { secret_id }, Some(source)) => {
-                Origin::Secret { secret_id: secret_id.clone(), source }
+            (DbConfig::Secret { secret_id, endpoint }, Some(source)) => {
+                Origin::Secret { secret_id: secret_id.clone(), endpoint: endpoint.clone(), source }
             }
             (DbConfig::Secret { .. }, None) => {
                 return Err(Error::config("BACKSTOP_DB_SECRET_ID", "is set but no secret source was built"));
@@ -103,8 +104,8 @@ impl DbSource {
         }
         let creds = match &self.origin {
             Origin::Url(url) => DbCredentials::from_url(url)?,
-            Origin::Secret { secret_id, source } => {
-                DbCredentials::from_rds_secret(secret_id, &source.secret_string(secret_id).await?)?
+            Origin::Secret { secret_id, endpoint, source } => {
+                DbCredentials::from_rds_secret(secret_id, &source.secret_string(secret_id).await?, endpoint)?
             }
             Origin::Iam { base, auth } => {
                 let token = auth.token(&base.host, base.port, &base.user).await?;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, SdkError};
 use serde::Deserialize;
 
+use crate::config::SecretEndpoint;
 use crate::error::{Error, Result};
 
 /// Where to connect and as whom.
@@ -63,8 +64,10 @@ impl DbCredentials {
         })
     }
 
-    /// Parses the RDS secret JSON (`engine`, `host`, `port`, `username`, `password`, `dbname`).
-    pub fn from_rds_secret(secret_id: &str, json: &str) -> Result<Self> {
+    /// Parses the RDS secret JSON (`engine`, `host`, `port`, `username`, `password`, `dbname`);
+    /// what it lacks comes from `endpoint` (a secret RDS manages for the master user holds only
+    /// `username` and `password`).
+    pub fn from_rds_secret(secret_id: &str, json: &str, endpoint: &SecretEndpoint) -> Result<Self> {
         #[derive(Deserialize)]
         struct RdsSecret {
             engine: Option<String>,
@@ -91,7 +94,7 @@ impl DbCredentials {
         }
         let missing = |field: &str| bad(format!("field {field:?} is missing or empty"));
         let port = match s.port {
-            None => 5432,
+            None => endpoint.port.unwrap_or(5432),
             Some(serde_json::Value::Number(n)) => n
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
@@ -102,11 +105,13 @@ impl DbCredentials {
             Some(_) => return Err(bad("field \"port\" is not a port number".into())),
         };
         Ok(DbCredentials {
-            host: s.host.filter(|h| !h.is_empty()).ok_or_else(|| missing("host"))?,
+            host: s.host.filter(|h| !h.is_empty()).or_else(|| endpoint.host.clone()).ok_or_else(|| {
+                bad("field \"host\" is missing or empty, and BACKSTOP_DB_HOST is not set (a secret RDS manages holds only username and password)".into())
+            })?,
             port,
             user: s.username.filter(|u| !u.is_empty()).ok_or_else(|| missing("username"))?,
             password: Some(s.password.ok_or_else(|| missing("password"))?),
-            dbname: s.dbname.filter(|d| !d.is_empty()),
+            dbname: s.dbname.filter(|d| !d.is_empty()).or_else(|| endpoint.dbname.clone()),
         })
     }
 }
@@ -164,6 +169,7 @@ mod tests {
         let c = DbCredentials::from_rds_secret(
             "prod/db",
             r#"{"engine":"postgres","host":"db.x","port":5433,"username":"app","password":"hunter2","dbname":"shop"}"#,
+            &SecretEndpoint { host: Some("other".into()), port: Some(1), dbname: Some("other".into()) },
         )
         .unwrap();
         assert_eq!(
@@ -171,6 +177,26 @@ mod tests {
             ("db.x", 5433, "app", Some("shop"))
         );
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn an_rds_managed_secret_takes_its_endpoint_from_the_variables() {
+        // What RDS stores for manage_master_user_password: no host, port or dbname.
+        let json = r#"{"username":"postgres","password":"hunter2"}"#;
+        let endpoint = SecretEndpoint {
+            host: Some("db.abc.eu-central-1.rds.amazonaws.com".into()),
+            port: Some(5433),
+            dbname: None,
+        };
+        let c = DbCredentials::from_rds_secret("rds!db-1", json, &endpoint).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.user.as_str()),
+            ("db.abc.eu-central-1.rds.amazonaws.com", 5433, "postgres")
+        );
+        let err = DbCredentials::from_rds_secret("rds!db-1", json, &SecretEndpoint::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("BACKSTOP_DB_HOST") && !err.contains("hunter2"), "{err}");
     }
 
     #[rstest]
@@ -181,7 +207,9 @@ mod tests {
     #[case(r#"{"host":"h","username":"u","password":"hunter2","port":"x"}"#, "port")]
     #[case("hunter2", "JSON")]
     fn bad_secrets_name_the_secret_and_field_but_not_values(#[case] json: &str, #[case] expected: &str) {
-        let err = DbCredentials::from_rds_secret("prod/db", json).unwrap_err().to_string();
+        let err = DbCredentials::from_rds_secret("prod/db", json, &SecretEndpoint::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("prod/db") && err.contains(expected), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }

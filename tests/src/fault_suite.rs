@@ -233,7 +233,7 @@ pub async fn secrets_throttled(label: &str, throttled: usize) -> Trial {
         }
     })
     .await;
-    let app = through(&stack, DbConfig::Secret { secret_id }, &proxy);
+    let app = through(&stack, DbConfig::Secret { secret_id, endpoint: Default::default() }, &proxy);
     let record = run::execute::<DbBackup>(&app, &json!({}), None).await;
     let kind = if throttled == usize::MAX {
         "Secrets Manager: every read throttled"

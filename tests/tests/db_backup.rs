@@ -131,7 +131,7 @@ async fn credentials_come_from_secrets_manager_and_bad_secrets_fail_clearly() {
         .unwrap();
 
     // A good secret: the backup of the secret's database succeeds.
-    let app = stack.app(stack.config(DbConfig::Secret { secret_id: good }));
+    let app = stack.app(stack.config(DbConfig::Secret { secret_id: good, endpoint: Default::default() }));
     let record = run::execute::<DbBackup>(&app, &Value::Null, None).await;
     assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
     assert_eq!(record.outputs["databases"][0]["database"], db.name.as_str());
@@ -141,13 +141,27 @@ async fn credentials_come_from_secrets_manager_and_bad_secrets_fail_clearly() {
         (format!("backstop/test/{}-missing", db.name), "does not exist".to_owned()),
         (broken.clone(), "\"host\"".to_owned()),
     ] {
-        let app = stack.app(stack.config(DbConfig::Secret { secret_id: secret_id.clone() }));
+        let app = stack.app(
+            stack.config(DbConfig::Secret { secret_id: secret_id.clone(), endpoint: Default::default() }),
+        );
         let record = run::execute::<DbBackup>(&app, &Value::Null, None).await;
         assert_eq!(record.status, Status::Failed);
         let error = record.error.clone().unwrap();
         assert!(error.contains(&secret_id) && error.contains(&expected), "{error}");
         assert!(!serde_json::to_string(&record).unwrap().contains("s3cr3t"), "secret values never appear");
     }
+
+    // The shape RDS stores for manage_master_user_password (username and password only), with
+    // the endpoint from BACKSTOP_DB_HOST/PORT/NAME as the module sets them: the backup runs.
+    let endpoint = backstop_core::config::SecretEndpoint {
+        host: Some("127.0.0.1".into()),
+        port: Some(5432),
+        dbname: Some(db.name.clone()),
+    };
+    let app = stack.app(stack.config(DbConfig::Secret { secret_id: broken.clone(), endpoint }));
+    let record = run::execute::<DbBackup>(&app, &Value::Null, None).await;
+    assert_eq!(record.status, Status::Succeeded, "{:?}", record.error);
+    assert_eq!(record.outputs["databases"][0]["database"], db.name.as_str());
     let outcomes = stack.outcomes(3, Duration::from_secs(10)).await.unwrap();
     let failed: Vec<_> = outcomes.iter().filter(|o| o.attributes["status"]["Value"] == "failed").collect();
     assert_eq!(failed.len(), 2, "both failures were published");

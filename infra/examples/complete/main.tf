@@ -103,8 +103,14 @@ module "backstop" {
 
   db_secret_arn         = data.aws_db_instance.app.master_user_secret[0].secret_arn
   db_secret_kms_key_arn = data.aws_db_instance.app.master_user_secret[0].kms_key_id
-  db_sslmode            = "require"
-  databases             = [data.aws_db_instance.app.db_name]
+  # The RDS-managed secret holds only username and password: the endpoint comes from here.
+  db_endpoint = {
+    host = data.aws_db_instance.app.address
+    port = data.aws_db_instance.app.port
+    name = data.aws_db_instance.app.db_name
+  }
+  db_sslmode = "require"
+  databases  = [data.aws_db_instance.app.db_name]
   cleanup_rules = jsonencode([{
     table            = "notifications_notification"
     older_than       = "90d"

@@ -2,7 +2,7 @@
 # public endpoint and TLS), daily pruning; the module makes the bucket, key and topic.
 #
 #   scripts/package.sh
-#   terraform init && terraform apply -var db_secret_arn=arn:aws:secretsmanager:...
+#   terraform init && terraform apply -var db_secret_arn=arn:aws:secretsmanager:... -var db_host=….rds.amazonaws.com
 
 terraform {
   required_version = ">= 1.6"
@@ -21,11 +21,17 @@ variable "db_secret_arn" {
   type        = string
 }
 
+variable "db_host" {
+  description = "The database's address: a secret RDS manages (manage_master_user_password) holds no host."
+  type        = string
+}
+
 module "backstop" {
   source        = "../../modules/backstop"
   package_dir   = "${path.root}/../../../target/lambda"
   functions     = ["db-backup", "retention-prune"]
   db_secret_arn = var.db_secret_arn
+  db_endpoint   = { host = var.db_host, name = "app" }
   databases     = ["app"]
 }
 

@@ -55,6 +55,8 @@ locals {
   db_environment = merge(
     { BACKSTOP_DB_SSLMODE = var.db_sslmode },
     var.db_secret_arn == null ? {} : { BACKSTOP_DB_SECRET_ID = var.db_secret_arn },
+    var.db_endpoint == null ? {} : { BACKSTOP_DB_HOST = var.db_endpoint.host, BACKSTOP_DB_PORT = tostring(var.db_endpoint.port) },
+    try(var.db_endpoint.name, null) == null ? {} : { BACKSTOP_DB_NAME = var.db_endpoint.name },
     var.db_iam_auth == null ? {} : { BACKSTOP_DB_IAM_URL = var.db_iam_auth.url },
   )
   db_iam_user = var.db_iam_auth == null ? "none" : regex("^postgres(?:ql)?://([^@:/]+)@", var.db_iam_auth.url)[0]

@@ -103,6 +103,16 @@ variable "db_secret_arn" {
   default     = null
 }
 
+variable "db_endpoint" {
+  description = "BACKSTOP_DB_HOST, _PORT and _NAME: where the database is when the secret does not say. A secret RDS manages for the master user (manage_master_user_password) holds only username and password: pass the instance's address, port and db_name (or the cluster's endpoint) here."
+  type = object({
+    host = string
+    port = optional(number, 5432)
+    name = optional(string)
+  })
+  default = null
+}
+
 variable "db_iam_auth" {
   description = "RDS IAM database authentication instead of a secret: url (BACKSTOP_DB_IAM_URL, postgres://user@host:port/db, no password) and the instance's resource_id (DbiResourceId) for rds-db:connect. TLS is then required."
   type = object({
